@@ -1,0 +1,259 @@
+"""Load and validate model YAMLs, build detectors, and resolve ``--backbone``/``--neck`` to a shipped YAML.
+
+A model YAML has the engine's row format ``[from, repeats, module, args]`` in ``backbone`` and ``head``
+sections, with explicit channels (no width/depth multipliers). Nothing in it is executed: module names come
+from ``lwdet.modules.MODULES``, arguments must be literals, and activations come from an allow-list.
+"""
+
+from __future__ import annotations
+
+import logging
+from copy import deepcopy
+from pathlib import Path
+
+import torch
+import yaml
+from torch import nn
+from ultralytics.nn.tasks import DetectionModel
+from ultralytics.utils.torch_utils import initialize_weights
+
+from lwdet.backbones import BACKBONES, FAMILIES, suggest
+from lwdet.modules import MODULES, RowError
+
+LOGGER = logging.getLogger(__name__)
+
+MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "yaml"
+BASELINE = "yolov5n"
+NECKS = ("sppf", "aspp")
+ACTIVATIONS = {"SiLU": nn.SiLU, "ReLU": nn.ReLU, "ReLU6": nn.ReLU6, "Hardswish": nn.Hardswish, "LeakyReLU": nn.LeakyReLU}
+KEYS = {"nc", "activation", "backbone", "head", "backbone_weights"}
+ENGINE_KEYS = {"scale", "yaml_file", "channels"}  # added by the engine's loader and trainer; accepted, unused
+
+
+class ModelConfigError(ValueError):
+    """A model YAML that cannot be built; the message names the file, line and row."""
+
+
+def _row_lines(text: str) -> dict:
+    """Line numbers (1-based) of top-level keys and of each row of 'backbone' and 'head'."""
+    lines = {}
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return lines
+    if not isinstance(root, yaml.MappingNode):
+        return lines
+    for key, value in root.value:
+        lines[key.value] = key.start_mark.line + 1
+        if key.value in ("backbone", "head") and isinstance(value, yaml.SequenceNode):
+            for j, row in enumerate(value.value):
+                lines[(key.value, j)] = row.start_mark.line + 1
+    return lines
+
+
+def load_spec(path: str | Path) -> dict:
+    """Read and validate a model YAML; raise ModelConfigError naming file and line on any problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelConfigError(f"{path}: model YAML not found")
+    text = path.read_text(encoding="utf-8")
+    try:
+        spec = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise ModelConfigError(f"{where}: not valid YAML ({getattr(e, 'problem', e)})") from None
+    if not isinstance(spec, dict):
+        raise ModelConfigError(f"{path}: a model YAML must be a mapping with 'backbone' and 'head' sections")
+    spec["yaml_file"] = str(path)
+    validate_spec(spec, _row_lines(text))
+    return spec
+
+
+def _where(spec: dict, lines: dict, key) -> str:
+    file = spec.get("yaml_file", "<model dict>")
+    line = lines.get(key)
+    return f"{file}:{line}" if line else file
+
+
+def _check_literal(value, where: str):
+    """Arguments are data: numbers, booleans, null, short names and lists of these. Never code."""
+    if isinstance(value, list):
+        for v in value:
+            _check_literal(v, where)
+    elif isinstance(value, str):
+        if not value.replace("_", "").replace(".", "").isalnum():
+            raise ModelConfigError(f"{where}: argument {value!r} is not a plain name; YAML arguments are never evaluated")
+    elif not (value is None or isinstance(value, (int, float, bool))):
+        raise ModelConfigError(f"{where}: argument {value!r} of type {type(value).__name__} is not allowed")
+
+
+def validate_spec(spec: dict, lines: dict | None = None) -> None:
+    """Check keys, activation and row shapes (module names, literal args); channels are checked at build."""
+    lines = lines or {}
+    for key in spec:
+        if key not in KEYS | ENGINE_KEYS:
+            raise ModelConfigError(
+                f"{_where(spec, lines, key)}: unknown key '{key}'{suggest(key, KEYS)} Known: {', '.join(sorted(KEYS))}"
+            )
+    for key in ("nc", "backbone", "head"):
+        if key not in spec:
+            raise ModelConfigError(f"{_where(spec, lines, None)}: missing key '{key}'")
+    nc = spec["nc"]
+    if not isinstance(nc, int) or isinstance(nc, bool) or nc < 1:
+        raise ModelConfigError(f"{_where(spec, lines, 'nc')}: 'nc' must be a positive integer, got {nc!r}")
+    act = spec.get("activation")
+    if act is not None and act not in ACTIVATIONS:
+        raise ModelConfigError(
+            f"{_where(spec, lines, 'activation')}: activation {act!r} is not allowed{suggest(act, ACTIVATIONS)} "
+            f"Allowed: {', '.join(ACTIVATIONS)}"
+        )
+    i = 0
+    for section in ("backbone", "head"):
+        rows = spec[section]
+        if not isinstance(rows, list) or not rows:
+            raise ModelConfigError(f"{_where(spec, lines, section)}: '{section}' must be a non-empty list of rows")
+        for j, row in enumerate(rows):
+            where = f"{_where(spec, lines, (section, j))}: {section} row {j} (layer {i})"
+            if not isinstance(row, list) or len(row) != 4:
+                raise ModelConfigError(f"{where}: a row is [from, repeats, module, args], got {row!r}")
+            src, n, module, args = row
+            srcs = src if isinstance(src, list) else [src]
+            if not srcs or not all(isinstance(s, int) and not isinstance(s, bool) for s in srcs):
+                raise ModelConfigError(f"{where}: 'from' must be a layer index or a list of them, got {src!r}")
+            for s in srcs:
+                if not (-i <= s < i or (i == 0 and s == -1)):
+                    raise ModelConfigError(f"{where}: 'from' {s} does not name an earlier layer")
+            if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+                raise ModelConfigError(f"{where}: repeats must be a positive integer, got {n!r}")
+            if module not in MODULES:
+                raise ModelConfigError(
+                    f"{where}: module {module!r} is not known{suggest(module, MODULES)} Known: {', '.join(MODULES)}"
+                )
+            if isinstance(src, list) and not MODULES[module].multi_input:
+                raise ModelConfigError(f"{where}: {module} takes one input, got 'from' {src!r}")
+            if not isinstance(args, list):
+                raise ModelConfigError(f"{where}: args must be a list, got {args!r}")
+            _check_literal(args, where)
+            i += 1
+    if spec["head"][-1][2] != "Detect":
+        raise ModelConfigError(f"{_where(spec, lines, ('head', len(spec['head']) - 1))}: the last row must be Detect")
+
+
+def build_layers(spec: dict, ch: int = 3, lines: dict | None = None, verbose: bool = False):
+    """Build the layers of a validated spec. Returns (nn.Sequential, save list) as the engine's parse_model."""
+    lines = lines or {}
+    ctx = {"nc": spec["nc"], "backbone_weights": spec.get("backbone_weights")}
+    rows = [("backbone", j, r) for j, r in enumerate(spec["backbone"])] + [
+        ("head", j, r) for j, r in enumerate(spec["head"])
+    ]
+    layers, save, chans = [], [], []
+    if verbose:
+        LOGGER.info(f"\n{'':>3}{'from':>20}{'n':>3}{'params':>10}  {'module':<40}{'arguments':<30}")
+    for i, (section, j, (src, n, name, args)) in enumerate(rows):
+        c_in = [ch if s == -1 and i == 0 else chans[s] for s in src] if isinstance(src, list) else (
+            ch if i == 0 else chans[src]
+        )
+        definition = MODULES[name]
+        try:
+            if definition.repeats or n == 1:
+                built = definition.build(c_in, deepcopy(args), n, ctx)
+                module = built.module
+            else:  # repeat a same-width block n times
+                built = definition.build(c_in, deepcopy(args), 1, ctx)
+                if built.channels != c_in:
+                    raise RowError(f"repeats={n} needs equal input and output channels ({c_in} -> {built.channels})")
+                module = nn.Sequential(built.module, *(definition.build(c_in, deepcopy(args), 1, ctx).module
+                                                       for _ in range(n - 1)))
+        except (RowError, KeyError, FileNotFoundError, TypeError) as e:
+            msg = e.args[0] if e.args else str(e)
+            raise ModelConfigError(f"{_where(spec, lines, (section, j))}: {section} row {j} (layer {i}): {msg}") from None
+        except RuntimeError as e:  # e.g. a conv whose declared input channels cannot take the tensor
+            raise ModelConfigError(f"{_where(spec, lines, (section, j))}: {section} row {j} (layer {i}): {e}") from None
+        module.i, module.f, module.type = i, src, name
+        module.np = sum(p.numel() for p in module.parameters())
+        if verbose:
+            LOGGER.info(f"{i:>3}{src!s:>20}{n:>3}{module.np:10.0f}  {name:<40}{built.args!s:<30}")
+        save.extend(s % i for s in (src if isinstance(src, list) else [src]) if s != -1)
+        layers.append(module)
+        chans.append(built.channels)
+    return nn.Sequential(*layers), sorted(save)
+
+
+def _set_activation(module: nn.Module, act_cls) -> None:
+    """Replace every SiLU under ``module`` by ``act_cls()`` (the engine's Conv shares one SiLU instance)."""
+    for name, child in module.named_children():
+        if isinstance(child, nn.SiLU):
+            setattr(module, name, act_cls())
+        else:
+            _set_activation(child, act_cls)
+
+
+class LwdetModel(DetectionModel):
+    """The engine's DetectionModel built by lwdet's row parser (so lwdet modules declare their channels)."""
+
+    def __init__(self, cfg: str | Path | dict = MODEL_DIR / "yolov5n.yaml", ch: int = 3, nc=None, verbose=True):
+        nn.Module.__init__(self)  # DetectionModel.__init__ would run the engine's parse_model
+        if isinstance(cfg, dict):
+            spec, lines = deepcopy(cfg), {}
+            file = Path(spec.get("yaml_file", ""))
+            if file.is_file():  # the engine's loader drops positions; recover them when the file still matches
+                text = file.read_text(encoding="utf-8")
+                same = {k: v for k, v in (yaml.safe_load(text) or {}).items() if k in ("backbone", "head")}
+                lines = _row_lines(text) if same == {k: spec.get(k) for k in same} else {}
+            validate_spec(spec, lines)
+        else:
+            spec = load_spec(cfg)
+            lines = _row_lines(Path(cfg).read_text(encoding="utf-8"))
+        spec["channels"] = ch
+        if nc and nc != spec["nc"]:
+            LOGGER.info(f"Overriding model.yaml nc={spec['nc']} with nc={nc}")
+            spec["nc"] = nc
+        self.yaml = spec
+        self.model, self.save = build_layers(spec, ch, lines, verbose=verbose)
+        self.names = {i: f"{i}" for i in range(spec["nc"])}
+        self.inplace = True
+        head = [m for m in self.model if not _is_backbone(m)]
+        if spec.get("activation") not in (None, "SiLU"):
+            for m in head:
+                _set_activation(m, ACTIVATIONS[spec["activation"]])
+
+        # Strides from a dry run, as the engine's DetectionModel does.
+        detect = self.model[-1]
+        s = 256
+        self.model.eval()
+        detect.training = True
+        with torch.no_grad():
+            feats = self.forward(torch.zeros(1, ch, s, s))["feats"]
+        detect.stride = torch.tensor([s / x.shape[-2] for x in feats])
+        self.stride = detect.stride
+        self.model.train()
+        detect.bias_init()
+        for m in head:  # the backbone keeps its own library's initialisation
+            initialize_weights(m)
+        if verbose:
+            self.info()
+
+
+def _is_backbone(m: nn.Module) -> bool:
+    return getattr(m, "type", None) == "Backbone"
+
+
+def model_yaml(backbone: str = BASELINE, neck: str = "sppf") -> Path:
+    """Resolve a backbone name (family or full width) and neck to a shipped model YAML."""
+    if neck not in NECKS:
+        raise ValueError(f"neck '{neck}' is not known{suggest(neck, NECKS)} Known: {', '.join(NECKS)}")
+    name = FAMILIES.get(backbone, backbone)
+    if name != BASELINE and name not in BACKBONES:
+        choices = [BASELINE, *FAMILIES, *BACKBONES]
+        raise ValueError(f"backbone '{backbone}' is not known{suggest(backbone, choices)} Known: {', '.join(choices)}")
+    stem = BASELINE if name == BASELINE else f"{BASELINE}-{name}"
+    path = MODEL_DIR / f"{stem}{'-aspp' if neck == 'aspp' else ''}.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no shipped model YAML for backbone '{backbone}' with neck '{neck}'")
+    return path
+
+
+def shipped_yamls() -> list[Path]:
+    """Every model YAML shipped in models/yaml/."""
+    return sorted(MODEL_DIR.glob("*.yaml"))
