@@ -147,6 +147,8 @@ def build_layers(spec: dict, ch: int = 3, lines: dict | None = None, verbose: bo
     rows = [("backbone", j, r) for j, r in enumerate(spec["backbone"])] + [
         ("head", j, r) for j, r in enumerate(spec["head"])
     ]
+    if spec.get("backbone_weights") and not any(r[2] == "Backbone" for _, _, r in rows):
+        raise ModelConfigError(f"{_where(spec, lines, 'backbone_weights')}: backbone_weights given but no Backbone row")
     layers, save, chans = [], [], []
     if verbose:
         LOGGER.info(f"\n{'':>3}{'from':>20}{'n':>3}{'params':>10}  {'module':<40}{'arguments':<30}")

@@ -1,0 +1,146 @@
+"""Training: the engine's DetectionTrainer with lwdet models, F1, epoch time and TensorBoard logging.
+
+Every epoch the results CSV and TensorBoard get the same names for every backbone:
+``metrics/precision(B)``, ``metrics/recall(B)``, ``metrics/mAP50(B)``, ``metrics/mAP50-95(B)``,
+``metrics/F1(B)``, ``train/{box,cls,dfl}_loss``, ``val/{box,cls,dfl}_loss``, ``lr/pg{0,1,2}``, ``time/epoch_s``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+from ultralytics.models.yolo.detect import DetectionTrainer
+from ultralytics.utils import RANK
+
+from lwdet.models import LwdetModel, load_spec
+
+LOGGER = logging.getLogger(__name__)
+
+F1 = "metrics/F1(B)"
+EPOCH_TIME = "time/epoch_s"
+
+
+def mean_f1(validator) -> float:
+    """Mean over classes of per-class F1 at the engine's operating point (the confidence maximising mean F1).
+
+    That is the point where the engine reads its precision and recall, so F1, P and R describe the same detections.
+    """
+    f1 = np.asarray(validator.metrics.box.f1, dtype=float)
+    return float(f1.mean()) if f1.size else 0.0
+
+
+def with_f1(metrics: dict, validator) -> dict:
+    """Insert F1 right after mAP50-95 so the CSV reads P, R, mAP50, mAP50-95, F1."""
+    out = {}
+    for key, value in metrics.items():
+        out[key] = value
+        if key == "metrics/mAP50-95(B)":
+            out[F1] = mean_f1(validator)
+    out.setdefault(F1, mean_f1(validator))
+    return out
+
+
+class LwdetTrainer(DetectionTrainer):
+    """DetectionTrainer that builds LwdetModel and logs F1, epoch time and TensorBoard scalars.
+
+    Callbacks are registered here, not by the caller, so the engine's DDP workers (which re-create the trainer
+    from its class) log the same way.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._final_eval = False
+        self._tb = None
+        self.add_callback("on_fit_epoch_end", _tensorboard_epoch)
+        self.add_callback("on_train_end", _tensorboard_close)
+
+    def get_model(self, cfg=None, weights=None, verbose=True):
+        model = LwdetModel(cfg, nc=self.data["nc"], ch=self.data["channels"], verbose=verbose and RANK == -1)
+        model = self.set_model_names_for_load(model)
+        if weights:
+            model.load(weights)
+        return model
+
+    def validate(self):
+        metrics, fitness = super().validate()
+        if metrics is not None:
+            metrics = with_f1(metrics, self.validator)
+            metrics[EPOCH_TIME] = time.time() - self.epoch_time_start
+        return metrics, fitness
+
+    def final_eval(self):
+        self._final_eval = True  # best.pt's metrics are reported by train(), not logged as one more epoch
+        super().final_eval()
+        if self.metrics:
+            self.metrics = with_f1(self.metrics, self.validator)
+
+
+def _tensorboard_epoch(trainer: LwdetTrainer) -> None:
+    if trainer._final_eval or RANK not in (-1, 0):
+        return
+    if trainer._tb is None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        trainer._tb = SummaryWriter(str(trainer.save_dir))
+    scalars = {**trainer.label_loss_items(trainer.tloss, prefix="train"), **(trainer.metrics or {}), **trainer.lr}
+    for tag, value in scalars.items():
+        trainer._tb.add_scalar(tag, float(value), trainer.epoch + 1)
+    trainer._tb.flush()
+
+
+def _tensorboard_close(trainer: LwdetTrainer) -> None:
+    if trainer._tb is not None:
+        trainer._tb.close()
+        trainer._tb = None
+
+
+def new_run_dir(project: str | Path, name: str, explicit: bool) -> Path:
+    """Pick DIR/NAME for a new run; an explicit name that exists is an error, a default name gets -2, -3, ..."""
+    base = Path(project).resolve() / name
+    if not base.exists():
+        return base
+    if explicit:
+        raise FileExistsError(f"{base} already exists; pick another --name, or pass --resume to continue it")
+    k = 2
+    while (candidate := base.with_name(f"{name}-{k}")).exists():
+        k += 1
+    return candidate
+
+
+def train(model_yaml: str | Path, data_yaml: str | Path, run_dir: Path, *, resume: bool = False,
+          backbone_weights: str | Path | None = None, **overrides) -> dict:
+    """Train ``model_yaml`` on ``data_yaml`` into ``run_dir``; returns the final metrics of best.pt.
+
+    The run folder keeps what it was trained from: ``data.yaml`` (absolute paths, for the engine) and a copy of the
+    model YAML (plus ``backbone_weights`` when given). ``overrides`` are engine training arguments (epochs, imgsz,
+    batch, device, workers, seed, ...).
+    """
+    from lwdet.data import write_engine_yaml
+
+    run_dir = Path(run_dir)
+    if resume:
+        last = run_dir / "weights" / "last.pt"
+        if not last.is_file():
+            raise FileNotFoundError(f"cannot resume: {last} does not exist")
+        trainer = LwdetTrainer(overrides={"resume": str(last), **overrides})
+    else:
+        spec = load_spec(model_yaml)  # fail on a bad YAML before any dataset work
+        text = Path(model_yaml).read_text(encoding="utf-8")
+        if backbone_weights:
+            if not Path(backbone_weights).is_file():
+                raise FileNotFoundError(f"backbone weights not found: {backbone_weights}")
+            if "backbone_weights" in spec:
+                raise ValueError(f"{model_yaml} sets backbone_weights already; drop --backbone-weights or the key")
+            text += f"\nbackbone_weights: {Path(backbone_weights).resolve()}\n"
+        run_dir.mkdir(parents=True)
+        model_copy = run_dir / Path(model_yaml).name
+        model_copy.write_text(text, encoding="utf-8")
+        load_spec(model_copy)
+        engine_data = write_engine_yaml(data_yaml, run_dir / "data.yaml")
+        args = {"model": str(model_copy), "data": str(engine_data), "save_dir": str(run_dir)}
+        trainer = LwdetTrainer(overrides={**args, **overrides})
+    trainer.train()
+    return {k: float(v) for k, v in (trainer.metrics or {}).items()}

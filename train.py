@@ -1,0 +1,78 @@
+"""Train a YOLOv5n-style detector with a swapped backbone: python train.py --backbone ghostnet [--neck aspp]."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import lwdet  # noqa: F401  (sets the engine offline before it is imported)
+from lwdet.backbones import BACKBONES, FAMILIES
+from lwdet.data import DEFAULT_DATA
+from lwdet.models import BASELINE, NECKS, ModelConfigError, model_yaml
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument("--backbone", default="ghostnet",
+                    help=f"{BASELINE}, a family ({', '.join(FAMILIES)}) or a width ({', '.join(BACKBONES)})")
+    ap.add_argument("--neck", default="sppf", choices=NECKS, help="block at P5 feeding the PAN")
+    ap.add_argument("--model", type=Path, help="train this model YAML instead of --backbone/--neck")
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="data YAML (default: the embedded dataset)")
+    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--imgsz", type=int, default=320, help="square input size, a multiple of 32")
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--device", default="cpu", help="cpu, 0, 0,1 (several GPUs train with the engine's DDP)")
+    ap.add_argument("--workers", type=int, default=2, help="data loader workers")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--project", type=Path, default=None, help="runs folder (default: runs/<data name>)")
+    ap.add_argument("--name", default=None, help="run name (default: the model name; -2, -3, ... if taken)")
+    ap.add_argument("--resume", action="store_true", help="continue the run PROJECT/NAME from its last.pt")
+    ap.add_argument("--backbone-weights", type=Path, help="local file with the backbone's classifier weights")
+    ap.add_argument("--no-plots", action="store_true", help="skip the engine's plots (faster on a CPU)")
+    args = ap.parse_args(argv)
+    if args.epochs < 1:
+        ap.error(f"--epochs must be >= 1, got {args.epochs}")
+    if args.imgsz < 32 or args.imgsz % 32:
+        ap.error(f"--imgsz must be a positive multiple of 32 (the largest stride), got {args.imgsz}")
+    if args.batch < 1:
+        ap.error(f"--batch must be >= 1, got {args.batch}")
+    for flag in ("data", "model", "backbone_weights"):
+        path = getattr(args, flag)
+        if path is not None and not path.is_file():
+            ap.error(f"--{flag.replace('_', '-')}: file not found: {path}")
+    if args.resume and args.name is None:
+        ap.error("--resume needs --name (and --project if it was set) of the run to continue")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from lwdet.training import new_run_dir, train
+
+    try:
+        yaml_path = args.model or model_yaml(args.backbone, args.neck)
+        project = args.project or Path("runs") / args.data.stem
+        if args.resume:
+            run_dir = project.resolve() / args.name
+        else:
+            run_dir = new_run_dir(project, args.name or yaml_path.stem, explicit=args.name is not None)
+        overrides = dict(epochs=args.epochs, imgsz=args.imgsz, batch=args.batch, device=args.device,
+                         workers=args.workers, seed=args.seed, plots=not args.no_plots)
+        metrics = train(yaml_path, args.data, run_dir, resume=args.resume,
+                        backbone_weights=args.backbone_weights, **overrides)
+    except (ModelConfigError, ValueError, FileNotFoundError, FileExistsError, KeyError) as e:
+        print(f"error: {e.args[0] if e.args else e}", file=sys.stderr)
+        return 2
+    print(f"\nrun:         {run_dir}")
+    print(f"weights:     {run_dir / 'weights' / 'best.pt'}")
+    print(f"results CSV: {run_dir / 'results.csv'}")
+    print("best.pt:     " + "  ".join(f"{k.split('/')[-1]}={v:.4f}" for k, v in metrics.items() if "metrics/" in k))
+    print(f"TensorBoard: tensorboard --logdir {run_dir.parent}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
