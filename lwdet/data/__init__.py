@@ -1,0 +1,148 @@
+"""Datasets: the embedded default detection set and data-YAML handling.
+
+``DEFAULT_DATA`` is ``datasets/fmnist-det.yaml`` in the repository. Its
+``lwdet_synth:`` section tells :func:`ensure_dataset` how to generate the images
+(with :func:`lwdet.data.synth.build_detection_set`) the first time it is used.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .synth import build_detection_set
+
+__all__ = ["DEFAULT_DATA", "SYNTH_KEY", "ensure_dataset", "write_engine_yaml", "build_detection_set"]
+
+LOGGER = logging.getLogger(__name__)
+
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "datasets" / "fmnist-det.yaml"
+SYNTH_KEY = "lwdet_synth"
+_REQUIRED = ("train", "val", "names")
+
+
+def _load_yaml(data_yaml: Path) -> dict[str, Any]:
+    if not data_yaml.is_file():
+        raise FileNotFoundError(f"dataset YAML not found: {data_yaml}")
+    try:
+        data = yaml.safe_load(data_yaml.read_text())
+    except yaml.YAMLError as e:
+        raise ValueError(f"{data_yaml}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{data_yaml}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def _normalise_names(data_yaml: Path, names: Any) -> dict[int, str]:
+    if isinstance(names, (list, tuple)):
+        names = dict(enumerate(names))
+    if not isinstance(names, dict) or not names:
+        raise ValueError(f"{data_yaml}: key 'names' must be a non-empty list or {{id: name}} mapping")
+    try:
+        out = {int(k): str(v) for k, v in names.items()}
+    except (TypeError, ValueError):
+        raise ValueError(f"{data_yaml}: key 'names' must map integer ids to names") from None
+    if sorted(out) != list(range(len(out))):
+        raise ValueError(f"{data_yaml}: key 'names' ids must be 0..{len(out) - 1}, got {sorted(out)}")
+    return dict(sorted(out.items()))
+
+
+def _synth_kwargs(data_yaml: Path, synth: Any, names: dict[int, str]) -> dict[str, Any]:
+    if not isinstance(synth, dict):
+        raise ValueError(f"{data_yaml}: key '{SYNTH_KEY}' must be a mapping of build_detection_set arguments")
+    allowed = set(inspect.signature(build_detection_set).parameters) - {"out_dir"}
+    unknown = sorted(set(synth) - allowed)
+    if unknown:
+        raise ValueError(f"{data_yaml}: unknown key(s) in '{SYNTH_KEY}': {', '.join(map(str, unknown))} (allowed: {', '.join(sorted(allowed))})")
+    kwargs = dict(synth)
+    kwargs.setdefault("classes", list(names.values()))
+    if [str(c) for c in kwargs["classes"]] != list(names.values()):
+        raise ValueError(f"{data_yaml}: '{SYNTH_KEY}.classes' {list(kwargs['classes'])} must equal 'names' {list(names.values())} (same order)")
+    for key in ("n_train", "n_val"):
+        if key not in kwargs:
+            raise ValueError(f"{data_yaml}: missing key '{SYNTH_KEY}.{key}'")
+    return kwargs
+
+
+def _split_paths(root: Path, entry: Any) -> list[Path]:
+    entries = entry if isinstance(entry, (list, tuple)) else [entry]
+    return [p if p.is_absolute() else root / p for p in (Path(str(e)) for e in entries)]
+
+
+def ensure_dataset(data_yaml: str | os.PathLike) -> dict[str, Any]:
+    """Load a data YAML, generating its dataset first if it is a missing synthetic one.
+
+    Returns the YAML's dict with ``path`` absolute (relative ``path`` values are
+    resolved against the YAML's folder; no ``path`` means the YAML's folder) and
+    ``names`` as ``{id: name}``.
+
+    Raises FileNotFoundError if the YAML, the dataset folder or a train/val split
+    is missing, ValueError if a required key is missing or malformed.
+    """
+    data_yaml = Path(data_yaml).expanduser().absolute()
+    data = _load_yaml(data_yaml)
+    for key in _REQUIRED:
+        if data.get(key) in (None, "", [], {}):
+            raise ValueError(f"{data_yaml}: missing required key '{key}'")
+    data["names"] = _normalise_names(data_yaml, data["names"])
+
+    root = Path(os.path.expanduser(str(data.get("path") or data_yaml.parent)))
+    if not root.is_absolute():
+        root = data_yaml.parent / root
+    root = root.resolve()
+    data["path"] = str(root)
+
+    synth = data.get(SYNTH_KEY)
+    if synth is not None:
+        kwargs = _synth_kwargs(data_yaml, synth, data["names"])
+        if not root.exists():
+            LOGGER.info("dataset %s not found; generating it from %s", root, data_yaml.name)
+            try:
+                build_detection_set(root, **kwargs)
+            except FileExistsError:
+                if not root.is_dir():  # another process built it concurrently: fine
+                    raise
+    if not root.is_dir():
+        raise FileNotFoundError(f"{data_yaml}: dataset folder not found: {root}")
+    for key in ("train", "val"):
+        for p in _split_paths(root, data[key]):
+            if not p.exists():
+                raise FileNotFoundError(f"{data_yaml}: '{key}' not found: {p}")
+    return data
+
+
+def write_engine_yaml(data_yaml: str | os.PathLike, out_path: str | os.PathLike) -> Path:
+    """Write the data YAML for the engine (ultralytics) to ``out_path``.
+
+    The copy has an absolute ``path`` (ultralytics would resolve a relative one
+    against its own settings folder) and no ``lwdet_synth`` section. The dataset
+    is generated first if needed. Refuses to write inside the dataset folder.
+    """
+    data = ensure_dataset(data_yaml)
+    data.pop(SYNTH_KEY, None)
+    out_path = Path(out_path).expanduser().absolute()
+    root = Path(data["path"])
+    if out_path.resolve().is_relative_to(root):
+        raise ValueError(f"refusing to write the engine YAML inside the dataset folder {root}: {out_path}")
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    text = f"# Engine copy of {Path(data_yaml).absolute()} written by lwdet; do not edit.\n" + yaml.safe_dump(
+        data, sort_keys=False, allow_unicode=True
+    )
+    fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", dir=out_path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, out_path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return out_path

@@ -1,0 +1,145 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from lwdet.models import MODEL_DIR, LwdetModel, ModelConfigError, load_spec, model_yaml, shipped_yamls
+from lwdet.necks import ASPP
+
+ROOT = Path(__file__).resolve().parents[1]
+GHOST = MODEL_DIR / "yolov5n-ghostnet_100.yaml"
+
+
+@pytest.mark.parametrize("path", shipped_yamls(), ids=lambda p: p.stem)
+def test_every_shipped_yaml_builds_and_runs(path):
+    model = LwdetModel(path, nc=3, verbose=False)
+    assert model.stride.tolist() == [8.0, 16.0, 32.0]
+    model.eval()
+    with torch.no_grad():
+        y = model(torch.zeros(1, 3, 64, 64))[0]
+    assert y.shape == (1, 4 + 3, 8 * 8 + 4 * 4 + 2 * 2)
+    assert torch.isfinite(y).all()
+
+
+def test_shipped_yamls_cover_every_backbone_with_and_without_aspp():
+    from lwdet.backbones import BACKBONES
+
+    names = {p.stem for p in shipped_yamls()}
+    for b in ["yolov5n", *(f"yolov5n-{n}" for n in BACKBONES)]:
+        assert {b, f"{b}-aspp"} <= names
+
+
+def test_shipped_yamls_are_up_to_date_with_the_generator():
+    r = subprocess.run([sys.executable, str(ROOT / "tools" / "gen_model_yamls.py"), "--check"], capture_output=True)
+    assert r.returncode == 0, r.stdout.decode()
+
+
+def test_baseline_is_the_engines_yolov5n():
+    from ultralytics.nn.tasks import DetectionModel
+
+    ours = LwdetModel(MODEL_DIR / "yolov5n.yaml", nc=80, verbose=False).eval()
+    engine = DetectionModel("yolov5n.yaml", nc=80, verbose=False).eval()
+    ours.load_state_dict(engine.state_dict())  # same names and shapes, strict
+    x = torch.rand(1, 3, 96, 96)
+    with torch.no_grad():
+        assert torch.equal(ours(x)[0], engine(x)[0])
+
+
+@pytest.mark.parametrize(
+    "backbone, neck, stem",
+    [
+        ("yolov5n", "sppf", "yolov5n"),
+        ("yolov5n", "aspp", "yolov5n-aspp"),
+        ("ghostnet", "sppf", "yolov5n-ghostnet_100"),
+        ("mobilenetv3_small", "aspp", "yolov5n-mobilenetv3_small_100-aspp"),
+        ("shufflenetv2_050", "sppf", "yolov5n-shufflenetv2_050"),
+        ("ghostnet_130", "aspp", "yolov5n-ghostnet_130-aspp"),
+    ],
+)
+def test_backbone_and_neck_resolve_to_shipped_yaml(backbone, neck, stem):
+    assert model_yaml(backbone, neck) == MODEL_DIR / f"{stem}.yaml"
+
+
+def test_unknown_backbone_or_neck_names_the_choices():
+    with pytest.raises(ValueError, match="did you mean 'shufflenetv2'"):
+        model_yaml("shufflenet_v2")
+    with pytest.raises(ValueError, match="neck 'asp' is not known; did you mean 'aspp'"):
+        model_yaml("ghostnet", "asp")
+
+
+def _edited(tmp_path, old, new, src=GHOST):
+    text = src.read_text()
+    assert old in text
+    path = tmp_path / "bad.yaml"
+    path.write_text(text.replace(old, new, 1))
+    return path
+
+
+@pytest.mark.parametrize(
+    "old, new, message",
+    [
+        ("Backbone, [ghostnet_100]", "Backbone, [ghostnet100]",
+         r"bad.yaml:6: backbone row 0 \(layer 0\): backbone 'ghostnet100' is not known; did you mean 'ghostnet_100'"),
+        ("Index, [80, 1]", "Index, [96, 1]",
+         r"bad.yaml:8: backbone row 2 \(layer 2\): declares 96 channels but the source's output 1 has 80"),
+        ("1, C3, [64, False]", "1, C3x, [64, False]",
+         r"bad.yaml:\d+: head row 7 \(layer 12\): module 'C3x' is not known; did you mean 'C3'"),
+        ("nc: 80", "nc: 80\nactivaton: ReLU", r"bad.yaml:4: unknown key 'activaton'; did you mean 'activation'"),
+        ("nc: 80", "nc: 80\nactivation: __import__('os').system('true')", r"bad.yaml:4: activation .* is not allowed"),
+        ("SPPF, [256, 5]", "SPPF, [\"__import__('os')\", 5]", r"bad.yaml:10: .* is not a plain name; .*never evaluated"),
+        ("[[-1, 2], 1, Concat", "[[-1, 30], 1, Concat", r"head row 2 \(layer 7\): 'from' 30 does not name an earlier"),
+    ],
+)
+def test_validation_errors_name_file_line_and_row(tmp_path, old, new, message):
+    path = _edited(tmp_path, old, new)
+    with pytest.raises(ModelConfigError, match=message):
+        LwdetModel(path, verbose=False)
+
+
+def test_width_mistake_in_a_later_row_fails_at_build(tmp_path):
+    # SPPF takes P5 (160 ch); a neck row that would need other input widths than it gets must not build silently.
+    path = _edited(tmp_path, "[[12, 15, 18], 1, Detect, [nc]]", "[[12, 15, 18], 1, Detect, [nc]]")
+    assert LwdetModel(path, verbose=False)
+    path = _edited(tmp_path, "  - [-1, 1, Conv, [128, 1, 1]] # 5", "  - [-1, 1, Conv, [128, 1, 1]] # 5\n  - [-1, 1, Index, [128, 0]]")
+    with pytest.raises(ModelConfigError, match=r"head row 1 \(layer 6\): Index must read a multi-output layer"):
+        LwdetModel(path, verbose=False)
+
+
+def test_activation_key_swaps_the_neck_and_head_activation(tmp_path):
+    path = _edited(tmp_path, "nc: 80", "nc: 80\nactivation: ReLU")
+    model = LwdetModel(path, verbose=False)
+    head = [m for m in model.model if m.type != "Backbone"]
+    assert not any(isinstance(x, nn.SiLU) for m in head for x in m.modules())
+    assert any(isinstance(x, nn.ReLU) for m in head for x in m.modules())
+
+
+def test_engine_api_builds_lwdet_yamls():
+    from lwdet import YOLO
+
+    model = YOLO(str(GHOST))
+    assert isinstance(model.model, LwdetModel)
+    assert model.task == "detect"
+    assert model.model.model[0].type == "Backbone"
+
+
+def test_engine_api_reports_yaml_errors_with_lines(tmp_path):
+    from lwdet import YOLO
+
+    path = _edited(tmp_path, "Index, [40, 0]", "Index, [41, 0]")
+    with pytest.raises(ModelConfigError, match=r"bad.yaml:7: backbone row 1"):
+        YOLO(str(path))
+
+
+def test_load_spec_refuses_a_missing_file(tmp_path):
+    with pytest.raises(ModelConfigError, match="model YAML not found"):
+        load_spec(tmp_path / "none.yaml")
+
+
+def test_aspp_shapes_and_batch_of_one_in_training():
+    aspp = ASPP(160, 256, rates=(1, 2, 3)).train()
+    y = aspp(torch.rand(1, 160, 5, 7))
+    assert y.shape == (1, 256, 5, 7)
+    y.sum().backward()
