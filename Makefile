@@ -1,0 +1,25 @@
+# Two commands do all set-up: `make demo` (train on the embedded dataset) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.lwdet-installed
+
+.PHONY: demo test venv clean-demo
+
+venv: $(STAMP)
+
+# constraints.txt pins every transitive version that was tested (torch 2.14.1 / torchvision 0.29.1 on x86-64).
+$(STAMP): setup.cfg pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade "pip>=24"
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
+	touch $@
+
+demo: $(STAMP)
+	$(PY) train.py --backbone ghostnet --epochs 10 --imgsz 160 --project runs/demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+clean-demo:
+	rm -rf runs/demo
