@@ -127,7 +127,8 @@ def train(model_yaml: str | Path, data_yaml: str | Path, run_dir: Path, *, resum
             raise FileNotFoundError(f"cannot resume: {last} does not exist")
         trainer = LwdetTrainer(overrides={"resume": str(last), **overrides})
     else:
-        spec = load_spec(model_yaml)  # fail on a bad YAML before any dataset work
+        spec = load_spec(model_yaml)
+        LwdetModel(model_yaml, verbose=False)  # a width mistake fails here, before the run folder exists
         text = Path(model_yaml).read_text(encoding="utf-8")
         if backbone_weights:
             if not Path(backbone_weights).is_file():

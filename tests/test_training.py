@@ -1,0 +1,95 @@
+import csv
+import hashlib
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TAGS = ["metrics/mAP50(B)", "metrics/mAP50-95(B)", "metrics/precision(B)", "metrics/recall(B)", "metrics/F1(B)",
+        "train/box_loss", "train/cls_loss", "train/dfl_loss", "val/box_loss", "val/cls_loss", "val/dfl_loss",
+        "lr/pg0", "time/epoch_s"]
+
+
+def run_train(*args):
+    return subprocess.run([sys.executable, str(ROOT / "train.py"), *map(str, args)], capture_output=True, text=True,
+                          cwd=ROOT, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    project = tmp_path_factory.mktemp("runs")
+    r = run_train("--backbone", "ghostnet", "--epochs", 1, "--imgsz", 64, "--batch", 32, "--no-plots",
+                  "--project", project, "--name", "g")
+    assert r.returncode == 0, r.stderr[-3000:]
+    return project / "g", r
+
+
+def test_run_folder_holds_weights_csv_events_and_its_inputs(run):
+    run_dir, r = run
+    for name in ("weights/best.pt", "weights/last.pt", "results.csv", "data.yaml", "yolov5n-ghostnet_100.yaml"):
+        assert (run_dir / name).is_file(), name
+    assert list(run_dir.glob("events.out.tfevents.*"))
+    assert f"tensorboard --logdir {run_dir.parent}" in r.stdout
+
+
+def test_csv_has_every_metric_finite(run):
+    run_dir, _ = run
+    rows = list(csv.DictReader((run_dir / "results.csv").open()))
+    assert len(rows) == 1
+    for tag in TAGS:
+        value = float(rows[0][tag])
+        assert math.isfinite(value), tag
+    p, r, f1 = (float(rows[0][f"metrics/{k}(B)"]) for k in ("precision", "recall", "F1"))
+    assert 0.0 <= f1 <= 1.0 and 0.0 <= p <= 1.0 and 0.0 <= r <= 1.0
+
+
+def test_tensorboard_has_the_same_tags_with_finite_values(run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run_dir, _ = run
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    for tag in TAGS:
+        values = [e.value for e in events.Scalars(tag)]
+        assert [e.step for e in events.Scalars(tag)] == [1], tag
+        assert all(math.isfinite(v) for v in values), tag
+
+
+def test_existing_run_is_never_overwritten(run):
+    run_dir, _ = run
+    before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in run_dir.rglob("*") if p.is_file()}
+    r = run_train("--backbone", "ghostnet", "--epochs", 1, "--imgsz", 64, "--project", run_dir.parent, "--name", "g")
+    assert r.returncode == 2
+    assert "already exists" in r.stderr and str(run_dir) in r.stderr
+    after = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in run_dir.rglob("*") if p.is_file()}
+    assert before == after
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--imgsz", "100"], "--imgsz must be a positive multiple of 32"),
+        (["--epochs", "0"], "--epochs must be >= 1"),
+        (["--backbone", "ghostnet_10O"], "backbone 'ghostnet_10O' is not known; did you mean"),
+        (["--data", "nope.yaml"], "--data: file not found: nope.yaml"),
+        (["--backbone-weights", "nope.pth"], "--backbone-weights: file not found: nope.pth"),
+        (["--neck", "fpn"], "invalid choice: 'fpn'"),
+    ],
+)
+def test_bad_arguments_exit_2_with_one_clear_line(tmp_path, args, message):
+    r = run_train(*args, "--project", tmp_path)
+    assert r.returncode == 2
+    assert message in r.stderr
+    assert not any(tmp_path.iterdir())  # nothing written
+
+
+def test_bad_model_yaml_exits_2_naming_file_and_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((ROOT / "models/yaml/yolov5n-mnasnet_100.yaml").read_text().replace("Index, [40, 0]", "Index, [48, 0]"))
+    r = run_train("--model", bad, "--project", tmp_path / "runs")
+    assert r.returncode == 2
+    assert f"{bad}:7: backbone row 1 (layer 1): declares 48 channels" in r.stderr
+    assert not (tmp_path / "runs").exists()
