@@ -60,7 +60,12 @@ def main(argv=None) -> int:
         else:
             run_dir = new_run_dir(project, args.name or yaml_path.stem, explicit=args.name is not None)
         overrides = dict(epochs=args.epochs, imgsz=args.imgsz, batch=args.batch, device=args.device,
-                         workers=args.workers, seed=args.seed, plots=not args.no_plots)
+                         workers=args.workers, seed=args.seed)
+        if args.resume:  # the run's own settings hold; pass on only what this command line changed
+            defaults = vars(parse_args([]))
+            overrides = {k: v for k, v in overrides.items() if v != defaults[k]}
+        if args.no_plots:
+            overrides["plots"] = False
         metrics = train(yaml_path, args.data, run_dir, resume=args.resume,
                         backbone_weights=args.backbone_weights, **overrides)
     except (ModelConfigError, ValueError, FileNotFoundError, FileExistsError, KeyError) as e:

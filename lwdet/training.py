@@ -125,7 +125,7 @@ def train(model_yaml: str | Path, data_yaml: str | Path, run_dir: Path, *, resum
         last = run_dir / "weights" / "last.pt"
         if not last.is_file():
             raise FileNotFoundError(f"cannot resume: {last} does not exist")
-        trainer = LwdetTrainer(overrides={"resume": str(last), **overrides})
+        trainer = LwdetTrainer(overrides={"resume": str(last), "save_dir": str(run_dir), **overrides})
     else:
         spec = load_spec(model_yaml)
         LwdetModel(model_yaml, verbose=False)  # a width mistake fails here, before the run folder exists
@@ -143,5 +143,10 @@ def train(model_yaml: str | Path, data_yaml: str | Path, run_dir: Path, *, resum
         engine_data = write_engine_yaml(data_yaml, run_dir / "data.yaml")
         args = {"model": str(model_copy), "data": str(engine_data), "save_dir": str(run_dir)}
         trainer = LwdetTrainer(overrides={**args, **overrides})
-    trainer.train()
+    try:
+        trainer.train()
+    except AssertionError as e:  # the engine asserts on a resume of a finished run
+        if resume and "nothing to resume" in str(e):
+            raise ValueError(f"{run_dir} finished its epochs already; nothing to resume") from None
+        raise
     return {k: float(v) for k, v in (trainer.metrics or {}).items()}

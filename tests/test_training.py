@@ -93,3 +93,34 @@ def test_bad_model_yaml_exits_2_naming_file_and_line(tmp_path):
     assert r.returncode == 2
     assert f"{bad}:7: backbone row 1 (layer 1): declares 48 channels" in r.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_resume_of_a_finished_run_is_a_clear_error(run):
+    run_dir, _ = run
+    r = run_train("--project", run_dir.parent, "--name", "g", "--resume")
+    assert r.returncode == 2
+    assert "finished its epochs already; nothing to resume" in r.stderr
+
+
+def test_killed_run_resumes_in_place_with_its_own_settings(tmp_path):
+    import signal
+    import time
+
+    cmd = [sys.executable, str(ROOT / "train.py"), "--backbone", "shufflenetv2_050", "--epochs", "3", "--imgsz", "64",
+           "--batch", "32", "--no-plots", "--project", str(tmp_path), "--name", "r"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    csv_path, last = tmp_path / "r" / "results.csv", tmp_path / "r" / "weights" / "last.pt"
+    deadline = time.time() + 300
+    while not last.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)  # let the first save finish
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = len(list(csv.DictReader(csv_path.open())))
+    assert done < 3, "the run finished before it could be killed"
+    r = run_train("--project", tmp_path, "--name", "r", "--resume")
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = list(csv.DictReader(csv_path.open()))
+    assert [int(row["epoch"]) for row in rows][-1] == 3
+    assert "imgsz=64" in (tmp_path / "r" / "args.yaml").read_text().replace(": ", "=")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]  # resumed in place, no new run folder
