@@ -31,6 +31,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--resume", action="store_true", help="continue the run PROJECT/NAME from its last.pt")
     ap.add_argument("--backbone-weights", type=Path, help="local file with the backbone's classifier weights")
     ap.add_argument("--no-plots", action="store_true", help="skip the engine's plots (faster on a CPU)")
+    ap.add_argument("--skip-bad", action="store_true", help="train on the images without errors (default: stop)")
     args = ap.parse_args(argv)
     if args.epochs < 1:
         ap.error(f"--epochs must be >= 1, got {args.epochs}")
@@ -50,7 +51,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from lwdet.training import new_run_dir, train
+    from lwdet.data.check import format_report
+    from lwdet.training import DataCheckError, new_run_dir, train
 
     try:
         yaml_path = args.model or model_yaml(args.backbone, args.neck)
@@ -66,8 +68,12 @@ def main(argv=None) -> int:
             overrides = {k: v for k, v in overrides.items() if v != defaults[k]}
         if args.no_plots:
             overrides["plots"] = False
-        metrics = train(yaml_path, args.data, run_dir, resume=args.resume,
+        metrics = train(yaml_path, args.data, run_dir, resume=args.resume, skip_bad=args.skip_bad,
                         backbone_weights=args.backbone_weights, **overrides)
+    except DataCheckError as e:
+        print(format_report(e.report), file=sys.stderr)
+        print(f"error: {e}; fix them, or pass --skip-bad to train without those images", file=sys.stderr)
+        return 2
     except (ModelConfigError, ValueError, FileNotFoundError, FileExistsError, KeyError) as e:
         print(f"error: {e.args[0] if e.args else e}", file=sys.stderr)
         return 2

@@ -110,15 +110,29 @@ def new_run_dir(project: str | Path, name: str, explicit: bool) -> Path:
     return candidate
 
 
+class DataCheckError(ValueError):
+    """The dataset has errors; ``report`` holds them (lwdet.data.check.Report)."""
+
+    def __init__(self, message: str, report):
+        super().__init__(message)
+        self.report = report
+
+
+def _n_bad(report) -> int:
+    return len({i.image for i in report.errors if i.image})
+
+
 def train(model_yaml: str | Path, data_yaml: str | Path, run_dir: Path, *, resume: bool = False,
-          backbone_weights: str | Path | None = None, **overrides) -> dict:
+          backbone_weights: str | Path | None = None, skip_bad: bool = False, **overrides) -> dict:
     """Train ``model_yaml`` on ``data_yaml`` into ``run_dir``; returns the final metrics of best.pt.
 
     The run folder keeps what it was trained from: ``data.yaml`` (absolute paths, for the engine) and a copy of the
     model YAML (plus ``backbone_weights`` when given). ``overrides`` are engine training arguments (epochs, imgsz,
-    batch, device, workers, seed, ...).
+    batch, device, workers, seed, ...). The dataset is checked first (``lwdet.data.check``): errors stop training
+    with a DataCheckError unless ``skip_bad``, which trains on the images without errors. No user file is changed.
     """
-    from lwdet.data import write_engine_yaml
+    from lwdet.data import ensure_dataset, write_engine_yaml
+    from lwdet.data.check import check_dataset, write_good_yaml
 
     run_dir = Path(run_dir)
     if resume:
@@ -136,11 +150,18 @@ def train(model_yaml: str | Path, data_yaml: str | Path, run_dir: Path, *, resum
             if "backbone_weights" in spec:
                 raise ValueError(f"{model_yaml} sets backbone_weights already; drop --backbone-weights or the key")
             text += f"\nbackbone_weights: {Path(backbone_weights).resolve()}\n"
+        ensure_dataset(data_yaml)  # builds the embedded dataset on first use
+        report = check_dataset(data_yaml)
+        if report.errors and not skip_bad:
+            raise DataCheckError(f"{data_yaml}: {len(report.errors)} errors in the dataset (see report)", report)
         run_dir.mkdir(parents=True)
         model_copy = run_dir / Path(model_yaml).name
         model_copy.write_text(text, encoding="utf-8")
         load_spec(model_copy)
         engine_data = write_engine_yaml(data_yaml, run_dir / "data.yaml")
+        if report.errors:
+            engine_data = write_good_yaml(report, run_dir / "data-good")
+            LOGGER.warning("--skip-bad: training without %d images that have errors", _n_bad(report))
         args = {"model": str(model_copy), "data": str(engine_data), "save_dir": str(run_dir)}
         trainer = LwdetTrainer(overrides={**args, **overrides})
     try:

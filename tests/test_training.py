@@ -124,3 +124,42 @@ def test_killed_run_resumes_in_place_with_its_own_settings(tmp_path):
     assert [int(row["epoch"]) for row in rows][-1] == 3
     assert "imgsz=64" in (tmp_path / "r" / "args.yaml").read_text().replace(": ", "=")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]  # resumed in place, no new run folder
+
+
+@pytest.fixture
+def bad_dataset(tmp_path):
+    """16 train / 8 val images of the embedded set, one train label with class 99."""
+    import shutil
+
+    from lwdet.data import DEFAULT_DATA, ensure_dataset
+
+    src = Path(ensure_dataset(DEFAULT_DATA)["path"])
+    root = tmp_path / "bad"
+    for split, n in (("train", 16), ("val", 8)):
+        for sub in ("images", "labels"):
+            (root / sub / split).mkdir(parents=True)
+        for img in sorted((src / "images" / split).glob("*.jpg"))[:n]:
+            shutil.copy(img, root / "images" / split / img.name)
+            shutil.copy(src / "labels" / split / f"{img.stem}.txt", root / "labels" / split / f"{img.stem}.txt")
+    bad = sorted((root / "labels" / "train").glob("*.txt"))[0]
+    bad.write_text("99 0.5 0.5 0.2 0.2\n" + bad.read_text())
+    (root / "data.yaml").write_text("path: .\ntrain: images/train\nval: images/val\nnames: [a, b, c, d, e]\n")
+    return root, bad
+
+
+def test_dataset_errors_stop_training_unless_skip_bad(tmp_path, bad_dataset):
+    root, bad = bad_dataset
+    before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in root.rglob("*") if p.is_file()}
+    common = ["--backbone", "shufflenetv2_050", "--data", root / "data.yaml", "--epochs", 1, "--imgsz", 64,
+              "--no-plots", "--project", tmp_path / "runs"]
+    r = run_train(*common, "--name", "a")
+    assert r.returncode == 2
+    assert f"labels/train/{bad.name}:1: class 99 is not in names" in r.stderr
+    assert "--skip-bad" in r.stderr
+    assert not (tmp_path / "runs").exists()
+    r = run_train(*common, "--name", "b", "--skip-bad")
+    assert r.returncode == 0, r.stderr[-2000:]
+    good = (tmp_path / "runs" / "b" / "data-good" / "train.txt").read_text().split()
+    assert len(good) == 15 and not any(bad.stem in g for g in good)
+    after = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in root.rglob("*") if p.is_file()}
+    assert {p: h for p, h in after.items() if p.suffix != ".cache"} == before  # the engine's label cache aside
