@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Torch-free venv for lwdet's edge runtime (lwdet/edge, bench_edge.py, detect.py) on a Raspberry Pi 4/5.
+#
+#   bash deploy/raspberry-pi/setup.sh            # venv in deploy/raspberry-pi/.venv
+#   bash deploy/raspberry-pi/setup.sh ~/lwdet-venv
+#   PYTHON=python3.13 bash deploy/raspberry-pi/setup.sh
+#
+# Needs 64-bit Raspberry Pi OS (aarch64) with Python >= 3.11 (Bookworm: 3.11, Trixie: 3.13) and python3-venv.
+# Installs exactly three pinned wheels and nothing else (--no-deps: ncnn's own requirements tqdm, requests and
+# portalocker serve only its model zoo, which lwdet does not use). Each pin has manylinux aarch64 wheels for
+# CPython 3.11 and 3.13 (ncnn and numpy: manylinux_2_28, glibc >= 2.28; opencv: manylinux2014), checked with
+#   pip download --no-deps --only-binary=:all: --python-version 3.11 --platform manylinux_2_28_aarch64 \
+#       --platform manylinux2014_aarch64 ncnn==1.0.20261020 numpy==2.4.6 opencv-python-headless==5.0.0.93
+# ncnn is the version the exports are made and checked with (setup.cfg's export extra).
+set -euo pipefail
+
+NCNN_VERSION=1.0.20261020
+NUMPY_VERSION=2.4.6
+OPENCV_VERSION=5.0.0.93  # headless: no GUI libraries to pull in; detect.py saves images/videos instead of showing
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+VENV="${1:-$HERE/.venv}"
+PYTHON="${PYTHON:-python3}"
+
+die() { echo "setup.sh: error: $*" >&2; exit 2; }
+
+command -v "$PYTHON" >/dev/null || die "$PYTHON not found (set PYTHON=/path/to/python3)"
+"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+    || die "$("$PYTHON" -V 2>&1) is too old: numpy $NUMPY_VERSION needs Python >= 3.11 (Raspberry Pi OS Bookworm or later)"
+arch="$(uname -m)"
+if [[ "$arch" != "aarch64" ]]; then
+    [[ "$arch" == armv7l || "$arch" == armv6l ]] && die "32-bit OS ($arch): ncnn/numpy publish no wheels for it; install 64-bit Raspberry Pi OS"
+    echo "setup.sh: warning: $arch is not a Raspberry Pi (aarch64); installing the same pins for a dry run" >&2
+fi
+"$PYTHON" -m venv "$VENV" || die "could not create $VENV (sudo apt install python3-venv)"
+"$VENV/bin/python" -m pip install --no-deps --only-binary=:all: \
+    "ncnn==$NCNN_VERSION" "numpy==$NUMPY_VERSION" "opencv-python-headless==$OPENCV_VERSION"
+"$VENV/bin/python" - <<'EOF'
+import platform, cv2, ncnn, numpy
+print(f"ok: Python {platform.python_version()} {platform.machine()}, ncnn {ncnn.__version__}, numpy {numpy.__version__}, "
+      f"opencv {cv2.__version__}, {ncnn.get_cpu_count()} cores")
+EOF
+echo "activate with: source $VENV/bin/activate"

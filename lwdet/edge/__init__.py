@@ -1,0 +1,20 @@
+"""Torch-free runtime for lwdet ncnn exports: pre/post-processing, ncnn runners and timing (runs on a Pi).
+
+Needs only numpy, ncnn and OpenCV (image I/O and the letterbox resize); never imports torch, the engine or yaml.
+
+    from lwdet.edge import NcnnDetector
+    det = NcnnDetector("runs/exp/yolov5n/weights/best_ncnn_model", threads=4)
+    for xyxy, score, class_id, class_name in det.detect(cv2.imread("bus.jpg")):
+        ...
+"""
+
+from lwdet.edge.postprocess import non_max_suppression, nms, postprocess, scale_boxes, xywh2xyxy
+from lwdet.edge.preprocess import Letterbox, letterbox, preprocess
+from lwdet.edge.runner import (Detection, NcnnDetector, NcnnParamNet, ParamGraph, export_siblings, parse_param,
+                               read_export_meta)
+
+__all__ = [
+    "Detection", "Letterbox", "NcnnDetector", "NcnnParamNet", "ParamGraph", "export_siblings", "letterbox", "nms",
+    "non_max_suppression", "parse_param", "postprocess", "preprocess", "read_export_meta", "scale_boxes",
+    "xywh2xyxy",
+]
