@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 os.environ.setdefault("YOLO_OFFLINE", "1")  # before anything imports ultralytics
 
@@ -271,3 +272,24 @@ def test_default_data_yaml():
     assert cfg[SYNTH_KEY]["n_train"] == 384 and cfg[SYNTH_KEY]["n_val"] == 96 and cfg[SYNTH_KEY]["seed"] == 0
     # the generator accepts the section as is (checked without building 480 images)
     render_image(cfg[SYNTH_KEY]["seed"], "val", 0, **{k: v for k, v in cfg[SYNTH_KEY].items() if k not in ("n_train", "n_val", "seed")})
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ("download: bash get_data.sh\n", "key 'download' is refused: lwdet never runs a data YAML's download script"),
+        ("download: |\n  import os; os.system('rm -rf ~')\n", "key 'download' is refused"),
+        ("nmes: [a]\n", "unknown key 'nmes'; did you mean 'names'?"),
+        ("nc: 3\n", "'nc' is 3 but 'names' lists 2 classes"),
+    ],
+)
+def test_data_yaml_is_data_not_code(tmp_path, extra, message):
+    from lwdet.data.check import check_dataset
+
+    for sub in ("images/train", "images/val"):
+        (tmp_path / sub).mkdir(parents=True)
+    path = tmp_path / "data.yaml"
+    path.write_text("path: .\ntrain: images/train\nval: images/val\nnames: [a, b]\n" + extra)
+    for fn in (ensure_dataset, check_dataset):
+        with pytest.raises(ValueError, match=re.escape(message)):
+            fn(path)

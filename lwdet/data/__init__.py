@@ -25,6 +25,23 @@ LOGGER = logging.getLogger(__name__)
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "datasets" / "fmnist-det.yaml"
 SYNTH_KEY = "lwdet_synth"
 _REQUIRED = ("train", "val", "names")
+# A data YAML is data: the engine would run a 'download' entry as a shell or Python script, lwdet refuses it.
+DATA_KEYS = ("path", "train", "val", "test", "names", "nc", "channels", SYNTH_KEY)
+
+
+def _check_keys(data_yaml: Path, data: dict[str, Any]) -> None:
+    import difflib
+
+    if "download" in data:
+        raise ValueError(f"{data_yaml}: key 'download' is refused: lwdet never runs a data YAML's download script; "
+                         "fetch the data yourself and point 'path' at it")
+    for key in data:
+        if key not in DATA_KEYS:
+            close = difflib.get_close_matches(str(key), DATA_KEYS, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise ValueError(f"{data_yaml}: unknown key '{key}'{hint} Known: {', '.join(DATA_KEYS)}")
+    if "nc" in data and data["nc"] != len(data["names"]):
+        raise ValueError(f"{data_yaml}: 'nc' is {data['nc']} but 'names' lists {len(data['names'])} classes")
 
 
 def _load_yaml(data_yaml: Path) -> dict[str, Any]:
@@ -91,6 +108,7 @@ def ensure_dataset(data_yaml: str | os.PathLike) -> dict[str, Any]:
         if data.get(key) in (None, "", [], {}):
             raise ValueError(f"{data_yaml}: missing required key '{key}'")
     data["names"] = _normalise_names(data_yaml, data["names"])
+    _check_keys(data_yaml, data)
 
     root = Path(os.path.expanduser(str(data.get("path") or data_yaml.parent)))
     if not root.is_absolute():
