@@ -52,7 +52,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from lwdet.data.check import format_report
-    from lwdet.training import DataCheckError, new_run_dir, train
+    from lwdet.training import DataCheckError, TrainingInterrupted, new_run_dir, train
 
     try:
         yaml_path = args.model or model_yaml(args.backbone, args.neck)
@@ -70,6 +70,9 @@ def main(argv=None) -> int:
             overrides["plots"] = False
         metrics = train(yaml_path, args.data, run_dir, resume=args.resume, skip_bad=args.skip_bad,
                         backbone_weights=args.backbone_weights, **overrides)
+    except TrainingInterrupted as e:
+        print(f"{e}\ncontinue with: python train.py --project {run_dir.parent} --name {run_dir.name} --resume")
+        return 130 if e.signal_name == "SIGINT" else 143
     except DataCheckError as e:
         print(format_report(e.report), file=sys.stderr)
         print(f"error: {e}; fix them, or pass --skip-bad to train without those images", file=sys.stderr)

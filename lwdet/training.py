@@ -7,7 +7,10 @@ Every epoch the results CSV and TensorBoard get the same names for every backbon
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -53,6 +56,7 @@ class LwdetTrainer(DetectionTrainer):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._final_eval = False
+        self.interrupted = None  # the signal's name once SIGINT/SIGTERM asked training to stop
         self._tb = None
         self.add_callback("on_fit_epoch_end", _tensorboard_epoch)
         self.add_callback("on_train_end", _tensorboard_close)
@@ -71,7 +75,22 @@ class LwdetTrainer(DetectionTrainer):
             metrics[EPOCH_TIME] = time.time() - self.epoch_time_start
         return metrics, fitness
 
+    def save_model(self):
+        """The engine's checkpoints, written atomically: a crash mid-write never leaves a torn last.pt/best.pt."""
+        real = (self.last, self.best)
+        self.last, self.best = (p.with_name(f".{p.name}.tmp") for p in real)
+        try:
+            saved = super().save_model()
+        finally:
+            tmp, (self.last, self.best) = (self.last, self.best), real
+        for t, r in zip(tmp, real):
+            if t.exists():
+                os.replace(t, r)
+        return saved
+
     def final_eval(self):
+        if self.interrupted:  # keep last.pt resumable: the engine's final step strips its optimizer state
+            return
         self._final_eval = True  # best.pt's metrics are reported by train(), not logged as one more epoch
         super().final_eval()
         if self.metrics:
@@ -95,6 +114,29 @@ def _tensorboard_close(trainer: LwdetTrainer) -> None:
     if trainer._tb is not None:
         trainer._tb.close()
         trainer._tb = None
+
+
+@contextlib.contextmanager
+def _stop_on_signals(trainer: LwdetTrainer):
+    """SIGINT/SIGTERM stop training after the current batch; the epoch is validated and last.pt saved, resumable.
+
+    A second signal stops at once (last.pt is then the previous epoch's).
+    """
+
+    def handler(signum, frame):
+        if trainer.interrupted:
+            raise KeyboardInterrupt
+        trainer.interrupted = signal.Signals(signum).name
+        trainer.stop = True
+        LOGGER.warning("%s: stopping after this batch and saving a resumable last.pt (again to stop now)",
+                       trainer.interrupted)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
 def new_run_dir(project: str | Path, name: str, explicit: bool) -> Path:
@@ -165,9 +207,21 @@ def train(model_yaml: str | Path, data_yaml: str | Path, run_dir: Path, *, resum
         args = {"model": str(model_copy), "data": str(engine_data), "save_dir": str(run_dir)}
         trainer = LwdetTrainer(overrides={**args, **overrides})
     try:
-        trainer.train()
+        with _stop_on_signals(trainer):
+            trainer.train()
     except AssertionError as e:  # the engine asserts on a resume of a finished run
         if resume and "nothing to resume" in str(e):
             raise ValueError(f"{run_dir} finished its epochs already; nothing to resume") from None
         raise
-    return {k: float(v) for k, v in (trainer.metrics or {}).items()}
+    metrics = {k: float(v) for k, v in (trainer.metrics or {}).items()}
+    if trainer.interrupted:
+        raise TrainingInterrupted(trainer.interrupted, run_dir, trainer.epoch + 1)
+    return metrics
+
+
+class TrainingInterrupted(Exception):
+    """Training stopped on a signal after saving a resumable checkpoint."""
+
+    def __init__(self, signal_name: str, run_dir: Path, epoch: int):
+        super().__init__(f"{signal_name}: stopped in epoch {epoch}; {run_dir / 'weights' / 'last.pt'} is resumable")
+        self.signal_name, self.run_dir, self.epoch = signal_name, run_dir, epoch

@@ -163,3 +163,26 @@ def test_dataset_errors_stop_training_unless_skip_bad(tmp_path, bad_dataset):
     assert len(good) == 15 and not any(bad.stem in g for g in good)
     after = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in root.rglob("*") if p.is_file()}
     assert {p: h for p, h in after.items() if p.suffix != ".cache"} == before  # the engine's label cache aside
+
+
+def test_sigint_saves_a_resumable_checkpoint_and_exits_cleanly(tmp_path):
+    import signal
+    import time
+
+    cmd = [sys.executable, str(ROOT / "train.py"), "--backbone", "shufflenetv2_050", "--epochs", "3", "--imgsz", "64",
+           "--batch", "32", "--no-plots", "--project", str(tmp_path), "--name", "r"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    last = tmp_path / "r" / "weights" / "last.pt"
+    deadline = time.time() + 300
+    while not last.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.0)  # into epoch 2
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err[-2000:]
+    assert "SIGINT: stopped in epoch" in out and "--resume" in out
+    assert "Traceback" not in err
+    assert not list(last.parent.glob(".*.tmp"))  # atomic writes leave no temporaries
+    r = run_train("--project", tmp_path, "--name", "r", "--resume")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert [int(row["epoch"]) for row in csv.DictReader((tmp_path / "r" / "results.csv").open())][-1] == 3
