@@ -31,6 +31,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--resume", action="store_true", help="continue the run PROJECT/NAME from its last.pt")
     ap.add_argument("--backbone-weights", type=Path, help="local file with the backbone's classifier weights")
     ap.add_argument("--no-plots", action="store_true", help="skip the engine's plots (faster on a CPU)")
+    ap.add_argument("--trust-checkpoint", action="store_true", help="resume from a last.pt outside the allow-list")
     ap.add_argument("--skip-bad", action="store_true", help="train on the images without errors (default: stop)")
     args = ap.parse_args(argv)
     if args.epochs < 1:
@@ -69,6 +70,7 @@ def main(argv=None) -> int:
         if args.no_plots:
             overrides["plots"] = False
         metrics = train(yaml_path, args.data, run_dir, resume=args.resume, skip_bad=args.skip_bad,
+                        trust_checkpoint=args.trust_checkpoint,
                         backbone_weights=args.backbone_weights, **overrides)
     except TrainingInterrupted as e:
         print(f"{e}\ncontinue with: python train.py --project {run_dir.parent} --name {run_dir.name} --resume")

@@ -18,6 +18,7 @@ import numpy as np
 from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.utils import RANK
 
+from lwdet.checkpoints import check_checkpoint
 from lwdet.models import LwdetModel, load_spec
 
 LOGGER = logging.getLogger(__name__)
@@ -165,7 +166,8 @@ def _n_bad(report) -> int:
 
 
 def train(model_yaml: str | Path, data_yaml: str | Path, run_dir: Path, *, resume: bool = False,
-          backbone_weights: str | Path | None = None, skip_bad: bool = False, **overrides) -> dict:
+          backbone_weights: str | Path | None = None, skip_bad: bool = False, trust_checkpoint: bool = False,
+          **overrides) -> dict:
     """Train ``model_yaml`` on ``data_yaml`` into ``run_dir``; returns the final metrics of best.pt.
 
     The run folder keeps what it was trained from: ``data.yaml`` (absolute paths, for the engine) and a copy of the
@@ -181,6 +183,8 @@ def train(model_yaml: str | Path, data_yaml: str | Path, run_dir: Path, *, resum
         last = run_dir / "weights" / "last.pt"
         if not last.is_file():
             raise FileNotFoundError(f"cannot resume: {last} does not exist")
+        if not trust_checkpoint:
+            check_checkpoint(last)  # the engine unpickles it in full; only let allow-listed classes through
         trainer = LwdetTrainer(overrides={"resume": str(last), "save_dir": str(run_dir), **overrides})
     else:
         spec = load_spec(model_yaml)

@@ -1,0 +1,54 @@
+import os
+
+import pytest
+import torch
+
+from lwdet.checkpoints import UntrustedCheckpointError, load_checkpoint
+from lwdet.models import MODEL_DIR, LwdetModel
+
+
+class Payload:
+    """Unpickling this runs a shell command: what a malicious .pt can do."""
+
+    def __reduce__(self):
+        return os.system, ("touch pwned",)
+
+
+class Foreign:
+    """A class of the user's, not an allow-listed model class."""
+
+
+def test_lwdet_checkpoint_loads_restricted(tmp_path):
+    model = LwdetModel(MODEL_DIR / "yolov5n-shufflenetv2_050-aspp.yaml", nc=2, verbose=False)
+    path = tmp_path / "ok.pt"
+    torch.save({"model": model, "epoch": 3, "train_args": {"imgsz": 64}}, path)
+    ckpt = load_checkpoint(path)
+    assert ckpt["epoch"] == 3
+    assert type(ckpt["model"]).__name__ == "LwdetModel"
+
+
+def test_foreign_code_is_refused_unless_trusted(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "evil.pt"
+    torch.save({"model": Payload()}, path)
+    with pytest.raises(UntrustedCheckpointError, match=r"evil.pt: refers to posix.system, outside lwdet's allow-list"):
+        load_checkpoint(path)
+    assert not (tmp_path / "pwned").exists()
+    load_checkpoint(path, trust=True)  # the user's explicit choice
+    assert (tmp_path / "pwned").exists()
+
+
+def test_foreign_class_is_refused(tmp_path):
+    path = tmp_path / "foreign.pt"
+    torch.save({"model": torch.nn.Sequential(), "extra": Foreign()}, path)
+    with pytest.raises(UntrustedCheckpointError, match="test_checkpoints.Foreign"):
+        load_checkpoint(path)
+
+
+def test_missing_or_non_checkpoint_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="checkpoint not found"):
+        load_checkpoint(tmp_path / "none.pt")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="not a torch checkpoint"):
+        load_checkpoint(bad)
