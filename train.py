@@ -44,6 +44,14 @@ def parse_args(argv=None) -> argparse.Namespace:
         path = getattr(args, flag)
         if path is not None and not path.is_file():
             ap.error(f"--{flag.replace('_', '-')}: file not found: {path}")
+    if args.device not in ("cpu", "mps"):
+        import torch
+
+        ids = args.device.replace("cuda:", "").split(",")
+        if not all(i.strip().isdigit() for i in ids):
+            ap.error(f"--device must be cpu, mps or GPU indices like 0 or 0,1; got {args.device!r}")
+        if max(int(i) for i in ids) >= torch.cuda.device_count():
+            ap.error(f"--device {args.device}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
     if args.resume and args.name is None:
         ap.error("--resume needs --name (and --project if it was set) of the run to continue")
     return args

@@ -77,6 +77,8 @@ def test_existing_run_is_never_overwritten(run):
         (["--data", "nope.yaml"], "--data: file not found: nope.yaml"),
         (["--backbone-weights", "nope.pth"], "--backbone-weights: file not found: nope.pth"),
         (["--neck", "fpn"], "invalid choice: 'fpn'"),
+        (["--device", "7"], "--device 7: this machine has 0 CUDA GPU(s)"),
+        (["--device", "gpu"], "--device must be cpu, mps or GPU indices"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_clear_line(tmp_path, args, message):
