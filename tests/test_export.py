@@ -1,0 +1,232 @@
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from torch import nn
+
+import export as cli
+from lwdet import export as lx
+from lwdet.models import MODEL_DIR, LwdetModel, shipped_yamls
+
+ROOT = Path(__file__).resolve().parents[1]
+SIZE = 64
+BASELINE = MODEL_DIR / "yolov5n.yaml"
+ASPP = MODEL_DIR / "yolov5n-mobilenetv3_small_075-aspp.yaml"  # timm features_only + ASPP, and quick to export
+SMALL = MODEL_DIR / "yolov5n-shufflenetv2_050.yaml"  # the quickest to export, for the atomicity tests
+NCNN_FILES = ["lwdet.json", "metadata.yaml", "model.ncnn.bin", "model.ncnn.param", "parity.json"]
+
+
+def randomized(path: Path, seed: int = 0) -> LwdetModel:
+    """A detector whose output depends on its input, so a parity check on it means something.
+
+    Freshly built, activations vanish with depth and the head sits at its bias priors: every anchor gets the same
+    box and score, and a broken export could still match. Kaiming weights, random conv biases and BN statistics
+    measured on random inputs keep activations at unit scale all the way to the head. (Random BN affine parameters
+    as well make the nets chaotic: fp32 rounding then grows to ~5e-4 of the output, fp16 to 0.4 on scores.)
+    """
+    torch.manual_seed(seed)
+    model = LwdetModel(path, nc=3, verbose=False)
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.normal_(m.bias, 0.0, 0.5)
+        elif isinstance(m, nn.BatchNorm2d):
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over the calibration batches
+    model.train()
+    with torch.no_grad():
+        for _ in range(3):
+            model(torch.rand(2, 3, SIZE, SIZE))
+    return model.eval()
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+def digest(folder: Path) -> dict:
+    return {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in sorted(folder.iterdir())}
+
+
+# ------------------------------------------------------------------------------------------ every shipped model
+@pytest.mark.parametrize("path", shipped_yamls(), ids=lambda p: p.stem)
+def test_every_shipped_yaml_exports_to_ncnn_with_parity(path, tmp_path):
+    model = randomized(path)
+    out = lx.export_ncnn(model, tmp_path, SIZE)
+    assert out == tmp_path / f"{path.stem}_ncnn_model"
+    assert sorted(f.name for f in out.iterdir()) == NCNN_FILES  # no pnnx leftovers
+    assert leftovers(tmp_path) == []
+    report = lx.read_parity(out)
+    assert report.passed and report.n_random == 2
+    assert report.box_max_abs_diff <= report.box_tolerance and report.score_max_abs_diff <= report.score_tolerance
+    runtime = json.loads((out / "lwdet.json").read_text())
+    n = sum((SIZE // s) ** 2 for s in (8, 16, 32))
+    assert runtime["output"]["shape"] == [4 + 3, n] and runtime["strides"] == [8, 16, 32]
+    assert runtime["names"] == ["0", "1", "2"] and runtime["imgsz"] == [SIZE, SIZE] and runtime["fp16"] is False
+    assert (runtime["input"]["blob"], runtime["output"]["blob"]) == ("in0", "out0")
+
+
+def test_randomized_models_are_not_constant():
+    with torch.no_grad():
+        y = randomized(BASELINE)(torch.rand(1, 3, SIZE, SIZE))[0]
+    assert y[0, :4].std(dim=1).min() > 1.0  # boxes differ across anchors by pixels
+    assert 0.05 < float(y[0, 4:].mean()) < 0.95 and float(y[0, 4:].std()) > 0.05
+
+
+@pytest.mark.parametrize("path", [BASELINE, ASPP], ids=lambda p: p.stem)
+def test_onnx_export_matches_pytorch_in_onnxruntime(path, tmp_path):
+    out = lx.export_onnx(randomized(path), tmp_path, SIZE)
+    assert out == tmp_path / f"{path.stem}.onnx"
+    assert sorted(f.name for f in tmp_path.iterdir()) == [out.name, f"{out.name}.parity.json"]
+    report = lx.read_parity(out)
+    assert report.passed and report.format == "onnx"
+    import onnx
+
+    props = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert props["task"] == "detect" and props["imgsz"] == f"[{SIZE}, {SIZE}]" and props["batch"] == "1"
+
+
+# -------------------------------------------------------------------------------------------------- atomicity
+@pytest.fixture(scope="module")
+def small():
+    return randomized(SMALL)
+
+
+def test_failure_mid_export_leaves_no_folder(small, tmp_path, monkeypatch):
+    def broken_pnnx(folder, im, half):
+        (folder / "model.ncnn.param").write_text("7767517\n")  # half-written output
+        raise lx.ExportError("pnnx crashed")
+
+    monkeypatch.setattr(lx, "_run_pnnx", broken_pnnx)
+    with pytest.raises(lx.ExportError, match="pnnx crashed"):
+        lx.export_ncnn(small, tmp_path, SIZE)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_existing_export_is_refused_kept_on_failure_and_swapped_on_success(small, tmp_path, monkeypatch):
+    out = lx.export_ncnn(small, tmp_path, SIZE)
+    before = digest(out)
+    with pytest.raises(FileExistsError, match="overwrite"):
+        lx.export_ncnn(small, tmp_path, SIZE)
+
+    with monkeypatch.context() as m:  # the new export fails its parity check: the old one stays as it was
+        m.setattr(lx, "TOLERANCES", {False: lx.Tolerance(box_rel=-1.0, score=-1.0)})
+        with pytest.raises(lx.ParityError, match="fails the parity check") as e:
+            lx.export_ncnn(small, tmp_path, SIZE, overwrite=True)
+    assert e.value.report.path == str(out) and e.value.report.box_max_abs_diff < 1e-2
+    assert digest(out) == before and leftovers(tmp_path) == []
+
+    assert lx.export_ncnn(small, tmp_path, SIZE, overwrite=True) == out
+    after = digest(out)
+    assert after["model.ncnn.bin"] == before["model.ncnn.bin"] and after["lwdet.json"] != before["lwdet.json"]
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("renameat2", [True, False], ids=["renameat2", "fallback"])
+def test_move_into_place_swaps_folders_or_refuses(renameat2, tmp_path, monkeypatch):
+    if not renameat2:  # systems without renameat2 (macOS, old kernels): rename aside, then in
+        monkeypatch.setattr(lx, "_renameat2", lambda *args: False)
+    src, dst = tmp_path / ".new", tmp_path / "m_ncnn_model"
+    for folder, text in ((src, "new"), (dst, "old")):
+        folder.mkdir()
+        (folder / "f").write_text(text)
+    with pytest.raises(FileExistsError):
+        lx._move_into_place(src, dst, overwrite=False)
+    assert (dst / "f").read_text() == "old" and src.exists()
+    lx._move_into_place(src, dst, overwrite=True)
+    assert (dst / "f").read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["m_ncnn_model"]
+
+
+def test_failed_onnx_parity_writes_nothing(small, tmp_path, monkeypatch):
+    monkeypatch.setattr(lx, "TOLERANCES", {False: lx.Tolerance(box_rel=-1.0, score=-1.0)})
+    with pytest.raises(lx.ParityError):
+        lx.export_onnx(small, tmp_path, SIZE)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_library_rejects_bad_sizes_and_missing_out_dir(small, tmp_path):
+    with pytest.raises(ValueError, match="multiple of 32"):
+        lx.export_ncnn(small, tmp_path, 100)
+    with pytest.raises(ValueError, match="out_dir"):
+        lx.export_onnx(small, None, SIZE)
+    with pytest.raises(FileNotFoundError, match="weights not found"):
+        lx.export_ncnn(tmp_path / "nope.pt", tmp_path, SIZE)
+
+
+# --------------------------------------------------------------------------------------------------------- CLI
+@pytest.mark.parametrize("argv, message", [
+    (["missing/best.pt"], "weights not found"),
+    (["{tmp}"], "weights/best.pt does not exist"),
+    (["{tmp}/best.pt", "--imgsz", "100"], "multiple of 32"),
+    (["{tmp}/best.pt", "--data", "{tmp}/none.yaml"], "data YAML not found"),
+])
+def test_cli_bad_input_exits_2_with_one_line(argv, message, tmp_path, capsys):
+    (tmp_path / "best.pt").write_bytes(b"")
+    status = cli.main([a.format(tmp=tmp_path) for a in argv])
+    err = capsys.readouterr().err
+    assert status == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """One 1-epoch run shared by the end-to-end tests."""
+    project = tmp_path_factory.mktemp("runs")
+    cmd = [sys.executable, "train.py", "--backbone", "shufflenetv2_050", "--epochs", "1", "--imgsz", str(SIZE),
+           "--batch", "16", "--no-plots", "--project", str(project), "--name", "r"]
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return project / "r"
+
+
+def test_cli_exports_a_run_to_all_formats_with_map_parity(trained_run):
+    cmd = [sys.executable, "export.py", str(trained_run), "--format", "all", "--imgsz", str(SIZE)]
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    weights = trained_run / "weights"
+    ncnn, onnx = weights / "best_ncnn_model", weights / "best.onnx"
+    assert str(ncnn) in r.stdout and str(onnx) in r.stdout
+    for report in (json.loads((ncnn / "parity.json").read_text()), json.loads(Path(f"{onnx}.parity.json").read_text())):
+        assert report["passed"] and report["n_images"] == 4
+        assert report["map_torch"] is not None and report["map_export"] is not None
+        assert abs(report["map_torch"] - report["map_export"]) <= lx.MAP_TOLERANCE
+    runtime = json.loads((ncnn / "lwdet.json").read_text())
+    data = yaml.safe_load((trained_run / "data.yaml").read_text())
+    assert runtime["names"] == [data["names"][i] for i in range(len(data["names"]))]
+    assert runtime["model"] == "yolov5n-shufflenetv2_050"
+    assert runtime["source"]["sha256"] == hashlib.sha256((weights / "best.pt").read_bytes()).hexdigest()
+    meta = yaml.safe_load((ncnn / "metadata.yaml").read_text())
+    assert meta["imgsz"] == [SIZE, SIZE] and meta["names"] == data["names"] and meta["task"] == "detect"
+
+    again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)  # exists: refused before any work
+    assert again.returncode == 2 and "--overwrite" in again.stderr
+
+
+def test_cli_parity_failure_exits_1_and_writes_nothing(trained_run, monkeypatch, capsys):
+    out = trained_run / "weights" / "best_ncnn_model"
+    before = digest(out) if out.exists() else None  # the end-to-end test may have exported it already
+    monkeypatch.setattr(lx, "TOLERANCES", {False: lx.Tolerance(box_rel=-1.0, score=-1.0)})
+    status = cli.main([str(trained_run), "--format", "ncnn", "--imgsz", str(SIZE), "--no-map", "--overwrite"])
+    captured = capsys.readouterr()
+    assert status == 1 and "fails the parity check" in captured.err and "nothing was written" in captured.err
+    assert "boxes max|d|" in captured.out  # the table still shows the numbers
+    assert (digest(out) if out.exists() else None) == before and leftovers(out.parent) == []
+
+
+@pytest.mark.parametrize("fmt", ["ncnn", "onnx"])
+def test_fp16_export_of_a_trained_run_passes_the_looser_check(fmt, trained_run, tmp_path):
+    # trained weights: random ones are too sensitive for fp16 to say anything (see randomized)
+    out = lx.EXPORTERS[fmt](trained_run / "weights" / "best.pt", tmp_path, SIZE, half=True,
+                            data=trained_run / "data.yaml", map_check=False)
+    report = lx.read_parity(out)
+    assert report.passed and report.half and report.n_images == 4 and report.map_torch is None
+    assert report.box_tolerance == lx.TOLERANCES[True].box_rel * SIZE
+    if fmt == "ncnn":
+        runtime = json.loads((out / "lwdet.json").read_text())
+        assert runtime["fp16"] is True and runtime["ncnn_options"]["use_fp16_storage"] is True
+        assert yaml.safe_load((out / "metadata.yaml").read_text())["args"]["quantize"] == 16
