@@ -19,6 +19,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--data", type=Path, help="data YAML for the mAP check (default: the run's data.yaml)")
     ap.add_argument("--no-map", action="store_true", help="skip the mAP comparison (raw outputs are still compared)")
     ap.add_argument("--overwrite", action="store_true", help="replace an existing export once the new one passed")
+    ap.add_argument("--trust-checkpoint", action="store_true", help="load a .pt outside lwdet's class allow-list")
     return ap.parse_args(argv)
 
 
@@ -44,9 +45,13 @@ def main(argv=None) -> int:
         return fail(f"--imgsz must be a positive multiple of 32 (the largest stride), got {args.imgsz}", 2)
     from lwdet.export import EXPORTERS, ExportError, ParityError, output_path, parity_file, read_parity, resolve_source
 
+    from lwdet.checkpoints import check_checkpoint
+
     try:
         weights, data = resolve_source(args.source, args.data)
-    except FileNotFoundError as e:
+        if not args.trust_checkpoint:
+            check_checkpoint(weights)  # a .pt is a pickle: refuse classes outside the allow-list before loading it
+    except (FileNotFoundError, ValueError) as e:
         return fail(str(e), 2)
     formats = ("ncnn", "onnx") if args.format == "all" else (args.format,)
     taken = [str(p) for p in (output_path(weights, f) for f in formats) if p.exists()]

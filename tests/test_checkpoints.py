@@ -52,3 +52,18 @@ def test_missing_or_non_checkpoint_file(tmp_path):
     bad.write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="not a torch checkpoint"):
         load_checkpoint(bad)
+
+
+def test_export_cli_refuses_an_untrusted_checkpoint(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    path = tmp_path / "evil.pt"
+    torch.save({"model": Payload()}, path)
+    r = subprocess.run([sys.executable, str(root / "export.py"), str(path), "--no-map"], cwd=tmp_path,
+                       capture_output=True, text=True)
+    assert r.returncode == 2
+    assert "outside lwdet's allow-list" in r.stderr and "--trust-checkpoint" in r.stderr
+    assert not (tmp_path / "pwned").exists()
