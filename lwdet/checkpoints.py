@@ -2,11 +2,13 @@
 
 lwdet loads checkpoints with ``torch.load(weights_only=True)`` and an allow-list: the engine's own list of
 data types plus ``nn.Module`` classes from torch, torchvision, timm, ultralytics and lwdet. A checkpoint that
-names anything else (a foreign class, a function) is refused unless the caller trusts the file.
+names anything else (a foreign class, a function) is refused unless the caller trusts the file. Enums and a few
+listed data classes of those packages are allowed too.
 """
 
 from __future__ import annotations
 
+import enum
 import importlib
 from pathlib import Path
 
@@ -14,6 +16,8 @@ import torch
 from torch import nn
 
 TRUSTED_PACKAGES = ("torch", "torchvision", "timm", "ultralytics", "lwdet")
+# Plain data classes the backbones pickle besides their modules (checked: every shipped YAML's model).
+DATA_CLASSES = {"timm.models._features.FeatureInfo"}
 
 
 class UntrustedCheckpointError(ValueError):
@@ -30,7 +34,9 @@ def _allowed(name: str, engine_registry: dict):
         obj = getattr(importlib.import_module(module), attr, None)
     except ImportError:
         return None
-    return obj if isinstance(obj, type) and issubclass(obj, nn.Module) else None
+    if isinstance(obj, type) and (issubclass(obj, (nn.Module, enum.Enum)) or name in DATA_CLASSES):
+        return obj  # classes are rebuilt from state; functions (callable by a pickle) are never allowed
+    return None
 
 
 def check_checkpoint(path: str | Path) -> list:

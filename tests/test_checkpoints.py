@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from lwdet.checkpoints import UntrustedCheckpointError, load_checkpoint
-from lwdet.models import MODEL_DIR, LwdetModel
+from lwdet.backbones import FAMILIES
+from lwdet.models import LwdetModel, model_yaml
 
 
 class Payload:
@@ -18,8 +19,9 @@ class Foreign:
     """A class of the user's, not an allow-listed model class."""
 
 
-def test_lwdet_checkpoint_loads_restricted(tmp_path):
-    model = LwdetModel(MODEL_DIR / "yolov5n-shufflenetv2_050-aspp.yaml", nc=2, verbose=False)
+@pytest.mark.parametrize("backbone", ["yolov5n", *FAMILIES])
+def test_every_backbone_family_checkpoint_loads_restricted(tmp_path, backbone):
+    model = LwdetModel(model_yaml(backbone, "aspp"), nc=2, verbose=False)
     path = tmp_path / "ok.pt"
     torch.save({"model": model, "epoch": 3, "train_args": {"imgsz": 64}}, path)
     ckpt = load_checkpoint(path)
