@@ -145,7 +145,7 @@ def test_bad_corpus(corpus):
 
     text = format_report(report, max_issues=50)
     assert "labels/train/cls99.txt:2: class 99 is not in names" in text
-    assert "images/train/zero.jpg: zero-byte file" in text and "FAILED: 7 of 14 images pass" in text
+    assert "images/train/zero.jpg: zero-byte file" in text and "FAILED (8 errors): 7 of 14 images have no errors of their own" in text
     assert text.index("error") < text.index("warning")  # errors listed first
 
 

@@ -465,5 +465,6 @@ def format_report(report: Report, max_issues: int = 20) -> str:
         lines += [f"  {i.severity:<8} {i.kind:<20} {i.where(report.root)}: {i.message}" for i in shown]
     good = len(good_samples(report))
     lines.append("")
-    lines.append(f"{'OK' if report.ok else 'FAILED'}: {good} of {t.get('images', 0)} images pass (no errors)")
+    verdict = "OK" if report.ok else f"FAILED ({len(report.errors)} errors)"
+    lines.append(f"{verdict}: {good} of {t.get('images', 0)} images have no errors of their own")
     return "\n".join(lines)
