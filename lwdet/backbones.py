@@ -65,9 +65,9 @@ for _s in _SPECS:
 
 
 def suggest(name: str, choices) -> str:
-    """Return a ' did you mean ...?' hint for a misspelt name, or ''."""
+    """End a 'not known' sentence: "; did you mean 'x'?" for a close name, else "."."""
     close = difflib.get_close_matches(str(name), list(choices), n=1, cutoff=0.6)
-    return f"; did you mean '{close[0]}'?" if close else ""
+    return f"; did you mean '{close[0]}'?" if close else "."
 
 
 def get_spec(name: str) -> BackboneSpec:
