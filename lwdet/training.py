@@ -62,6 +62,12 @@ class LwdetTrainer(DetectionTrainer):
         self.add_callback("on_fit_epoch_end", _tensorboard_epoch)
         self.add_callback("on_train_end", _tensorboard_close)
 
+    def check_resume(self, overrides):
+        epochs = overrides.pop("epochs", None) if self.args.resume else None
+        super().check_resume(overrides)
+        if self.resume and epochs:  # the engine keeps the checkpoint's epochs; honour a new target
+            self.args.epochs = epochs
+
     def get_model(self, cfg=None, weights=None, verbose=True):
         model = LwdetModel(cfg, nc=self.data["nc"], ch=self.data["channels"], verbose=verbose and RANK == -1)
         model = self.set_model_names_for_load(model)

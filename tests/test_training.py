@@ -185,6 +185,6 @@ def test_sigint_saves_a_resumable_checkpoint_and_exits_cleanly(tmp_path):
     assert "SIGINT: stopped in epoch" in out and "--resume" in out
     assert "Traceback" not in err
     assert not list(last.parent.glob(".*.tmp"))  # atomic writes leave no temporaries
-    r = run_train("--project", tmp_path, "--name", "r", "--resume")
+    r = run_train("--project", tmp_path, "--name", "r", "--resume", "--epochs", "4")  # a new target is honoured
     assert r.returncode == 0, r.stderr[-2000:]
-    assert [int(row["epoch"]) for row in csv.DictReader((tmp_path / "r" / "results.csv").open())][-1] == 3
+    assert [int(row["epoch"]) for row in csv.DictReader((tmp_path / "r" / "results.csv").open())][-1] == 4
