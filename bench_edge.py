@@ -43,7 +43,9 @@ def load_other(path, threads, x):
     import torch
 
     from lwdet import YOLO
+    from lwdet.checkpoints import check_checkpoint
 
+    check_checkpoint(path)  # a .pt is a pickle: only allow-listed classes (see README, "Safe by construction")
     torch.set_num_threads(threads)
     torch.set_grad_enabled(False)
     model, t = YOLO(str(path)).model.float().fuse(verbose=False).eval(), torch.from_numpy(x[None])

@@ -369,6 +369,9 @@ def resolve_detector(source: str | Path, nc: int | None = None) -> tuple[nn.Modu
         LOGGER.warning("--nc %d ignored: %s fixes its number of classes", nc, weights)
     from ultralytics.nn.tasks import load_checkpoint
 
+    from lwdet.checkpoints import check_checkpoint
+
+    check_checkpoint(weights)  # a .pt is a pickle: only allow-listed classes before the engine unpickles it
     model, _ = load_checkpoint(weights)
     return model, weights
 
