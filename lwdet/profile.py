@@ -354,7 +354,7 @@ def profile_model(model: nn.Module, imgsz: int | tuple[int, int], *, name: str =
 
 
 # ------------------------------------------------------------------------------------------------------ detectors
-def resolve_detector(source: str | Path, nc: int | None = None) -> tuple[nn.Module, Path | None]:
+def resolve_detector(source: str | Path, nc: int | None = None, trust: bool = False) -> tuple[nn.Module, Path | None]:
     """(detector, weights file or None) from a model YAML, a .pt checkpoint, a run folder (weights/best.pt) or an
     export (a *_ncnn_model folder or a .onnx file, profiled through the weights it was exported from)."""
     path = Path(source)
@@ -371,7 +371,8 @@ def resolve_detector(source: str | Path, nc: int | None = None) -> tuple[nn.Modu
 
     from lwdet.checkpoints import check_checkpoint
 
-    check_checkpoint(weights)  # a .pt is a pickle: only allow-listed classes before the engine unpickles it
+    if not trust:
+        check_checkpoint(weights)  # a .pt is a pickle: only allow-listed classes before the engine unpickles it
     model, _ = load_checkpoint(weights)
     return model, weights
 
@@ -425,10 +426,11 @@ def _folders_of(source: Path, weights: Path | None) -> list[Path]:
     return []
 
 
-def profile_detector(source: str | Path, imgsz: int | tuple[int, int] = 320, nc: int | None = None) -> Profile:
+def profile_detector(source: str | Path, imgsz: int | tuple[int, int] = 320, nc: int | None = None,
+                     trust: bool = False) -> Profile:
     """Profile a detector from a model YAML, .pt, run folder or export; lists the weights and exports beside it."""
     source = Path(source)
-    model, weights = resolve_detector(source, nc)
+    model, weights = resolve_detector(source, nc, trust)
     model = model.float().eval()
     hw = check_imgsz(imgsz, int(max(model.stride)))
     stem = Path(getattr(model, "yaml", {}).get("yaml_file", "") or source).stem
@@ -520,6 +522,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--imgsz", type=int, default=None, help="input side (default 320; 224 with --classifier)")
     ap.add_argument("--nc", type=int, default=None, help="classes of a model YAML (default: the YAML's)")
     ap.add_argument("--json", type=Path, help="write the full profile (with per-op costs) here")
+    ap.add_argument("--trust-checkpoint", action="store_true", help="load a .pt outside lwdet's class allow-list")
     ap.add_argument("--no-layers", action="store_true", help="leave the per-block table out of the console report")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
@@ -532,7 +535,7 @@ def main(argv: list[str] | None = None) -> int:
             imgsz = args.imgsz or (224 if args.classifier else 320)
             profile = (profile_classifier if args.classifier else profile_backbone)(args.backbone, imgsz)
         else:
-            profile = profile_detector(args.source, args.imgsz or 320, args.nc)
+            profile = profile_detector(args.source, args.imgsz or 320, args.nc, args.trust_checkpoint)
     except (FileNotFoundError, KeyError, ValueError) as e:
         print(f"lwdet.profile: error: {e.args[0] if e.args else e}", file=sys.stderr)
         return 2
