@@ -1,0 +1,386 @@
+"""Comparison report: tables, Pareto plot and training curves from a study results CSV.
+
+Input: one row per detector (``COLUMNS``, as written by ``lwdet.study``) plus each row's run folder
+(``run_dir/results.csv`` for the curves). Output, in one folder: ``report.md`` and small PNGs.
+
+A bench CSV from a real Raspberry Pi (``bench_edge.py --all ... --csv PI.csv``) can replace this machine's
+latency and memory columns: rows are matched by model name, ``infer_median_ms`` at threads 1 / 2 becomes
+``latency_ms_t1`` / ``latency_ms_t2`` and ``mem_peak_mb`` (threads 1) becomes ``ncnn_peak_mb``. Bench rows that
+match no detector (e.g. ``kind=peer`` networks) are drawn as labelled vertical markers on the Pareto plot.
+
+    python -m lwdet.report runs/study/results.csv --out docs/study --max-latency-ms 80 --bench-csv pi.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import math
+import sys
+from pathlib import Path
+from typing import Iterable, Sequence
+
+LOGGER = logging.getLogger(__name__)
+
+COLUMNS = (
+    "model", "backbone", "neck", "params_m", "gflops", "macs_m", "mac_mb", "peak_act_mb", "pt_mb", "ncnn_bin_mb",
+    "train_s", "epoch_s", "map50", "map5095", "precision", "recall", "f1", "latency_ms_t1", "latency_ms_t2",
+    "ncnn_peak_mb", "parity_ok", "run_dir",
+)
+TEXT_COLUMNS = ("model", "backbone", "neck", "run_dir")
+LATENCY = "latency_ms_t1"  # the x axis of the Pareto plot and what --max-latency-ms limits
+ACCURACY = "map5095"
+MEMORY = "ncnn_peak_mb"
+DENSITY = "map5095_per_mparam"  # accuracy density, derived
+# figure name -> (results.csv column, axis label)
+CURVES = {
+    "map50": ("metrics/mAP50(B)", "mAP50"),
+    "map5095": ("metrics/mAP50-95(B)", "mAP50-95"),
+    "precision": ("metrics/precision(B)", "precision"),
+    "recall": ("metrics/recall(B)", "recall"),
+    "f1": ("metrics/F1(B)", "F1"),
+    "box_loss": ("train/box_loss", "train box loss"),
+    "cls_loss": ("train/cls_loss", "train cls loss"),
+}
+DPI = 100
+FIGSIZE = (6.0, 4.0)
+# (title, columns) of the markdown tables; every column of COLUMNS appears in one of them
+TABLES = (
+    ("Accuracy", ("model", "map50", "map5095", "precision", "recall", "f1", DENSITY, "parity_ok")),
+    ("Cost", ("model", "params_m", "gflops", "macs_m", "mac_mb", "peak_act_mb", "pt_mb", "ncnn_bin_mb")),
+    ("Speed and memory (ncnn)", ("model", "latency_ms_t1", "latency_ms_t2", "ncnn_peak_mb")),
+    ("Training", ("model", "backbone", "neck", "train_s", "epoch_s", "run_dir")),
+)
+
+
+# ------------------------------------------------------------------------------------------------------ rows
+def _value(key: str, text):
+    if key in TEXT_COLUMNS or text is None:
+        return text
+    if isinstance(text, (int, float, bool)):
+        return text
+    s = str(text).strip()
+    if s == "" or s.lower() in ("none", "nan"):
+        return None
+    if s.lower() in ("true", "false"):
+        return s.lower() == "true"
+    try:
+        return float(s)
+    except ValueError:
+        return s
+
+
+def with_density(row: dict) -> dict:
+    """``row`` plus mAP50-95 per million parameters (None when either is missing)."""
+    m, p = row.get(ACCURACY), row.get("params_m")
+    ok = isinstance(m, (int, float)) and isinstance(p, (int, float)) and p > 0
+    return {**row, DENSITY: m / p if ok else None}
+
+
+def read_rows(path: str | Path) -> list[dict]:
+    """Rows of a study results CSV, numbers parsed (empty -> None), with the accuracy density added."""
+    with open(path, newline="", encoding="utf-8") as f:
+        return [with_density({k.strip(): _value(k.strip(), v) for k, v in r.items() if k}) for r in csv.DictReader(f)]
+
+
+def read_bench(path: str | Path) -> list[dict]:
+    """Rows of a ``bench_edge.py --csv`` file (numbers parsed)."""
+    with open(path, newline="", encoding="utf-8") as f:
+        text = ("model", "kind", "runtime", "input", "image", "path", "board", "cpu", "arch", "os", "governor",
+                "time_utc", "python", "ncnn", "numpy", "opencv")
+        rows = [{k: (v if k in text else _value(k, v)) for k, v in r.items() if k} for r in csv.DictReader(f)]
+    for r in rows:
+        r["threads"] = int(r["threads"]) if isinstance(r.get("threads"), float) else r.get("threads")
+    return rows
+
+
+def _key(name: str) -> str:
+    name = str(name).strip().lower()
+    for suffix in ("_ncnn_model", ".ncnn.param", ".param"):
+        name = name.removesuffix(suffix)
+    return name
+
+
+def apply_bench(rows: Sequence[dict], bench: Sequence[dict]) -> tuple[list[dict], list[dict]]:
+    """Replace latency/memory columns by the bench rows of the same model; returns (rows, unmatched bench rows)."""
+    by_model: dict[str, dict[int, dict]] = {}
+    for b in bench:
+        if b.get("runtime", "ncnn") not in (None, "", "ncnn"):
+            continue
+        by_model.setdefault(_key(b.get("model", "")), {})[int(b.get("threads") or 1)] = b
+    out, used = [], set()
+    for r in rows:
+        hit = by_model.get(_key(r.get("model", "")))
+        r = dict(r)
+        if hit:
+            used.add(_key(r["model"]))
+            r["_bench"] = True
+            for threads, col in ((1, "latency_ms_t1"), (2, "latency_ms_t2")):
+                r[col] = hit[threads].get("infer_median_ms") if threads in hit else None
+            first = hit.get(1) or hit[min(hit)]
+            r[MEMORY] = first.get("mem_peak_mb")
+        else:
+            LOGGER.warning("bench CSV has no row for %s; keeping this machine's latency", r.get("model"))
+        out.append(r)
+    peers = [b for k, t in by_model.items() if k not in used for b in [t.get(1) or t[min(t)]]]
+    return out, peers
+
+
+def _num(row: dict, key: str) -> float | None:
+    v = row.get(key)
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
+
+
+def pareto_front(rows: Sequence[dict], x: str = LATENCY, y: str = ACCURACY) -> list[dict]:
+    """Rows not dominated: no other row has x <= and y >= with one strictly better. Sorted by x."""
+    pts = [(r, _num(r, x), _num(r, y)) for r in rows]
+    pts = [(r, a, b) for r, a, b in pts if a is not None and b is not None]
+    front = [r for r, a, b in pts
+             if not any(a2 <= a and b2 >= b and (a2 < a or b2 > b) for _, a2, b2 in pts)]
+    return sorted(front, key=lambda r: (_num(r, x), -_num(r, y)))
+
+
+def best_under(rows: Sequence[dict], max_latency_ms: float | None = None, max_params_m: float | None = None,
+               max_memory_mb: float | None = None, min_map: float | None = None) -> list[dict]:
+    """Rows meeting every given limit, best mAP50-95 first (ties: lower latency, then fewer params).
+
+    A row that lacks a limited value (e.g. no latency measured) does not qualify for that limit.
+    """
+    limits = ((LATENCY, max_latency_ms, 1), ("params_m", max_params_m, 1), (MEMORY, max_memory_mb, 1),
+              (ACCURACY, min_map, -1))
+    keep = []
+    for r in rows:
+        ok = _num(r, ACCURACY) is not None
+        for col, limit, sign in limits:
+            if limit is not None:
+                v = _num(r, col)
+                ok = ok and v is not None and sign * v <= sign * float(limit)
+        if ok:
+            keep.append(r)
+    inf = float("inf")
+    return sorted(keep, key=lambda r: (-_num(r, ACCURACY), _num(r, LATENCY) or inf, _num(r, "params_m") or inf))
+
+
+# ------------------------------------------------------------------------------------------------------ figures
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    _pyplot().close(fig)
+    return path
+
+
+def plot_pareto(rows: Sequence[dict], path: Path, peers: Sequence[dict] = (), x: str = LATENCY,
+                y: str = ACCURACY) -> Path | None:
+    """Latency vs mAP50-95, bubble area ~ params, frontier drawn and named; peers as labelled vertical lines."""
+    pts = [r for r in rows if _num(r, x) is not None and _num(r, y) is not None]
+    if not pts:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=FIGSIZE)
+    sizes = [40 + 120 * (_num(r, "params_m") or 0.0) for r in pts]
+    ax.scatter([_num(r, x) for r in pts], [_num(r, y) for r in pts], s=sizes, alpha=0.45, edgecolors="k",
+               linewidths=0.5, label="detector (area ~ params)")
+    front = pareto_front(pts, x, y)
+    ax.plot([_num(r, x) for r in front], [_num(r, y) for r in front], "r-", lw=1.2, drawstyle="steps-post",
+            label="Pareto frontier")
+    for r in pts:
+        on = any(r is f for f in front)
+        ax.annotate(str(r.get("model")), (_num(r, x), _num(r, y)), fontsize=7 if on else 6,
+                    color="red" if on else "0.35", xytext=(4, 3), textcoords="offset points")
+    for p in peers:
+        lat = _num(p, "infer_median_ms")
+        if lat is not None:
+            ax.axvline(lat, color="0.6", ls=":", lw=0.8)
+            ax.text(lat, ax.get_ylim()[0], f" {p.get('model')}", rotation=90, fontsize=6, color="0.4", va="bottom")
+    ax.set_xlabel(f"{x} (ncnn median, ms)")
+    ax.set_ylabel("mAP50-95")
+    ax.grid(alpha=0.3)
+    ax.margins(0.15)
+    ax.legend(fontsize=7, loc="lower right", markerscale=0.5)
+    return _save(fig, path)
+
+
+def plot_scatter(rows: Sequence[dict], x: str, xlabel: str, path: Path, y: str = ACCURACY) -> Path | None:
+    pts = [r for r in rows if _num(r, x) is not None and _num(r, y) is not None]
+    if not pts:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=FIGSIZE)
+    ax.scatter([_num(r, x) for r in pts], [_num(r, y) for r in pts], s=30)
+    for r in pts:
+        ax.annotate(str(r.get("model")), (_num(r, x), _num(r, y)), fontsize=6, xytext=(3, 3),
+                    textcoords="offset points")
+    ax.margins(0.15)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("mAP50-95")
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def read_results(path: str | Path) -> dict[str, list[float]]:
+    """A run's results.csv as column -> values (the engine may pad names with spaces)."""
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    cols: dict[str, list[float]] = {}
+    for r in rows:
+        for k, v in r.items():
+            if k is None:
+                continue
+            try:
+                cols.setdefault(k.strip(), []).append(float(v))
+            except (TypeError, ValueError):
+                cols.setdefault(k.strip(), []).append(float("nan"))
+    return cols
+
+
+def _results_csv(row: dict, base: Path | None) -> Path | None:
+    run = row.get("run_dir")
+    if not run:
+        return None
+    for cand in (Path(run), (base / run) if base else None):
+        if cand is not None and (cand / "results.csv").is_file():
+            return cand / "results.csv"
+    return None
+
+
+def plot_curves(rows: Sequence[dict], out: Path, base: Path | None = None) -> list[Path]:
+    """One figure per CURVES metric, one line per detector, from each run's results.csv."""
+    runs = {}
+    for r in rows:
+        f = _results_csv(r, base)
+        if f is None:
+            LOGGER.warning("no results.csv for %s (run_dir %s); left out of the curves", r.get("model"),
+                           r.get("run_dir"))
+            continue
+        runs[str(r.get("model"))] = read_results(f)
+    if not runs:
+        return []
+    plt = _pyplot()
+    written = []
+    for name, (col, label) in CURVES.items():
+        fig, ax = plt.subplots(figsize=FIGSIZE)
+        drawn = 0
+        for model, cols in runs.items():
+            if col in cols:
+                ax.plot(cols.get("epoch", list(range(1, len(cols[col]) + 1))), cols[col], lw=1.2, label=model)
+                drawn += 1
+        if not drawn:
+            plt.close(fig)
+            continue
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6, ncol=2)
+        written.append(_save(fig, out / f"curve_{name}.png"))
+    return written
+
+
+# ------------------------------------------------------------------------------------------------------ markdown
+def _fmt(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return "yes" if v else "NO"
+    if isinstance(v, float):
+        if abs(v) >= 100:
+            return f"{v:.0f}"
+        return f"{v:.3f}" if abs(v) < 10 else f"{v:.1f}"
+    return str(v)
+
+
+def markdown_table(rows: Sequence[dict], columns: Sequence[str]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_fmt(r.get(c)) for c in columns) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _constraints_text(limits: dict) -> str:
+    names = {"max_latency_ms": "latency <= {} ms", "max_params_m": "params <= {} M",
+             "max_memory_mb": "ncnn peak memory <= {} MB", "min_map": "mAP50-95 >= {}"}
+    return ", ".join(names[k].format(v) for k, v in limits.items() if v is not None) or "none"
+
+
+def load_study(results_csv: str | Path, bench_csv: str | Path | None = None) -> tuple[list[dict], list[dict], str]:
+    """(rows, peer bench rows, where latency comes from): the study CSV, latency/memory from ``bench_csv`` if given."""
+    rows = read_rows(results_csv)
+    if not bench_csv:
+        return rows, [], "this machine"
+    n = len(rows)
+    rows, peers = apply_bench(rows, read_bench(bench_csv))
+    matched = sum(r.pop("_bench", False) for r in rows)
+    return rows, peers, f"`{bench_csv}` for {matched} of {n} detectors (the rest: the study machine)"
+
+
+def write_report(results_csv: str | Path, out_dir: str | Path, *, bench_csv: str | Path | None = None,
+                 max_latency_ms: float | None = None, max_params_m: float | None = None,
+                 max_memory_mb: float | None = None, min_map: float | None = None) -> Path:
+    """Write ``report.md`` and the PNGs into ``out_dir``; returns the markdown file."""
+    results_csv, out = Path(results_csv), Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows, peers, latency_source = load_study(results_csv, bench_csv)
+    rows = sorted(rows, key=lambda r: -(_num(r, ACCURACY) or -1.0))
+    limits = dict(max_latency_ms=max_latency_ms, max_params_m=max_params_m, max_memory_mb=max_memory_mb,
+                  min_map=min_map)
+    figs = [plot_pareto(rows, out / "pareto_latency_map.png", peers),
+            plot_scatter(rows, "gflops", "GFLOPs", out / "map_vs_gflops.png"),
+            plot_scatter(rows, "mac_mb", "memory access cost (MB)", out / "map_vs_mac.png"),
+            *plot_curves(rows, out, results_csv.parent)]
+    front = pareto_front(rows)
+    best = best_under(rows, **limits)
+    md = [f"# Detector comparison\n", f"Source: `{results_csv}`; {len(rows)} detectors; latency and memory from "
+          f"{latency_source}. Rows sorted by mAP50-95. `{DENSITY}` = mAP50-95 per million parameters.\n"]
+    for title, cols in TABLES:
+        md += [f"## {title}\n", markdown_table(rows, cols), ""]
+    test = ("model", "test_map50", "test_map5095", "test_precision", "test_recall", "test_f1")
+    if any(_num(r, "test_map5095") is not None for r in rows):
+        md += ["## Accuracy on the test split\n", markdown_table(rows, test), ""]
+    md += ["## Pareto frontier (latency vs mAP50-95)\n",
+           "On the frontier: no other detector is as fast or faster and as accurate or more, and better in one.\n",
+           markdown_table(front, ("model", LATENCY, ACCURACY, "params_m")) if front else "_no latency measured_", ""]
+    md += [f"## Best under constraints ({_constraints_text(limits)})\n",
+           markdown_table(best, ("model", ACCURACY, LATENCY, "params_m", MEMORY)) if best
+           else "_no detector meets the constraints_", ""]
+    if peers:
+        md += ["## Peer networks (bench CSV)\n", markdown_table(peers, ("model", "threads", "infer_median_ms",
+                                                                       "mem_peak_mb")), ""]
+    md += ["## Figures\n"] + [f"![{f.stem}]({f.name})" for f in figs if f is not None] + [""]
+    report = out / "report.md"
+    report.write_text("\n".join(md), encoding="utf-8")
+    LOGGER.info("report: %s (%d figures)", report, sum(f is not None for f in figs))
+    return report
+
+
+# ------------------------------------------------------------------------------------------------------ CLI
+def main(argv: Iterable[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m lwdet.report", description=__doc__.split("\n")[0])
+    p.add_argument("results_csv", help="study results CSV (one row per detector)")
+    p.add_argument("--out", default="docs/study", help="output folder (default: docs/study)")
+    p.add_argument("--bench-csv", help="bench_edge.py --csv file from the target device; replaces latency/memory")
+    p.add_argument("--max-latency-ms", type=float)
+    p.add_argument("--max-params-m", type=float)
+    p.add_argument("--max-memory-mb", type=float)
+    p.add_argument("--min-map", type=float, help="minimum mAP50-95")
+    a = p.parse_args(list(argv) if argv is not None else None)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    limits = dict(max_latency_ms=a.max_latency_ms, max_params_m=a.max_params_m, max_memory_mb=a.max_memory_mb,
+                  min_map=a.min_map)
+    report = write_report(a.results_csv, a.out, bench_csv=a.bench_csv, **limits)
+    best = best_under(load_study(a.results_csv, a.bench_csv)[0], **limits)
+    print(f"report: {report}")
+    print(f"best under ({_constraints_text(limits)}): " + (", ".join(
+        f"{r['model']} (mAP50-95 {_fmt(r.get(ACCURACY))}, {_fmt(r.get(LATENCY))} ms)" for r in best[:5]) or "none"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

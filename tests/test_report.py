@@ -1,0 +1,115 @@
+import csv
+
+import pytest
+
+from lwdet import report
+from lwdet.report import COLUMNS, apply_bench, best_under, pareto_front, read_rows, write_report
+
+
+def _row(model, lat, m, params=1.0, mem=50.0, **kw):
+    return {"model": model, "latency_ms_t1": lat, "map5095": m, "params_m": params, "ncnn_peak_mb": mem, **kw}
+
+
+TABLE = [
+    _row("a", 10.0, 0.30),  # frontier: fastest
+    _row("b", 20.0, 0.40),  # frontier
+    _row("c", 25.0, 0.35),  # dominated by b
+    _row("d", 20.0, 0.38),  # dominated by b (equal latency, less accurate)
+    _row("e", 40.0, 0.50, params=3.0, mem=120.0),  # frontier: most accurate
+    _row("f", 40.0, 0.50, params=2.0),  # ties e exactly: neither dominates
+    _row("g", None, 0.90),  # no latency: not plotted, not on the frontier
+]
+
+
+def test_pareto_front_hand_made():
+    assert [r["model"] for r in pareto_front(TABLE)] == ["a", "b", "e", "f"]
+
+
+def test_pareto_front_single_and_empty():
+    assert [r["model"] for r in pareto_front(TABLE[:1])] == ["a"]
+    assert pareto_front([]) == []
+
+
+def test_best_under_filters_and_ranks():
+    assert [r["model"] for r in best_under(TABLE)][:3] == ["g", "f", "e"]  # f ties e on mAP, fewer params
+    assert [r["model"] for r in best_under(TABLE, max_latency_ms=25)] == ["b", "d", "c", "a"]
+    assert [r["model"] for r in best_under(TABLE, max_latency_ms=40, max_memory_mb=100)] == ["f", "b", "d", "c", "a"]
+    assert [r["model"] for r in best_under(TABLE, max_params_m=1.0, min_map=0.36)] == ["g", "b", "d"]
+    assert best_under(TABLE, max_latency_ms=5) == []
+
+
+def test_apply_bench_replaces_latency_and_keeps_peers():
+    bench = [{"model": "a", "runtime": "ncnn", "threads": 1, "infer_median_ms": 99.0, "mem_peak_mb": 70.0},
+             {"model": "a", "runtime": "ncnn", "threads": 2, "infer_median_ms": 60.0, "mem_peak_mb": 72.0},
+             {"model": "mobilenet_ssd", "kind": "peer", "runtime": "ncnn", "threads": 1, "infer_median_ms": 45.0}]
+    rows, peers = apply_bench(TABLE[:2], bench)
+    assert (rows[0]["latency_ms_t1"], rows[0]["latency_ms_t2"], rows[0]["ncnn_peak_mb"]) == (99.0, 60.0, 70.0)
+    assert rows[1]["latency_ms_t1"] == 20.0  # no bench row: unchanged
+    assert [p["model"] for p in peers] == ["mobilenet_ssd"]
+
+
+def _write_results(run_dir, maps):
+    run_dir.mkdir(parents=True)
+    cols = ["epoch", "time", "train/box_loss", "train/cls_loss", "train/dfl_loss", "metrics/precision(B)",
+            "metrics/recall(B)", "metrics/mAP50(B)", "metrics/mAP50-95(B)", "metrics/F1(B)", "time/epoch_s"]
+    with open(run_dir / "results.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(cols)
+        for i, m in enumerate(maps, 1):
+            w.writerow([i, 10.0 * i, 3.0 / i, 2.0 / i, 1.0, m + 0.1, m + 0.05, m * 1.5, m, m + 0.07, 10.0])
+
+
+def _study_csv(tmp_path):
+    runs = tmp_path / "runs"
+    _write_results(runs / "yolov5n", [0.05, 0.10, 0.20])
+    _write_results(runs / "yolov5n-ghostnet_100", [0.04, 0.12, 0.22])
+    rows = [
+        dict(model="yolov5n", backbone="yolov5n", neck="sppf", params_m=1.77, gflops=1.2, macs_m=600, mac_mb=30.0,
+             peak_act_mb=4.0, pt_mb=3.8, ncnn_bin_mb=7.0, train_s=30.0, epoch_s=10.0, map50=0.3, map5095=0.2,
+             precision=0.3, recall=0.25, f1=0.27, latency_ms_t1=12.0, latency_ms_t2=8.0, ncnn_peak_mb=60.0,
+             parity_ok=True, run_dir=str(runs / "yolov5n")),
+        dict(model="yolov5n-ghostnet_100", backbone="ghostnet_100", neck="sppf", params_m=4.1, gflops=0.9,
+             macs_m=450, mac_mb=40.0, peak_act_mb=5.0, pt_mb=8.5, ncnn_bin_mb=16.0, train_s=40.0, epoch_s=13.0,
+             map50=0.33, map5095=0.22, precision=0.35, recall=0.27, f1=0.29, latency_ms_t1=15.0,
+             latency_ms_t2=9.5, ncnn_peak_mb="", parity_ok=True, run_dir="runs/yolov5n-ghostnet_100"),  # relative
+    ]
+    path = tmp_path / "results.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS)
+        w.writeheader()
+        w.writerows(rows)
+    return path
+
+
+def test_read_rows_parses_and_adds_density(tmp_path):
+    rows = read_rows(_study_csv(tmp_path))
+    assert rows[0]["params_m"] == 1.77 and rows[0]["parity_ok"] is True and rows[1]["ncnn_peak_mb"] is None
+    assert rows[0]["map5095_per_mparam"] == pytest.approx(0.2 / 1.77)
+
+
+def test_write_report_files(tmp_path):
+    out = tmp_path / "docs"
+    md = write_report(_study_csv(tmp_path), out, max_latency_ms=13)
+    text = md.read_text()
+    assert "## Pareto frontier" in text and "map5095_per_mparam" in text
+    best = text.split("## Best under constraints")[1].split("##")[0]
+    assert "yolov5n |" in best and "ghostnet" not in best
+    pngs = {p.name for p in out.glob("*.png")}
+    assert {"pareto_latency_map.png", "map_vs_gflops.png", "map_vs_mac.png"} <= pngs
+    assert {f"curve_{k}.png" for k in report.CURVES} <= pngs
+    for p in out.glob("*.png"):
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size < 200_000
+        assert f"({p.name})" in text
+
+
+def test_cli_with_bench_csv(tmp_path, capsys):
+    bench = tmp_path / "pi.csv"
+    bench.write_text("kind,model,runtime,threads,infer_median_ms,mem_peak_mb\n"
+                     "lwdet,yolov5n,ncnn,1,120.5,80\nlwdet,yolov5n,ncnn,2,70,82\npeer,nanodet-m,ncnn,1,95,60\n")
+    out = tmp_path / "docs"
+    assert report.main([str(_study_csv(tmp_path)), "--out", str(out), "--bench-csv", str(bench),
+                        "--max-latency-ms", "100"]) == 0
+    said = capsys.readouterr().out
+    assert "yolov5n-ghostnet_100" in said.split("best under")[1]  # yolov5n is 120 ms on the Pi now
+    text = (out / "report.md").read_text()
+    assert "120" in text and "nanodet-m" in text

@@ -1,0 +1,120 @@
+import csv
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from lwdet.study import COLUMNS, StudyConfigError, load_config, plan
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# ------------------------------------------------------------------ benchmark dataset (lwdet.data.benchmark)
+fmnist = pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz").is_file(),
+                            reason="Debian's dataset-fashion-mnist is not installed")
+
+
+@fmnist
+def test_benchmark_splits_have_disjoint_item_sources():
+    from lwdet.data.benchmark import split_bank
+
+    train, val, test = (split_bank(s) for s in ("train", "val", "test"))
+    assert train.source_index.max() < 50000 <= val.source_index.min() and val.source_index.max() < 60000
+    assert test.split_names == ("t10k[0:10000)",) and len(test.images) > 9000
+    assert {len(np.unique(b.labels)) for b in (train, val, test)} == {10}
+
+
+@fmnist
+def test_benchmark_render_is_deterministic_and_splits_differ():
+    from lwdet.data.benchmark import render
+
+    a, b = render(0, "val", 3), render(0, "val", 3)
+    assert a.image.tobytes() == b.image.tobytes() and np.array_equal(a.boxes, b.boxes)
+    assert render(0, "test", 3).image.tobytes() != a.image.tobytes()
+    assert render(1, "val", 3).image.tobytes() != a.image.tobytes()
+    classes = np.concatenate([render(0, "train", i).classes for i in range(12)])
+    assert len(np.unique(classes)) == 10  # every class, the similar tops included
+
+
+@fmnist
+def test_build_benchmark_set_and_stats(tmp_path):
+    from lwdet.data.benchmark import build_benchmark_set, dataset_stats
+
+    out = build_benchmark_set(tmp_path / "b", seed=0, n_train=3, n_val=2, n_test=2)
+    data = yaml.safe_load((out / "data.yaml").read_text())
+    assert set(data) == {"path", "train", "val", "test", "names"} and len(data["names"]) == 10
+    stats = json.loads((out / "stats.json").read_text())
+    assert [stats["splits"][s]["images"] for s in ("train", "val", "test")] == [3, 2, 2]
+    assert stats == {**dataset_stats(out / "data.yaml"), "data": stats["data"]}
+    assert sum(stats["splits"]["train"]["box_size_hist"].values()) == stats["splits"]["train"]["boxes"] > 0
+    assert "| images | 3 | 2 | 2 |" in (out / "stats.md").read_text()
+    with pytest.raises(FileExistsError):
+        build_benchmark_set(out, n_train=1, n_val=1, n_test=1)
+
+
+# ----------------------------------------------------------------------------------- study
+def test_config_keys_are_strict(tmp_path):
+    bad = tmp_path / "c.yaml"
+    bad.write_text("detectors: [{backbone: yolov5n}]\nbudjet: {epochs: 1}\n")
+    with pytest.raises(StudyConfigError, match="did you mean 'budget'"):
+        load_config(bad)
+
+
+def test_shipped_config_plans_baseline_seeds():
+    names = [r["name"] for r in plan(load_config(ROOT / "configs" / "study-cpu.yaml"))]
+    assert names[:3] == ["yolov5n", "yolov5n-seed1", "yolov5n-seed2"] and len(set(names)) == len(names)
+
+
+def _study(config):
+    return subprocess.run([sys.executable, "-m", "lwdet.study", str(config)], capture_output=True, text=True,
+                          cwd=ROOT, timeout=300)
+
+
+def test_tiny_study_completes_rows_then_skips(tmp_path):
+    config = tmp_path / "study.yaml"
+    config.write_text(yaml.safe_dump({
+        "out": str(tmp_path / "out"), "report": str(tmp_path / "docs"),
+        "budget": {"epochs": 1, "imgsz": 64, "batch": 32, "workers": 0, "fraction": 0.25},
+        "detectors": [{"backbone": "yolov5n"}, {"backbone": "shufflenetv2_050"}],
+        "bench": {"threads": [1, 2], "loops": 3, "warmup": 1}, "export": {"map_check": False},
+    }))  # data: the embedded default dataset
+    r = _study(config)
+    assert r.returncode == 0, r.stderr[-3000:]
+    results = tmp_path / "out" / "results.csv"
+    rows = list(csv.DictReader(results.open()))
+    assert [row["model"] for row in rows] == ["yolov5n", "yolov5n-shufflenetv2_050"]
+    for row in rows:
+        assert list(row) == list(COLUMNS)
+        empty = [k for k, v in row.items() if v == "" and not k.startswith("test_")]
+        assert not empty, f"{row['model']}: empty {empty}"
+        assert row["status"] == "done" and row["parity_ok"] == "True"
+        assert (Path(row["run_dir"]) / "study_trained.json").is_file()
+    assert (tmp_path / "docs" / "report.md").is_file() and (tmp_path / "docs" / "pareto_latency_map.png").is_file()
+
+    before = results.stat().st_mtime_ns
+    t0 = time.time()
+    r = _study(config)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stderr.count("complete, skipped") == 2
+    assert results.stat().st_mtime_ns == before and time.time() - t0 < 30
+
+    # an incomplete row is redone; a run whose training finished (marker) is not retrained
+    rows[1]["status"], rows[1]["map5095"] = "", ""
+    with results.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS)
+        w.writeheader()
+        w.writerows(rows)
+    epochs = (Path(rows[1]["run_dir"]) / "results.csv").read_text()
+    (Path(rows[1]["run_dir"]) / "study_trained.json").unlink()  # finished, unmarked: resume says nothing left
+    r = _study(config)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stderr.count("complete, skipped") == 1
+    again = list(csv.DictReader(results.open()))
+    assert again[1]["status"] == "done" and again[1]["map5095"] != "" and again[0] == rows[0]
+    assert (Path(rows[1]["run_dir"]) / "results.csv").read_text() == epochs
+    assert (Path(rows[1]["run_dir"]) / "study_trained.json").is_file()
