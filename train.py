@@ -10,14 +10,16 @@ from pathlib import Path
 import lwdet  # noqa: F401  (sets the engine offline before it is imported)
 from lwdet.backbones import BACKBONES, FAMILIES
 from lwdet.data import DEFAULT_DATA
-from lwdet.models import BASELINE, NECKS, ModelConfigError, model_yaml
+from lwdet.models import BASELINE, HEAD_KINDS, NECKS, ModelConfigError, model_yaml
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--backbone", default="ghostnet",
                     help=f"{BASELINE}, a family ({', '.join(FAMILIES)}) or a width ({', '.join(BACKBONES)})")
-    ap.add_argument("--neck", default="sppf", choices=NECKS, help="block at P5 feeding the PAN")
+    ap.add_argument("--neck", default="sppf", choices=NECKS,
+                    help="sppf / aspp: that block at P5 feeding the CSP-PAN; lite: the lite PAN (depthwise, ReLU)")
+    ap.add_argument("--head", default="yolo", choices=HEAD_KINDS, help="yolo: the engine's Detect; lite: LiteDetect")
     ap.add_argument("--model", type=Path, help="train this model YAML instead of --backbone/--neck")
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="data YAML (default: the embedded dataset)")
     ap.add_argument("--epochs", type=int, default=30)
@@ -64,7 +66,7 @@ def main(argv=None) -> int:
     from lwdet.training import DataCheckError, TrainingInterrupted, new_run_dir, train
 
     try:
-        yaml_path = args.model or model_yaml(args.backbone, args.neck)
+        yaml_path = args.model or model_yaml(args.backbone, args.neck, args.head)
         project = args.project or Path("runs") / args.data.stem
         if args.resume:
             run_dir = project.resolve() / args.name

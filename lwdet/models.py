@@ -18,13 +18,16 @@ from ultralytics.nn.tasks import DetectionModel
 from ultralytics.utils.torch_utils import initialize_weights
 
 from lwdet.backbones import BACKBONES, FAMILIES, suggest
-from lwdet.modules import MODULES, RowError
+from lwdet.modules import HEADS, MODULES, RowError
 
 LOGGER = logging.getLogger(__name__)
 
 MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "yaml"
 BASELINE = "yolov5n"
-NECKS = ("sppf", "aspp")
+NECKS = ("sppf", "aspp", "lite")  # --neck: the P5 block of the CSP-PAN, or the lite PAN
+HEAD_KINDS = ("yolo", "lite")  # --head: the engine's Detect, or LiteDetect
+NECK_SUFFIX = {"sppf": "", "aspp": "-aspp", "lite": "-litepan"}
+HEAD_SUFFIX = {"yolo": "", "lite": "-litehead"}
 ACTIVATIONS = {"SiLU": nn.SiLU, "ReLU": nn.ReLU, "ReLU6": nn.ReLU6, "Hardswish": nn.Hardswish, "LeakyReLU": nn.LeakyReLU}
 KEYS = {"nc", "activation", "backbone", "head", "backbone_weights"}
 ENGINE_KEYS = {"scale", "yaml_file", "channels"}  # added by the engine's loader and trainer; accepted, unused
@@ -136,8 +139,9 @@ def validate_spec(spec: dict, lines: dict | None = None) -> None:
                 raise ModelConfigError(f"{where}: args must be a list, got {args!r}")
             _check_literal(args, where)
             i += 1
-    if spec["head"][-1][2] != "Detect":
-        raise ModelConfigError(f"{_where(spec, lines, ('head', len(spec['head']) - 1))}: the last row must be Detect")
+    if spec["head"][-1][2] not in HEADS:
+        raise ModelConfigError(f"{_where(spec, lines, ('head', len(spec['head']) - 1))}: the last row must be one of "
+                               f"{', '.join(HEADS)}")
 
 
 def build_layers(spec: dict, ch: int = 3, lines: dict | None = None, verbose: bool = False):
@@ -216,8 +220,8 @@ class LwdetModel(DetectionModel):
         self.names = {i: f"{i}" for i in range(spec["nc"])}
         self.inplace = True
         head = [m for m in self.model if not _is_backbone(m)]
-        if spec.get("activation") not in (None, "SiLU"):
-            for m in head:
+        if spec.get("activation") not in (None, "SiLU"):  # the 'head' section only: backbones keep their own
+            for m in list(self.model)[len(spec["backbone"]):]:
                 _set_activation(m, ACTIVATIONS[spec["activation"]])
 
         # Strides from a dry run, as the engine's DetectionModel does.
@@ -241,18 +245,22 @@ def _is_backbone(m: nn.Module) -> bool:
     return getattr(m, "type", None) == "Backbone"
 
 
-def model_yaml(backbone: str = BASELINE, neck: str = "sppf") -> Path:
-    """Resolve a backbone name (family or full width) and neck to a shipped model YAML."""
+def model_yaml(backbone: str = BASELINE, neck: str = "sppf", head: str = "yolo") -> Path:
+    """Resolve a backbone name (family or full width), neck and head to a shipped model YAML."""
     if neck not in NECKS:
         raise ValueError(f"neck '{neck}' is not known{suggest(neck, NECKS)} Known: {', '.join(NECKS)}")
+    if head not in HEAD_KINDS:
+        raise ValueError(f"head '{head}' is not known{suggest(head, HEAD_KINDS)} Known: {', '.join(HEAD_KINDS)}")
     name = FAMILIES.get(backbone, backbone)
     if name != BASELINE and name not in BACKBONES:
         choices = [BASELINE, *FAMILIES, *BACKBONES]
         raise ValueError(f"backbone '{backbone}' is not known{suggest(backbone, choices)} Known: {', '.join(choices)}")
     stem = BASELINE if name == BASELINE else f"{BASELINE}-{name}"
-    path = MODEL_DIR / f"{stem}{'-aspp' if neck == 'aspp' else ''}.yaml"
+    path = MODEL_DIR / f"{stem}{NECK_SUFFIX[neck]}{HEAD_SUFFIX[head]}.yaml"
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no shipped model YAML for backbone '{backbone}' with neck '{neck}'")
+        shipped = sorted(p.stem for p in MODEL_DIR.glob(f"{stem}*.yaml") if p.stem.count("-") <= stem.count("-") + 2)
+        raise FileNotFoundError(f"{path}: no shipped model YAML for backbone '{backbone}' with neck '{neck}' and head "
+                                f"'{head}'; shipped for it: {', '.join(shipped)}")
     return path
 
 

@@ -15,6 +15,7 @@ from torch import nn
 from ultralytics.nn.modules import C2f, C3, SPPF, C3Ghost, Concat, Conv, Detect, DWConv, GhostConv, Index
 
 from lwdet.backbones import BACKBONES, build_backbone
+from lwdet.heads import LiteDetect
 from lwdet.necks import ASPP
 
 
@@ -94,6 +95,16 @@ def _detect(c_in, args, n, ctx):
     return Built(LegacyDetect(nc, 16, False, list(c_in)), 0, [nc, list(c_in)])
 
 
+def _lite_detect(c_in, args, n, ctx):
+    """[nc, reg_max]: the depthwise-separable head; reg_max 16 is the engine's DFL, 1 regresses box sides directly."""
+    args = list(args or ["nc"])
+    nc = ctx["nc"] if args[0] == "nc" else args[0]
+    reg_max = args[1] if len(args) > 1 else 16
+    _check_ints([nc], "number of classes")
+    _check_ints([reg_max], "reg_max")
+    return Built(LiteDetect(nc, reg_max, list(c_in)), 0, [nc, reg_max, list(c_in)])
+
+
 def _backbone(c1, args, n, ctx):
     if not args or args[0] not in BACKBONES:
         from lwdet.backbones import suggest
@@ -134,4 +145,6 @@ MODULES: dict[str, ModuleDef] = {
     "nn.Upsample": ModuleDef(_upsample),
     "Concat": ModuleDef(_concat, multi_input=True),
     "Detect": ModuleDef(_detect, multi_input=True),
+    "LiteDetect": ModuleDef(_lite_detect, multi_input=True),
 }
+HEADS = ("Detect", "LiteDetect")  # modules a model's last row may be

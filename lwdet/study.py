@@ -37,7 +37,7 @@ COLUMNS = (*REPORT_COLUMNS, "seed", *TEST_COLUMNS, "status")
 CONFIG_KEYS = {"name", "data", "out", "budget", "detectors", "baseline_seeds", "bench", "export", "report"}
 BUDGET_DEFAULTS = {"epochs": 30, "imgsz": 320, "batch": 16, "seed": 0, "device": "cpu", "workers": 2,
                    "plots": False}
-BENCH_DEFAULTS = {"threads": [1, 2], "loops": 50, "warmup": 5}
+BENCH_DEFAULTS = {"threads": [1, 2], "loops": 50, "warmup": 5, "parts": True}  # parts: lwdet.parts split timing
 EXPORT_DEFAULTS = {"map_check": True, "half": False}
 MB = 1e6  # as lwdet.profile
 
@@ -61,11 +61,11 @@ def load_config(path: str | Path) -> dict:
     cfg = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     _strict(str(path), cfg, CONFIG_KEYS)
     if not cfg.get("detectors"):
-        raise StudyConfigError(f"{path}: 'detectors' must list at least one {{backbone, neck}}")
+        raise StudyConfigError(f"{path}: 'detectors' must list at least one {{backbone, neck, head}}")
     for i, d in enumerate(cfg["detectors"]):
         if not isinstance(d, dict) or "backbone" not in d:
-            raise StudyConfigError(f"{path}: detectors[{i}] must be a mapping with 'backbone' (and 'neck')")
-        _strict(f"{path}: detectors[{i}]", d, {"backbone", "neck"})
+            raise StudyConfigError(f"{path}: detectors[{i}] must be a mapping with 'backbone' (and 'neck', 'head')")
+        _strict(f"{path}: detectors[{i}]", d, {"backbone", "neck", "head"})
     _strict(f"{path}: bench", cfg.get("bench") or {}, BENCH_DEFAULTS)
     _strict(f"{path}: export", cfg.get("export") or {}, EXPORT_DEFAULTS)
 
@@ -79,7 +79,8 @@ def load_config(path: str | Path) -> dict:
         "data": resolve(cfg.get("data") or DEFAULT_DATA),
         "out": resolve(cfg.get("out") or f"runs/{path.stem}"),
         "budget": {**BUDGET_DEFAULTS, **(cfg.get("budget") or {})},
-        "detectors": [{"backbone": d["backbone"], "neck": d.get("neck", "sppf")} for d in cfg["detectors"]],
+        "detectors": [{"backbone": d["backbone"], "neck": d.get("neck", "sppf"), "head": d.get("head", "yolo")}
+                      for d in cfg["detectors"]],
         "baseline_seeds": [int(s) for s in cfg.get("baseline_seeds") or []],
         "bench": {**BENCH_DEFAULTS, **(cfg.get("bench") or {})},
         "export": {**EXPORT_DEFAULTS, **(cfg.get("export") or {})},
@@ -94,10 +95,14 @@ def plan(cfg: dict) -> list[dict]:
     seed = int(cfg["budget"]["seed"])
     runs = []
     for i, d in enumerate(cfg["detectors"]):
-        path = model_yaml(d["backbone"], d["neck"])
+        try:
+            path = model_yaml(d["backbone"], d["neck"], d["head"])
+        except (ValueError, FileNotFoundError) as e:
+            raise StudyConfigError(f"detectors[{i}]: {e}") from None
         for s in [seed, *(cfg["baseline_seeds"] if i == 0 else [])]:
             name = path.stem if s == seed else f"{path.stem}-seed{s}"
-            runs.append({"name": name, "backbone": d["backbone"], "neck": d["neck"], "yaml": path, "seed": s})
+            runs.append({"name": name, "backbone": d["backbone"], "neck": d["neck"], "head": d["head"], "yaml": path,
+                         "seed": s})
     names = [r["name"] for r in runs]
     if len(set(names)) != len(names):
         raise StudyConfigError(f"detectors repeat a model: {names}")
@@ -229,8 +234,13 @@ def study_row(run: dict, run_dir: Path, cfg: dict) -> dict:
     budget = cfg["budget"]
     best = run_dir / "weights" / "best.pt"
     engine_data = run_dir / "data.yaml"
-    row = {"model": run["name"], "backbone": run["backbone"], "neck": run["neck"], "seed": run["seed"],
-           "run_dir": str(run_dir)}
+    if not Path((yaml.safe_load(engine_data.read_text(encoding="utf-8")) or {}).get("path", "")).is_dir():
+        # trained on another machine (a GPU box): point the engine at this machine's copy of the dataset
+        from lwdet.data import write_engine_yaml
+
+        engine_data = write_engine_yaml(cfg["data"], run_dir / "data.here.yaml")
+    row = {"model": run["name"], "backbone": run["backbone"], "neck": run["neck"], "head": run["head"],
+           "seed": run["seed"], "run_dir": str(run_dir)}
     row["train_s"], row["epoch_s"] = training_time(run_dir)
     p = profile_detector(best, budget["imgsz"])
     row.update(params_m=p.params / 1e6, gflops=p.gflops, macs_m=p.macs / 1e6, mac_mb=p.memory_access_mb,
@@ -247,12 +257,22 @@ def study_row(run: dict, run_dir: Path, cfg: dict) -> dict:
                 row[f"latency_ms_t{int(t)}"] = b["infer_median_ms"]
             if int(t) == 1:
                 row["ncnn_peak_mb"] = b["mem_peak_mb"]
+    if cfg["bench"]["parts"]:
+        from lwdet.parts import part_latency
+
+        parts = part_latency(best, budget["imgsz"], threads=1, loops=int(cfg["bench"]["loops"]),
+                             warmup=int(cfg["bench"]["warmup"]))
+        row.update({k: parts[k] for k in ("backbone_ms", "neck_ms", "head_ms")})
     row["status"] = "done"
     return row
 
 
-def run_study(config: str | Path, only: list[str] | None = None, report: bool = True) -> Path:
-    """Run (or finish) the study of ``config``; returns the results CSV."""
+def run_study(config: str | Path, only: list[str] | None = None, report: bool = True, train_only: bool = False) -> Path:
+    """Run (or finish) the study of ``config``; returns the results CSV.
+
+    ``train_only`` trains every run and stops there (on a GPU box); copy the run folders back and run the study
+    again where the detectors will be timed: trained runs are not retrained.
+    """
     cfg = load_config(config)
     out = Path(cfg["out"])
     results = out / "results.csv"
@@ -265,12 +285,15 @@ def run_study(config: str | Path, only: list[str] | None = None, report: bool = 
         run_dir = out / run["name"]
         t0 = time.time()
         train_run(run, run_dir, cfg["data"], cfg["budget"])
+        if train_only:
+            LOGGER.info("%s: trained in %.0f s", run["name"], time.time() - t0)
+            continue
         done[run["name"]] = study_row(run, run_dir, cfg)
         order = [r["name"] for r in plan(cfg)]
         write_results(results, sorted(done.values(), key=lambda r: order.index(r["model"])
                                       if r["model"] in order else len(order)))
         LOGGER.info("%s: done in %.0f s", run["name"], time.time() - t0)
-    if report and results.is_file():
+    if report and not train_only and results.is_file():
         from lwdet.report import write_report
 
         write_report(results, cfg["report"] or out / "report")
@@ -282,10 +305,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("config", help="study config YAML (see configs/study-cpu.yaml)")
     p.add_argument("--only", help="comma-separated run names to do now (default: all)")
     p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    p.add_argument("--train-only", action="store_true",
+                   help="only train (e.g. on a GPU box); run again without it where the detectors are timed")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        results = run_study(a.config, a.only.split(",") if a.only else None, report=not a.no_report)
+        results = run_study(a.config, a.only.split(",") if a.only else None, report=not a.no_report,
+                            train_only=a.train_only)
     except StudyConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -8,6 +8,7 @@ Every epoch the results CSV and TensorBoard get the same names for every backbon
 from __future__ import annotations
 
 import contextlib
+import csv
 import logging
 import os
 import signal
@@ -94,6 +95,26 @@ class LwdetTrainer(DetectionTrainer):
             if t.exists():
                 os.replace(t, r)
         return saved
+
+    def read_results_csv(self) -> dict:
+        """results.csv as {column: [values]}, for the checkpoint's ``train_results``.
+
+        The engine reads it with polars, a 54 MB wheel used for nothing else on the training path; the stdlib
+        gives the same dict, so a training machine without polars (a rented GPU box) still trains.
+        """
+        try:
+            with open(self.csv, newline="", encoding="utf-8") as f:
+                rows = list(csv.DictReader(f))
+        except OSError:
+            return {}
+
+        def num(v):
+            for cast in (int, float):
+                with contextlib.suppress(TypeError, ValueError):
+                    return cast(v)
+            return v
+
+        return {k.strip(): [num(r[k]) for r in rows] for k in (rows[0] if rows else {})}
 
     def final_eval(self):
         if self.interrupted:  # keep last.pt resumable: the engine's final step strips its optimizer state

@@ -60,28 +60,76 @@ HEAD = """head:
   - [[{h7}, {h10}, {h13}], 1, Detect, [nc]] # Detect(P3, P4, P5)
 """
 
-P5_BLOCKS = {"": "SPPF, [256, 5]", "-aspp": "ASPP, [256, [1, 2, 3]]"}
+# The lite PAN (``--neck lite``): every level at one width {c}, lateral 1x1 convs, fusion by concat + depthwise 3x3
+# + 1x1 (ShuffleNetV2's guidelines: equal widths, few branches, cheap depthwise convs); ReLU in the neck and head,
+# which ncnn fuses into the conv. No SPPF: the P5 lateral reads the backbone directly.
+LITE_PAN = """head:
+  - [{p5}, 1, Conv, [{c}, 1, 1]] # {h0} lateral P5
+  - [-1, 1, nn.Upsample, [null, 2, nearest]]
+  - [{p4}, 1, Conv, [{c}, 1, 1]] # lateral P4
+  - [[-1, {h1}], 1, Concat, [1]]
+  - [-1, 1, DWConv, [{c2}, 3, 1]]
+  - [-1, 1, Conv, [{c}, 1, 1]] # {h5} top-down P4
+  - [-1, 1, nn.Upsample, [null, 2, nearest]]
+  - [{p3}, 1, Conv, [{c}, 1, 1]] # lateral P3
+  - [[-1, {h6}], 1, Concat, [1]]
+  - [-1, 1, DWConv, [{c2}, 3, 1]]
+  - [-1, 1, Conv, [{c}, 1, 1]] # {h10} (P3/8-small)
+  - [-1, 1, DWConv, [{c}, 3, 2]]
+  - [[-1, {h5}], 1, Concat, [1]]
+  - [-1, 1, DWConv, [{c2}, 3, 1]]
+  - [-1, 1, Conv, [{c}, 1, 1]] # {h14} (P4/16-medium)
+  - [-1, 1, DWConv, [{c}, 3, 2]]
+  - [[-1, {h0}], 1, Concat, [1]]
+  - [-1, 1, DWConv, [{c2}, 3, 1]]
+  - [-1, 1, Conv, [{c}, 1, 1]] # {h18} (P5/32-large)
+  - [[{h10}, {h14}, {h18}], 1, {detect}] # {detect_what}(P3, P4, P5)
+"""
+LITE_WIDTH = 64  # YOLOv5n's P3 width, kept at every level
+
+# neck -> (file suffix, P5 block or None for the lite PAN, description)
+NECKS = {"sppf": ("", "SPPF, [256, 5]", "SPPF at P5, CSP-PAN"),
+         "aspp": ("-aspp", "ASPP, [256, [1, 2, 3]]", "ASPP (rates 1, 2, 3) at P5, CSP-PAN"),
+         "lite": ("-litepan", None, f"lite PAN (width {LITE_WIDTH}, depthwise-separable, ReLU)")}
+# head -> (file suffix, Detect row args, description)
+HEADS = {"yolo": ("", "Detect, [nc]", "Detect head"),
+         "lite": ("-litehead", "LiteDetect, [nc, 16]", "LiteDetect head (depthwise-separable)")}
+# (neck, head) pairs shipped for every backbone
+COMBOS = [("sppf", "yolo"), ("aspp", "yolo"), ("sppf", "lite"), ("lite", "yolo"), ("lite", "lite")]
 
 
-def head(p3: int, p4: int, h: int) -> str:
-    return HEAD.format(p3=p3, p4=p4, **{f"h{k}": h + k for k in (0, 3, 4, 7, 10, 13)})
+def head(p3: int, p4: int, p5: int, h: int, neck: str, detect: str) -> str:
+    """The neck and head rows; p3/p4/p5 are the backbone's output layers, h the head's first layer."""
+    if neck == "lite":
+        idx = {f"h{k}": h + k for k in (0, 1, 5, 6, 10, 14, 18)}
+        return LITE_PAN.format(p3=p3, p4=p4, p5=p5, c=LITE_WIDTH, c2=2 * LITE_WIDTH,
+                               detect=detect, detect_what=detect.split(",")[0], **idx)
+    text = HEAD.format(p3=p3, p4=p4, **{f"h{k}": h + k for k in (0, 3, 4, 7, 10, 13)})
+    return text.replace("Detect, [nc]]", detect + "]").replace("# Detect(", f"# {detect.split(',')[0]}(")
 
 
 def render() -> dict:
     files = {}
-    for suffix, p5 in P5_BLOCKS.items():
-        neck = "ASPP (rates 1, 2, 3) at P5" if suffix else "SPPF at P5"
+    for neck, head_kind in COMBOS:
+        n_suffix, p5, n_text = NECKS[neck]
+        h_suffix, detect, h_text = HEADS[head_kind]
+        suffix = n_suffix + h_suffix
+        act = "activation: ReLU # neck and head; the backbone keeps its own\n" if neck == "lite" else ""
+        what = f"{n_text}, {h_text}"
+        base_rows = BASELINE_BACKBONE.format(p5=p5) if p5 else BASELINE_BACKBONE.split("  - [-1, 1, {p5}]")[0]
         files[f"yolov5n{suffix}.yaml"] = (
-            HEADER.format(title=f"YOLOv5n (the engine's yolov5.yaml at scale n), {neck}")
-            + "\n" + BASELINE_BACKBONE.format(p5=p5) + "\n" + head(4, 6, 10)
+            HEADER.format(title=f"YOLOv5n (the engine's yolov5.yaml at scale n): {what}") + act
+            + "\n" + base_rows + "\n" + head(4, 6, 8, 10 if p5 else 9, neck, detect)
         )
         for name, spec in BACKBONES.items():
             c3, c4, c5 = build_backbone(name).channels
             source = f"{spec.source} {spec.model}"
+            rows = SWAP_BACKBONE.format(name=name, source=source, c3=c3, c4=c4, c5=c5, p5=p5 or "")
+            if not p5:
+                rows = rows.split("  - [-1, 1, ] # 4")[0]
             files[f"yolov5n-{name}{suffix}.yaml"] = (
-                HEADER.format(title=f"YOLOv5n-style detector on a {name} backbone ({source}), {neck}")
-                + "\n" + SWAP_BACKBONE.format(name=name, source=source, c3=c3, c4=c4, c5=c5, p5=p5)
-                + "\n" + head(1, 2, 5)
+                HEADER.format(title=f"YOLOv5n-style detector on a {name} backbone ({source}): {what}") + act
+                + "\n" + rows + "\n" + head(1, 2, 3, 5 if p5 else 4, neck, detect)
             )
     return files
 

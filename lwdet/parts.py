@@ -1,0 +1,133 @@
+"""Where the time goes: ncnn latency of a detector's backbone, neck and head, by split export.
+
+    python -m lwdet.parts MODEL_YAML_OR_WEIGHTS [--imgsz 320 --threads 1 --loops 50]
+
+ncnn's Python wheel has no per-layer timer (that needs a build with NCNN_BENCHMARK), so the detector is exported
+three times through pnnx: its backbone section alone, backbone + neck (every layer before the head), and the whole
+detector. Each graph is timed as benchncnn times a model (zero-filled weights, every output extracted) in one
+process, interleaved round by round so that machine noise hits the three alike; the neck's time is the difference
+of the first two medians, the head's (prediction convs, DFL decode, sigmoid, concat) the difference of the last two.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+LOGGER = logging.getLogger(__name__)
+PARTS = ("backbone", "neck", "head")
+
+
+class Prefix(nn.Module):
+    """The detector's layers [0, stop) run as the engine runs them, returning the outputs of ``outputs``."""
+
+    def __init__(self, layers: nn.Sequential, stop: int, outputs: list[int]):
+        super().__init__()
+        self.layers = layers[:stop]
+        self.outputs = outputs
+
+    def forward(self, x):
+        y = []
+        for m in self.layers:
+            if m.f != -1:
+                x = y[m.f] if isinstance(m.f, int) else [x if j == -1 else y[j] for j in m.f]
+            x = m(x)
+            y.append(x)
+        return tuple(y[i] for i in self.outputs)
+
+
+def split(model: nn.Module) -> dict[str, nn.Module]:
+    """{'backbone': ..., 'backbone+neck': ..., 'full': model} for an lwdet detector (export-ready copy)."""
+    layers = model.model
+    n_backbone = len(model.yaml["backbone"])
+    detect = layers[-1]
+    reads = {j % len(layers) if j != -1 else m.i - 1 for m in layers[n_backbone:]
+             for j in (m.f if isinstance(m.f, list) else [m.f])}
+    backbone_out = sorted(j for j in reads if j < n_backbone)  # what the neck reads from the backbone
+    head_in = [j % len(layers) if j != -1 else len(layers) - 2 for j in detect.f]
+    return {"backbone": Prefix(layers, n_backbone, backbone_out),
+            "backbone+neck": Prefix(layers, len(layers) - 1, head_in),
+            "full": model}
+
+
+def _export_graph(module: nn.Module, im: torch.Tensor, folder: Path) -> Path:
+    from lwdet.export import _run_pnnx, _trace
+
+    folder.mkdir(parents=True)
+    _trace(module, im).save(str(folder / "model.pt"))
+    _run_pnnx(folder, im, half=False)
+    return folder / "model.ncnn.param"
+
+
+def part_latency(weights_or_model, imgsz: int = 320, threads: int = 1, loops: int = 50, warmup: int = 5) -> dict:
+    """Median ncnn ms of the backbone, neck and head, plus the whole graph's, at ``imgsz`` and ``threads``."""
+    from lwdet.edge.bench import _set_cpu
+    from lwdet.edge.runner import NcnnParamNet
+    from lwdet.export import check_imgsz, export_ready, load_model
+
+    model, _ = load_model(weights_or_model)
+    hw = check_imgsz(imgsz, model)
+    model, im = export_ready(model, hw, "ncnn")
+    _set_cpu(threads, 0)
+    with tempfile.TemporaryDirectory(prefix="lwdet-parts-") as tmp:
+        nets = {}
+        for name, module in split(model).items():
+            param = _export_graph(module.eval(), im, Path(tmp) / name.replace("+", "_"))
+            nets[name] = NcnnParamNet(param, (hw[1], hw[0], 3), threads=threads)
+        try:
+            mats = {k: n.input_mat() for k, n in nets.items()}
+            times = {k: [] for k in nets}
+            for i in range(warmup + loops):  # interleaved: a noisy second slows all three graphs alike
+                for k, net in nets.items():
+                    t0 = time.perf_counter()
+                    net.run(mats[k], fetch=False)
+                    if i >= warmup:
+                        times[k].append((time.perf_counter() - t0) * 1e3)
+        finally:
+            for net in nets.values():
+                net.close()
+    med = {k: statistics.median(v) for k, v in times.items()}
+    return {"backbone_ms": med["backbone"], "neck_ms": med["backbone+neck"] - med["backbone"],
+            "head_ms": med["full"] - med["backbone+neck"], "total_ms": med["full"], "threads": threads,
+            "imgsz": list(hw), "loops": loops}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m lwdet.parts", description=__doc__.split("\n")[0])
+    p.add_argument("model", nargs="+", help="model YAMLs (random weights: timing only) or trained weights (.pt)")
+    p.add_argument("--imgsz", type=int, default=320)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--loops", type=int, default=50)
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--json", type=Path, help="write the rows here as well")
+    a = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    from lwdet.models import LwdetModel
+
+    rows = []
+    print(f"{'model':<45}{'backbone ms':>12}{'neck ms':>9}{'head ms':>9}{'total ms':>10}")
+    for spec in a.model:
+        path = Path(spec)
+        if not path.is_file():
+            print(f"error: {path}: not found", file=sys.stderr)
+            return 2
+        model = LwdetModel(path, nc=10, verbose=False) if path.suffix in (".yaml", ".yml") else path
+        r = {"model": path.stem, **part_latency(model, a.imgsz, a.threads, a.loops, a.warmup)}
+        rows.append(r)
+        print(f"{r['model']:<45}{r['backbone_ms']:>12.2f}{r['neck_ms']:>9.2f}{r['head_ms']:>9.2f}{r['total_ms']:>10.2f}")
+    if a.json:
+        a.json.write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
