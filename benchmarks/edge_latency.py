@@ -1,10 +1,12 @@
 """ncnn latency of lwdet detectors and the peers of ../shared/peers, side by side in one run (bench_edge.py).
 
     python benchmarks/edge_latency.py --imgsz 320 --threads 1,2 --loops 50 --out build/edge-latency
+    python benchmarks/edge_latency.py --models yolov5n yolov5n-shufflenetv2_050-litepan-litehead --half
 
 Each detector is built from its shipped YAML (random weights: latency does not depend on their values),
-exported to ncnn through lwdet.export (fp32, raw-output parity checked), then every export and every peer
-graph is timed by bench_edge.py in one process; the table gives median ms and the ratio to yolov5n.
+exported to ncnn through lwdet.export (fp32, and fp16 weights too with --half; raw-output parity checked), then
+every export and every peer graph, the peers fed the same --imgsz input, is timed by bench_edge.py in one process;
+the table gives median ms and the ratio to yolov5n. The peers are then timed once more at their own input sizes.
 """
 
 import argparse
@@ -23,6 +25,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--backbones", nargs="+", default=DEFAULT)
     ap.add_argument("--neck", default="sppf")
+    ap.add_argument("--models", nargs="+", help="model YAML stems (models/yaml/) instead of --backbones/--neck")
+    ap.add_argument("--half", action="store_true", help="also export and time each with fp16 ncnn weights")
     ap.add_argument("--imgsz", type=int, default=320)
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--loops", type=int, default=50)
@@ -33,20 +37,27 @@ def main() -> None:
 
     import lwdet  # noqa: F401
     from lwdet.export import export_ncnn
-    from lwdet.models import LwdetModel, model_yaml
+    from lwdet.models import MODEL_DIR, LwdetModel, model_yaml
 
     exports = args.out / f"exports-{args.imgsz}"
-    for backbone in args.backbones:
-        path = model_yaml(backbone, args.neck)
-        dest = exports / f"{path.stem}_ncnn_model"
-        if not dest.exists():
-            export_ncnn(LwdetModel(path, nc=5, verbose=False), exports, args.imgsz, map_check=False, name=path.stem)
+    paths = [MODEL_DIR / f"{m}.yaml" for m in args.models] if args.models else [
+        model_yaml(b, args.neck) for b in args.backbones]
+    for path in paths:
+        for half in (False, True) if args.half else (False,):
+            name = f"{path.stem}-fp16" if half else path.stem
+            if not (exports / f"{name}_ncnn_model").exists():
+                export_ncnn(LwdetModel(path, nc=5, verbose=False), exports, args.imgsz, half=half, map_check=False,
+                            name=name)
     csv_path = args.out / f"bench-{args.imgsz}.csv"
     cmd = [sys.executable, str(ROOT / "bench_edge.py"), "--all", str(exports), "--threads", args.threads,
            "--loops", str(args.loops), "--warmup", str(args.warmup), "--csv", str(csv_path)]
     if args.peers.is_dir():
-        cmd += ["--peers", str(args.peers)]
+        cmd += ["--peers", str(args.peers), "--input-shape", f"{args.imgsz},{args.imgsz},3"]
     subprocess.run(cmd, check=True, cwd=ROOT)
+    if args.peers.is_dir():  # and at the sizes their authors published
+        subprocess.run([sys.executable, str(ROOT / "bench_edge.py"), "--peers", str(args.peers), "--threads",
+                        args.threads, "--loops", str(args.loops), "--warmup", str(args.warmup), "--csv",
+                        str(args.out / "bench-peers-native.csv")], check=True, cwd=ROOT)
     rows = list(csv.DictReader(csv_path.open()))
     base = {r["threads"]: float(r["infer_median_ms"]) for r in rows if r["model"].startswith("yolov5n_")
             or r["model"] == "yolov5n"}

@@ -24,10 +24,10 @@ LOGGER = logging.getLogger(__name__)
 
 MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "yaml"
 BASELINE = "yolov5n"
-NECKS = ("sppf", "aspp", "lite")  # --neck: the P5 block of the CSP-PAN, or the lite PAN
-HEAD_KINDS = ("yolo", "lite")  # --head: the engine's Detect, or LiteDetect
-NECK_SUFFIX = {"sppf": "", "aspp": "-aspp", "lite": "-litepan"}
-HEAD_SUFFIX = {"yolo": "", "lite": "-litehead"}
+NECKS = ("sppf", "aspp", "lite", "nano")  # --neck: the P5 block of the CSP-PAN, or the lite PAN (width 64 / 48)
+HEAD_KINDS = ("yolo", "lite", "nano")  # --head: the engine's Detect, or LiteDetect (with DFL / without)
+NECK_SUFFIX = {"sppf": "", "aspp": "-aspp", "lite": "-litepan", "nano": "-nanopan"}
+HEAD_SUFFIX = {"yolo": "", "lite": "-litehead", "nano": "-nanohead"}
 ACTIVATIONS = {"SiLU": nn.SiLU, "ReLU": nn.ReLU, "ReLU6": nn.ReLU6, "Hardswish": nn.Hardswish, "LeakyReLU": nn.LeakyReLU}
 KEYS = {"nc", "activation", "backbone", "head", "backbone_weights"}
 ENGINE_KEYS = {"scale", "yaml_file", "channels"}  # added by the engine's loader and trainer; accepted, unused
@@ -220,8 +220,8 @@ class LwdetModel(DetectionModel):
         self.names = {i: f"{i}" for i in range(spec["nc"])}
         self.inplace = True
         head = [m for m in self.model if not _is_backbone(m)]
-        if spec.get("activation") not in (None, "SiLU"):  # the 'head' section only: backbones keep their own
-            for m in list(self.model)[len(spec["backbone"]):]:
+        if spec.get("activation") not in (None, "SiLU"):  # as the engine's key; timm/torchvision keep their own
+            for m in head:
                 _set_activation(m, ACTIVATIONS[spec["activation"]])
 
         # Strides from a dry run, as the engine's DetectionModel does.
@@ -258,7 +258,8 @@ def model_yaml(backbone: str = BASELINE, neck: str = "sppf", head: str = "yolo")
     stem = BASELINE if name == BASELINE else f"{BASELINE}-{name}"
     path = MODEL_DIR / f"{stem}{NECK_SUFFIX[neck]}{HEAD_SUFFIX[head]}.yaml"
     if not path.is_file():
-        shipped = sorted(p.stem for p in MODEL_DIR.glob(f"{stem}*.yaml") if p.stem.count("-") <= stem.count("-") + 2)
+        shipped = [f"--neck {n} --head {h}" for n in NECKS for h in HEAD_KINDS
+                   if (MODEL_DIR / f"{stem}{NECK_SUFFIX[n]}{HEAD_SUFFIX[h]}.yaml").is_file()]
         raise FileNotFoundError(f"{path}: no shipped model YAML for backbone '{backbone}' with neck '{neck}' and head "
                                 f"'{head}'; shipped for it: {', '.join(shipped)}")
     return path

@@ -315,6 +315,16 @@ def main(argv: list[str] | None = None) -> int:
     except StudyConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted; run the same command again to go on (finished detectors are skipped)", file=sys.stderr)
+        return 130
+    except Exception as e:
+        from lwdet.training import TrainingInterrupted
+
+        if not isinstance(e, TrainingInterrupted):
+            raise
+        print(f"{e}\nrun the same command again to go on (finished detectors are skipped)", file=sys.stderr)
+        return 130 if e.signal_name == "SIGINT" else 143
     print(f"results: {results}")
     return 0
 

@@ -24,12 +24,13 @@ def test_every_shipped_yaml_builds_and_runs(path):
     assert torch.isfinite(y).all()
 
 
-def test_shipped_yamls_cover_every_backbone_with_and_without_aspp():
+def test_shipped_yamls_cover_every_backbone_with_every_neck_and_head():
     from lwdet.backbones import BACKBONES
 
     names = {p.stem for p in shipped_yamls()}
     for b in ["yolov5n", *(f"yolov5n-{n}" for n in BACKBONES)]:
-        assert {b, f"{b}-aspp"} <= names
+        assert {b, f"{b}-aspp", f"{b}-litehead", f"{b}-litepan", f"{b}-litepan-litehead", f"{b}-nanopan-nanohead"} <= names
+    assert len(names) == 6 * (1 + len(BACKBONES))
 
 
 def test_shipped_yamls_are_up_to_date_with_the_generator():
@@ -61,6 +62,62 @@ def test_baseline_is_the_engines_yolov5n():
 )
 def test_backbone_and_neck_resolve_to_shipped_yaml(backbone, neck, stem):
     assert model_yaml(backbone, neck) == MODEL_DIR / f"{stem}.yaml"
+
+
+@pytest.mark.parametrize("backbone, neck, head, stem", [
+    ("yolov5n", "lite", "lite", "yolov5n-litepan-litehead"),
+    ("shufflenetv2_050", "sppf", "lite", "yolov5n-shufflenetv2_050-litehead"),
+    ("mobilenetv3_small", "lite", "yolo", "yolov5n-mobilenetv3_small_100-litepan"),
+    ("shufflenetv2_050", "nano", "nano", "yolov5n-shufflenetv2_050-nanopan-nanohead"),
+])
+def test_neck_and_head_resolve_to_shipped_yaml(backbone, neck, head, stem):
+    assert model_yaml(backbone, neck, head) == MODEL_DIR / f"{stem}.yaml"
+
+
+def test_unknown_or_unshipped_head_names_the_choices():
+    with pytest.raises(ValueError, match="head 'light' is not known; did you mean 'lite'"):
+        model_yaml("ghostnet", "sppf", "light")
+    with pytest.raises(FileNotFoundError, match="neck 'aspp' and head 'lite'; shipped for it: .*--neck sppf --head lite, "):
+        model_yaml("ghostnet", "aspp", "lite")
+
+
+def test_lite_head_and_neck_cut_the_cost_and_keep_the_outputs():
+    from lwdet.heads import LiteDetect
+
+    base = LwdetModel(MODEL_DIR / "yolov5n-shufflenetv2_050.yaml", nc=5, verbose=False)
+    lite = LwdetModel(MODEL_DIR / "yolov5n-shufflenetv2_050-litepan-litehead.yaml", nc=5, verbose=False)
+    assert isinstance(lite.model[-1], LiteDetect) and lite.model[-1].reg_max == 16 and lite.model[-1].nc == 5
+    n = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert n(lite) < 0.25 * n(base)
+    x = torch.rand(2, 3, 96, 96)
+    lite.train()
+    out = lite(x)  # training output: the engine's loss reads these
+    assert out["boxes"].shape == (2, 64, 12 * 12 + 6 * 6 + 3 * 3) and out["scores"].shape == (2, 5, 189)
+    # ReLU replaces SiLU in every engine-built layer (the engine's meaning of the key); timm keeps its own
+    v5 = LwdetModel(MODEL_DIR / "yolov5n-litepan.yaml", nc=5, verbose=False)
+    assert not any(isinstance(m, nn.SiLU) for m in v5.modules()) and any(isinstance(m, nn.ReLU) for m in v5.modules())
+    ghost = LwdetModel(MODEL_DIR / "yolov5n-ghostnet_100-litepan.yaml", nc=5, verbose=False)
+    assert any(type(m).__name__ == "Hardsigmoid" for m in ghost.model[0].modules())  # GhostNet's SE gate, untouched
+
+
+def test_nano_head_regresses_box_sides_without_dfl():
+    nano = LwdetModel(MODEL_DIR / "yolov5n-shufflenetv2_050-nanopan-nanohead.yaml", nc=5, verbose=False)
+    head = nano.model[-1]
+    assert head.reg_max == 1 and isinstance(head.dfl, nn.Identity)
+    assert [m[-1].out_channels for m in head.cv2] == [4, 4, 4] and head.cv2[0][0].conv.in_channels == 48
+    nano.train()
+    out = nano(torch.rand(1, 3, 64, 64))
+    assert out["boxes"].shape == (1, 4, 84)
+
+
+def test_lite_detect_row_arguments_are_checked(tmp_path):
+    src = MODEL_DIR / "yolov5n-shufflenetv2_050-litehead.yaml"
+    bad = _edited(tmp_path, "LiteDetect, [nc, 16]", "LiteDetect, [nc, 0]", src)
+    with pytest.raises(ModelConfigError, match=r"bad.yaml:\d+: head row \d+ .*reg_max must be positive integers"):
+        LwdetModel(bad, verbose=False)
+    bad = _edited(tmp_path, "LiteDetect, [nc, 16]]", "LitDetect, [nc, 16]]", src)
+    with pytest.raises(ModelConfigError, match="module 'LitDetect' is not known; did you mean 'LiteDetect'"):
+        load_spec(bad)
 
 
 def test_unknown_backbone_or_neck_names_the_choices():

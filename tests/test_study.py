@@ -55,6 +55,10 @@ def test_build_benchmark_set_and_stats(tmp_path):
     assert "| images | 3 | 2 | 2 |" in (out / "stats.md").read_text()
     with pytest.raises(FileExistsError):
         build_benchmark_set(out, n_train=1, n_val=1, n_test=1)
+    parallel = build_benchmark_set(tmp_path / "p", seed=0, n_train=3, n_val=2, n_test=2, workers=2)
+    files = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file() and p.suffix in (".jpg", ".txt"))
+    assert len(files) == 14
+    assert all((parallel / f).read_bytes() == (out / f).read_bytes() for f in files)  # same files, any worker count
 
 
 # ----------------------------------------------------------------------------------- study
@@ -65,9 +69,24 @@ def test_config_keys_are_strict(tmp_path):
         load_config(bad)
 
 
-def test_shipped_config_plans_baseline_seeds():
-    names = [r["name"] for r in plan(load_config(ROOT / "configs" / "study-cpu.yaml"))]
-    assert names[:3] == ["yolov5n", "yolov5n-seed1", "yolov5n-seed2"] and len(set(names)) == len(names)
+@pytest.mark.parametrize("config, seeds", [("study-cpu", ["yolov5n-seed1"]),
+                                           ("study-bench", ["yolov5n-seed1", "yolov5n-seed2"])])
+def test_shipped_configs_plan_baseline_seeds_and_lite_variants(config, seeds):
+    runs = plan(load_config(ROOT / "configs" / f"{config}.yaml"))
+    names = [r["name"] for r in runs]
+    assert names[:1 + len(seeds)] == ["yolov5n", *seeds] and len(set(names)) == len(names)
+    assert "yolov5n-shufflenetv2_050-litepan-litehead" in names and "yolov5n-ghostnet_100-aspp" in names
+    assert all(r["yaml"].is_file() and r["head"] in ("yolo", "lite") for r in runs)
+
+
+def test_config_with_an_unshipped_or_unknown_head_is_refused(tmp_path):
+    bad = tmp_path / "c.yaml"
+    bad.write_text("detectors: [{backbone: yolov5n, head: lit}]\n")
+    with pytest.raises(StudyConfigError, match="detectors\\[0\\]: head 'lit' is not known; did you mean 'lite'"):
+        plan(load_config(bad))
+    bad.write_text("detectors: [{backbone: yolov5n, neck: aspp, head: lite}]\n")
+    with pytest.raises(StudyConfigError, match="no shipped model YAML .* shipped for it: .*--neck lite --head lite"):
+        plan(load_config(bad))
 
 
 def _study(config):
@@ -80,14 +99,15 @@ def test_tiny_study_completes_rows_then_skips(tmp_path):
     config.write_text(yaml.safe_dump({
         "out": str(tmp_path / "out"), "report": str(tmp_path / "docs"),
         "budget": {"epochs": 1, "imgsz": 64, "batch": 32, "workers": 0, "fraction": 0.25},
-        "detectors": [{"backbone": "yolov5n"}, {"backbone": "shufflenetv2_050"}],
+        "detectors": [{"backbone": "yolov5n"}, {"backbone": "shufflenetv2_050", "neck": "lite", "head": "lite"}],
         "bench": {"threads": [1, 2], "loops": 3, "warmup": 1}, "export": {"map_check": False},
     }))  # data: the embedded default dataset
     r = _study(config)
     assert r.returncode == 0, r.stderr[-3000:]
     results = tmp_path / "out" / "results.csv"
     rows = list(csv.DictReader(results.open()))
-    assert [row["model"] for row in rows] == ["yolov5n", "yolov5n-shufflenetv2_050"]
+    assert [row["model"] for row in rows] == ["yolov5n", "yolov5n-shufflenetv2_050-litepan-litehead"]
+    assert [(row["neck"], row["head"]) for row in rows] == [("sppf", "yolo"), ("lite", "lite")]
     for row in rows:
         assert list(row) == list(COLUMNS)
         empty = [k for k, v in row.items() if v == "" and not k.startswith("test_")]
@@ -118,3 +138,26 @@ def test_tiny_study_completes_rows_then_skips(tmp_path):
     assert again[1]["status"] == "done" and again[1]["map5095"] != "" and again[0] == rows[0]
     assert (Path(rows[1]["run_dir"]) / "results.csv").read_text() == epochs
     assert (Path(rows[1]["run_dir"]) / "study_trained.json").is_file()
+
+
+def test_train_only_trains_then_a_second_pass_times_without_retraining(tmp_path):
+    config = tmp_path / "study.yaml"
+    config.write_text(yaml.safe_dump({
+        "out": str(tmp_path / "out"), "report": str(tmp_path / "docs"),
+        "budget": {"epochs": 1, "imgsz": 64, "batch": 32, "workers": 0, "fraction": 0.25},
+        "detectors": [{"backbone": "shufflenetv2_050", "head": "lite"}],
+        "bench": {"threads": [1], "loops": 2, "warmup": 1, "parts": False}, "export": {"map_check": False},
+    }))
+    r = subprocess.run([sys.executable, "-m", "lwdet.study", str(config), "--train-only"], capture_output=True,
+                       text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    run_dir = tmp_path / "out" / "yolov5n-shufflenetv2_050-litehead"
+    assert (run_dir / "study_trained.json").is_file() and (run_dir / "weights" / "best.pt").is_file()
+    assert not (tmp_path / "out" / "results.csv").exists() and not (tmp_path / "docs").exists()
+    epochs = (run_dir / "results.csv").read_text()
+    r = _study(config)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (run_dir / "results.csv").read_text() == epochs  # not retrained
+    row = next(csv.DictReader((tmp_path / "out" / "results.csv").open()))
+    assert row["status"] == "done" and row["head"] == "lite" and float(row["latency_ms_t1"]) > 0
+    assert row["backbone_ms"] == ""  # parts: false

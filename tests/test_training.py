@@ -188,3 +188,27 @@ def test_sigint_saves_a_resumable_checkpoint_and_exits_cleanly(tmp_path):
     r = run_train("--project", tmp_path, "--name", "r", "--resume", "--epochs", "4")  # a new target is honoured
     assert r.returncode == 0, r.stderr[-2000:]
     assert [int(row["epoch"]) for row in csv.DictReader((tmp_path / "r" / "results.csv").open())][-1] == 4
+
+
+def test_checkpoint_results_are_read_without_polars_as_the_engine_reads_them(run):
+    """The engine reads results.csv with polars for the checkpoint; lwdet's stdlib reader gives the same dict."""
+    from types import SimpleNamespace
+
+    from ultralytics.engine.trainer import BaseTrainer
+
+    from lwdet.training import LwdetTrainer
+
+    run_dir, _ = run
+    fake = SimpleNamespace(csv=run_dir / "results.csv")
+    ours, engines = LwdetTrainer.read_results_csv(fake), BaseTrainer.read_results_csv(fake)
+    assert ours == engines and len(ours["epoch"]) == 1
+    assert LwdetTrainer.read_results_csv(SimpleNamespace(csv=run_dir / "missing.csv")) == {}
+
+
+def test_lite_neck_and_head_train_from_the_cli(tmp_path):
+    r = run_train("--backbone", "shufflenetv2_050", "--neck", "lite", "--head", "lite", "--epochs", 1, "--imgsz", 64,
+                  "--batch", 32, "--no-plots", "--project", tmp_path, "--name", "lite")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (tmp_path / "lite" / "yolov5n-shufflenetv2_050-litepan-litehead.yaml").is_file()
+    rows = list(csv.DictReader((tmp_path / "lite" / "results.csv").open()))
+    assert all(math.isfinite(float(rows[0][tag])) for tag in TAGS)

@@ -61,8 +61,8 @@ HEAD = """head:
 """
 
 # The lite PAN (``--neck lite``): every level at one width {c}, lateral 1x1 convs, fusion by concat + depthwise 3x3
-# + 1x1 (ShuffleNetV2's guidelines: equal widths, few branches, cheap depthwise convs); ReLU in the neck and head,
-# which ncnn fuses into the conv. No SPPF: the P5 lateral reads the backbone directly.
+# + 1x1 (ShuffleNetV2's guidelines: equal widths, few branches, cheap depthwise convs); ReLU, which ncnn fuses into
+# the conv, in every layer built from the engine's modules (YOLOv5n's own CSP backbone too). No SPPF: the P5 lateral reads the backbone directly.
 LITE_PAN = """head:
   - [{p5}, 1, Conv, [{c}, 1, 1]] # {h0} lateral P5
   - [-1, 1, nn.Upsample, [null, 2, nearest]]
@@ -86,23 +86,27 @@ LITE_PAN = """head:
   - [[{h10}, {h14}, {h18}], 1, {detect}] # {detect_what}(P3, P4, P5)
 """
 LITE_WIDTH = 64  # YOLOv5n's P3 width, kept at every level
+NANO_WIDTH = 48  # the nano PAN: the lite PAN at ShuffleNetV2-0.5's P3 width
 
 # neck -> (file suffix, P5 block or None for the lite PAN, description)
 NECKS = {"sppf": ("", "SPPF, [256, 5]", "SPPF at P5, CSP-PAN"),
          "aspp": ("-aspp", "ASPP, [256, [1, 2, 3]]", "ASPP (rates 1, 2, 3) at P5, CSP-PAN"),
-         "lite": ("-litepan", None, f"lite PAN (width {LITE_WIDTH}, depthwise-separable, ReLU)")}
+         "lite": ("-litepan", None, f"lite PAN (width {LITE_WIDTH}, depthwise-separable, ReLU)"),
+         "nano": ("-nanopan", None, f"nano PAN (the lite PAN at width {NANO_WIDTH})")}
 # head -> (file suffix, Detect row args, description)
 HEADS = {"yolo": ("", "Detect, [nc]", "Detect head"),
-         "lite": ("-litehead", "LiteDetect, [nc, 16]", "LiteDetect head (depthwise-separable)")}
+         "lite": ("-litehead", "LiteDetect, [nc, 16]", "LiteDetect head (depthwise-separable)"),
+         "nano": ("-nanohead", "LiteDetect, [nc, 1]", "nano head (LiteDetect regressing box sides directly: no DFL)")}
 # (neck, head) pairs shipped for every backbone
-COMBOS = [("sppf", "yolo"), ("aspp", "yolo"), ("sppf", "lite"), ("lite", "yolo"), ("lite", "lite")]
+COMBOS = [("sppf", "yolo"), ("aspp", "yolo"), ("sppf", "lite"), ("lite", "yolo"), ("lite", "lite"), ("nano", "nano")]
 
 
 def head(p3: int, p4: int, p5: int, h: int, neck: str, detect: str) -> str:
     """The neck and head rows; p3/p4/p5 are the backbone's output layers, h the head's first layer."""
-    if neck == "lite":
+    if neck in ("lite", "nano"):
         idx = {f"h{k}": h + k for k in (0, 1, 5, 6, 10, 14, 18)}
-        return LITE_PAN.format(p3=p3, p4=p4, p5=p5, c=LITE_WIDTH, c2=2 * LITE_WIDTH,
+        c = LITE_WIDTH if neck == "lite" else NANO_WIDTH
+        return LITE_PAN.format(p3=p3, p4=p4, p5=p5, c=c, c2=2 * c,
                                detect=detect, detect_what=detect.split(",")[0], **idx)
     text = HEAD.format(p3=p3, p4=p4, **{f"h{k}": h + k for k in (0, 3, 4, 7, 10, 13)})
     return text.replace("Detect, [nc]]", detect + "]").replace("# Detect(", f"# {detect.split(',')[0]}(")
@@ -114,7 +118,8 @@ def render() -> dict:
         n_suffix, p5, n_text = NECKS[neck]
         h_suffix, detect, h_text = HEADS[head_kind]
         suffix = n_suffix + h_suffix
-        act = "activation: ReLU # neck and head; the backbone keeps its own\n" if neck == "lite" else ""
+        act = ("activation: ReLU # every layer built from the engine's modules; a timm/torchvision backbone keeps its own\n"
+               if neck in ("lite", "nano") else "")
         what = f"{n_text}, {h_text}"
         base_rows = BASELINE_BACKBONE.format(p5=p5) if p5 else BASELINE_BACKBONE.split("  - [-1, 1, {p5}]")[0]
         files[f"yolov5n{suffix}.yaml"] = (
