@@ -251,20 +251,50 @@ def study_row(run: dict, run_dir: Path, cfg: dict) -> dict:
     folder, row["parity_ok"] = export(best, cfg["data"], budget["imgsz"], cfg["export"])
     if folder is not None:
         row["ncnn_bin_mb"] = (folder / "model.ncnn.bin").stat().st_size / MB
-        for t in cfg["bench"]["threads"]:
-            b = bench(folder, int(t), int(cfg["bench"]["loops"]), int(cfg["bench"]["warmup"]))
-            if int(t) in (1, 2):
-                row[f"latency_ms_t{int(t)}"] = b["infer_median_ms"]
-            if int(t) == 1:
-                row["ncnn_peak_mb"] = b["mem_peak_mb"]
+        row = bench_row(row, cfg)
+    row["status"] = "done"
+    return row
+
+
+def bench_row(row: dict, cfg: dict) -> dict:
+    """The latency, memory and per-part columns of a finished row, measured again."""
+    from lwdet.export import NCNN_SUFFIX
+
+    best = Path(row["run_dir"]) / "weights" / "best.pt"
+    folder = best.parent / f"{best.stem}{NCNN_SUFFIX}"
+    row = dict(row)
+    for t in cfg["bench"]["threads"]:
+        b = bench(folder, int(t), int(cfg["bench"]["loops"]), int(cfg["bench"]["warmup"]))
+        if int(t) in (1, 2):
+            row[f"latency_ms_t{int(t)}"] = b["infer_median_ms"]
+        if int(t) == 1:
+            row["ncnn_peak_mb"] = b["mem_peak_mb"]
     if cfg["bench"]["parts"]:
         from lwdet.parts import part_latency
 
-        parts = part_latency(best, budget["imgsz"], threads=1, loops=int(cfg["bench"]["loops"]),
+        parts = part_latency(best, cfg["budget"]["imgsz"], threads=1, loops=int(cfg["bench"]["loops"]),
                              warmup=int(cfg["bench"]["warmup"]))
         row.update({k: parts[k] for k in ("backbone_ms", "neck_ms", "head_ms")})
-    row["status"] = "done"
     return row
+
+
+def rebench(config: str | Path, report: bool = True) -> Path:
+    """Time every finished detector again in one pass (e.g. on a quiet machine, after a study that shared it)."""
+    cfg = load_config(config)
+    results = Path(cfg["out"]) / "results.csv"
+    rows = list(read_results(results).values())
+    if not rows:
+        raise StudyConfigError(f"{results}: no finished detectors to bench")
+    for i, row in enumerate(rows):
+        if row.get("status") == "done" and row.get("parity_ok") in ("True", True):
+            LOGGER.info("%s: benching again", row["model"])
+            rows[i] = bench_row(row, cfg)
+            write_results(results, rows)
+    if report:
+        from lwdet.report import write_report
+
+        write_report(results, cfg["report"] or Path(cfg["out"]) / "report")
+    return results
 
 
 def run_study(config: str | Path, only: list[str] | None = None, report: bool = True, train_only: bool = False) -> Path:
@@ -305,13 +335,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("config", help="study config YAML (see configs/study-cpu.yaml)")
     p.add_argument("--only", help="comma-separated run names to do now (default: all)")
     p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    p.add_argument("--rebench", action="store_true",
+                   help="only time the finished detectors again, in one pass (after a study on a busy machine)")
     p.add_argument("--train-only", action="store_true",
                    help="only train (e.g. on a GPU box); run again without it where the detectors are timed")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        results = run_study(a.config, a.only.split(",") if a.only else None, report=not a.no_report,
-                            train_only=a.train_only)
+        if a.rebench:
+            results = rebench(a.config, report=not a.no_report)
+        else:
+            results = run_study(a.config, a.only.split(",") if a.only else None, report=not a.no_report,
+                                train_only=a.train_only)
     except StudyConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

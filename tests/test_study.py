@@ -76,7 +76,7 @@ def test_shipped_configs_plan_baseline_seeds_and_lite_variants(config, seeds):
     names = [r["name"] for r in runs]
     assert names[:1 + len(seeds)] == ["yolov5n", *seeds] and len(set(names)) == len(names)
     assert "yolov5n-shufflenetv2_050-litepan-litehead" in names and "yolov5n-ghostnet_100-aspp" in names
-    assert all(r["yaml"].is_file() and r["head"] in ("yolo", "lite") for r in runs)
+    assert all(r["yaml"].is_file() and r["head"] in ("yolo", "lite", "nano") for r in runs)
 
 
 def test_config_with_an_unshipped_or_unknown_head_is_refused(tmp_path):
@@ -161,3 +161,12 @@ def test_train_only_trains_then_a_second_pass_times_without_retraining(tmp_path)
     row = next(csv.DictReader((tmp_path / "out" / "results.csv").open()))
     assert row["status"] == "done" and row["head"] == "lite" and float(row["latency_ms_t1"]) > 0
     assert row["backbone_ms"] == ""  # parts: false
+
+    before = float(row["latency_ms_t1"])
+    r = subprocess.run([sys.executable, "-m", "lwdet.study", str(config), "--rebench", "--no-report"],
+                       capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    again = next(csv.DictReader((tmp_path / "out" / "results.csv").open()))
+    assert float(again["latency_ms_t1"]) > 0 and float(again["latency_ms_t1"]) != before  # timed again
+    assert {k: v for k, v in again.items() if "latency" not in k and "peak" not in k} == \
+        {k: v for k, v in row.items() if "latency" not in k and "peak" not in k}
