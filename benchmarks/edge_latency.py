@@ -59,8 +59,10 @@ def main() -> None:
                         args.threads, "--loops", str(args.loops), "--warmup", str(args.warmup), "--csv",
                         str(args.out / "bench-peers-native.csv")], check=True, cwd=ROOT)
     rows = list(csv.DictReader(csv_path.open()))
-    base = {r["threads"]: float(r["infer_median_ms"]) for r in rows if r["model"].startswith("yolov5n_")
-            or r["model"] == "yolov5n"}
+    for r in rows:  # an export's folder names it (fp16 exports carry the same model name inside)
+        if r["kind"] == "lwdet":
+            r["model"] = Path(r["path"]).name.removesuffix("_ncnn_model")
+    base = {r["threads"]: float(r["infer_median_ms"]) for r in rows if r["model"] == "yolov5n"}
     print(f"\n| model | input | threads | median ms | min ms | p90 ms | ratio to yolov5n | peak MB |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for r in rows:
