@@ -7,6 +7,7 @@ three times through pnnx: its backbone section alone, backbone + neck (every lay
 detector. Each graph is timed as benchncnn times a model (zero-filled weights, every output extracted) in one
 process, interleaved round by round so that machine noise hits the three alike; the neck's time is the difference
 of the first two medians, the head's (prediction convs, DFL decode, sigmoid, concat) the difference of the last two.
+The whole graph is also run layer by layer (``layer_type_times``) for the time per ncnn layer type.
 """
 
 from __future__ import annotations
@@ -83,6 +84,8 @@ def part_latency(weights_or_model, imgsz: int = 320, threads: int = 1, loops: in
         for name, module in split(model).items():
             param = _export_graph(module.eval(), im, Path(tmp) / name.replace("+", "_"))
             nets[name] = NcnnParamNet(param, (hw[1], hw[0], 3), threads=threads)
+        layer_ms = layer_type_times(Path(tmp) / "full" / "model.ncnn.param", (hw[1], hw[0], 3), threads,
+                                    max(loops // 2, 1), warmup)
         try:
             mats = {k: n.input_mat() for k, n in nets.items()}
             times = {k: [] for k in nets}
@@ -98,7 +101,43 @@ def part_latency(weights_or_model, imgsz: int = 320, threads: int = 1, loops: in
     med = {k: statistics.median(v) for k, v in times.items()}
     return {"backbone_ms": med["backbone"], "neck_ms": med["backbone+neck"] - med["backbone"],
             "head_ms": med["full"] - med["backbone+neck"], "total_ms": med["full"], "threads": threads,
-            "imgsz": list(hw), "loops": loops}
+            "imgsz": list(hw), "loops": loops, "layer_type_ms": layer_ms}
+
+
+def layer_type_times(param: str | Path, input_shape: tuple[int, int, int], threads: int = 1, loops: int = 20,
+                     warmup: int = 3) -> dict[str, float]:
+    """Mean ncnn ms per layer type (Convolution, Swish, Concat, ...) of one inference, layer by layer.
+
+    One extractor per inference; every layer's output is extracted in graph order (raw layout, no conversion), so
+    each ``extract`` call runs exactly that layer, its inputs being computed already. Zero-filled weights, as
+    benchncnn. The per-call overhead (microseconds) lands on each layer alike; compare shares, not sums.
+    """
+    import ncnn
+
+    from lwdet.edge.runner import FILL, parse_param
+
+    graph = parse_param(param)
+    net = ncnn.Net()
+    net.opt.num_threads = threads
+    net.opt.lightmode = False  # keep every blob: a later layer must find its inputs computed
+    try:
+        if net.load_param(str(param)) != 0 or net.load_model(ncnn.DataReaderFromEmpty()) != 0:
+            raise RuntimeError(f"{param}: ncnn could not load this .param")
+        order = [(layer.type, layer.tops[0]) for layer in net.layers() if layer.type != "Input" and layer.tops]
+        mat = ncnn.Mat(*input_shape)
+        mat.fill(FILL)
+        totals: dict[str, float] = {}
+        for i in range(warmup + loops):
+            with net.create_extractor() as ex:
+                ex.input(graph.input, mat)
+                for kind, top in order:
+                    t0 = time.perf_counter()
+                    ex.extract(top, 1)
+                    if i >= warmup:
+                        totals[kind] = totals.get(kind, 0.0) + (time.perf_counter() - t0) * 1e3
+    finally:
+        net.clear()
+    return dict(sorted(((k, v / loops) for k, v in totals.items()), key=lambda kv: -kv[1]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,6 +163,9 @@ def main(argv: list[str] | None = None) -> int:
         r = {"model": path.stem, **part_latency(model, a.imgsz, a.threads, a.loops, a.warmup)}
         rows.append(r)
         print(f"{r['model']:<45}{r['backbone_ms']:>12.2f}{r['neck_ms']:>9.2f}{r['head_ms']:>9.2f}{r['total_ms']:>10.2f}")
+        share = sum(r["layer_type_ms"].values())
+        print("    by layer type: " + ", ".join(f"{k} {100 * v / share:.0f}%" for k, v in
+                                             list(r["layer_type_ms"].items())[:5]))
     if a.json:
         a.json.write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
     return 0

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import logging
 import math
 import sys
@@ -180,6 +181,14 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+DETECTOR_PEERS = ("nanodet", "fastest")  # name parts of the peer graphs that are detectors (the rest: classifiers)
+
+
+def is_detector_peer(row: dict) -> bool:
+    """Only detector peers belong on a detector's latency axis; classifier backbones are listed, not drawn."""
+    return any(k in str(row.get("model", "")).lower() for k in DETECTOR_PEERS)
+
+
 def plot_pareto(rows: Sequence[dict], path: Path, peers: Sequence[dict] = (), x: str = LATENCY,
                 y: str = ACCURACY) -> Path | None:
     """Latency vs mAP50-95, bubble area ~ params, frontier drawn and named; peers as labelled vertical lines."""
@@ -198,7 +207,7 @@ def plot_pareto(rows: Sequence[dict], path: Path, peers: Sequence[dict] = (), x:
         on = any(r is f for f in front)
         ax.annotate(str(r.get("model")), (_num(r, x), _num(r, y)), fontsize=7 if on else 6,
                     color="red" if on else "0.35", xytext=(4, 3), textcoords="offset points")
-    for p in peers:
+    for p in (p for p in peers if is_detector_peer(p)):
         lat = _num(p, "infer_median_ms")
         if lat is not None:
             ax.axvline(lat, color="0.6", ls=":", lw=0.8)
@@ -225,6 +234,60 @@ def plot_scatter(rows: Sequence[dict], x: str, xlabel: str, path: Path, y: str =
     ax.set_xlabel(xlabel)
     ax.set_ylabel("mAP50-95")
     ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_time_split(rows: Sequence[dict], path: Path) -> Path | None:
+    """Stacked horizontal bars: ncnn ms of backbone, neck and head per detector (lwdet.parts)."""
+    pts = [r for r in rows if all(_num(r, k) is not None for k in ("backbone_ms", "neck_ms", "head_ms"))]
+    if not pts:
+        return None
+    pts = sorted(pts, key=lambda r: sum(_num(r, k) for k in ("backbone_ms", "neck_ms", "head_ms")))
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(FIGSIZE[0] + 1.5, 0.9 + 0.22 * len(pts)))
+    left = [0.0] * len(pts)
+    for part, color in (("backbone_ms", "#4c72b0"), ("neck_ms", "#dd8452"), ("head_ms", "#55a868")):
+        w = [max(_num(r, part), 0.0) for r in pts]
+        ax.barh(range(len(pts)), w, left=left, color=color, label=part.removesuffix("_ms"))
+        left = [a + b for a, b in zip(left, w)]
+    ax.set_yticks(range(len(pts)), [str(r["model"]) for r in pts], fontsize=6)
+    ax.set_xlabel("ncnn ms, 1 thread (split export)")
+    ax.legend(fontsize=7, loc="lower right")
+    ax.grid(alpha=0.3, axis="x")
+    return _save(fig, path)
+
+
+def plot_layer_types(rows: Sequence[dict], path: Path, base: Path | None = None, top: int = 6) -> Path | None:
+    """Stacked bars of each detector's ncnn time share per layer type (the run folder's layer-time JSON)."""
+    shares = {}
+    for r in rows:
+        run = Path(str(r.get("run_dir") or ""))
+        f = run / "ncnn_layer_type_ms.json"
+        if not f.is_file() and base is not None:
+            f = base / run.name / "ncnn_layer_type_ms.json"
+        if r.get("run_dir") and f.is_file():
+            ms = json.loads(f.read_text(encoding="utf-8"))
+            total = sum(ms.values()) or 1.0
+            shares[str(r["model"])] = {k: 100 * v / total for k, v in ms.items()}
+    if not shares:
+        return None
+    overall: dict[str, float] = {}
+    for s in shares.values():
+        for k, v in s.items():
+            overall[k] = overall.get(k, 0.0) + v
+    kinds = sorted(overall, key=lambda k: -overall[k])[:top]
+    plt = _pyplot()
+    names = sorted(shares)
+    fig, ax = plt.subplots(figsize=(FIGSIZE[0] + 2.5, 1.2 + 0.22 * len(names)))
+    left = [0.0] * len(names)
+    for k in [*kinds, "other"]:
+        w = [sum(v for t, v in shares[n].items() if t not in kinds) if k == "other" else shares[n].get(k, 0.0)
+             for n in names]
+        ax.barh(range(len(names)), w, left=left, label=k)
+        left = [a + b for a, b in zip(left, w)]
+    ax.set_yticks(range(len(names)), names, fontsize=6)
+    ax.set_xlabel("share of ncnn time, 1 thread (%)")
+    ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return _save(fig, path)
 
 
@@ -311,11 +374,19 @@ def _constraints_text(limits: dict) -> str:
     return ", ".join(names[k].format(v) for k, v in limits.items() if v is not None) or "none"
 
 
+PEERS_CSV = "peers.csv"  # beside a study's results.csv: the peer graphs timed at the study's input size
+
+
 def load_study(results_csv: str | Path, bench_csv: str | Path | None = None) -> tuple[list[dict], list[dict], str]:
-    """(rows, peer bench rows, where latency comes from): the study CSV, latency/memory from ``bench_csv`` if given."""
+    """(rows, peer bench rows, where latency comes from): the study CSV, latency/memory from ``bench_csv`` if given.
+
+    Without ``bench_csv`` the peers are the study's own ``peers.csv`` (1 thread), when it timed them.
+    """
     rows = read_rows(results_csv)
     if not bench_csv:
-        return rows, [], "this machine"
+        own = Path(results_csv).parent / PEERS_CSV
+        peers = [b for b in read_bench(own) if b.get("threads") == 1] if own.is_file() else []
+        return rows, peers, "this machine"
     n = len(rows)
     rows, peers = apply_bench(rows, read_bench(bench_csv))
     matched = sum(r.pop("_bench", False) for r in rows)
@@ -335,6 +406,8 @@ def write_report(results_csv: str | Path, out_dir: str | Path, *, bench_csv: str
     figs = [plot_pareto(rows, out / "pareto_latency_map.png", peers),
             plot_scatter(rows, "gflops", "GFLOPs", out / "map_vs_gflops.png"),
             plot_scatter(rows, "mac_mb", "memory access cost (MB)", out / "map_vs_mac.png"),
+            plot_time_split(rows, out / "time_by_part.png"),
+            plot_layer_types(rows, out / "time_by_layer_type.png", results_csv.parent),
             *plot_curves(rows, out, results_csv.parent)]
     front = pareto_front(rows)
     best = best_under(rows, **limits)
@@ -352,7 +425,7 @@ def write_report(results_csv: str | Path, out_dir: str | Path, *, bench_csv: str
            markdown_table(best, ("model", ACCURACY, LATENCY, "params_m", MEMORY)) if best
            else "_no detector meets the constraints_", ""]
     if peers:
-        md += ["## Peer networks (bench CSV)\n", markdown_table(peers, ("model", "threads", "infer_median_ms",
+        md += ["## Peer networks (bench CSV; drawn as dotted lines on the Pareto plot)\n", markdown_table(peers, ("model", "threads", "infer_median_ms",
                                                                        "mem_peak_mb")), ""]
     md += ["## Figures\n"] + [f"![{f.stem}]({f.name})" for f in figs if f is not None] + [""]
     report = out / "report.md"

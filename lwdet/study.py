@@ -32,12 +32,14 @@ LOGGER = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAINED = "study_trained.json"  # final marker in a run folder: training finished
+LAYER_TIMES = "ncnn_layer_type_ms.json"  # in a run folder: ncnn ms per layer type (lwdet.parts)
 TEST_COLUMNS = ("test_map50", "test_map5095", "test_precision", "test_recall", "test_f1")
 COLUMNS = (*REPORT_COLUMNS, "seed", *TEST_COLUMNS, "status")
 CONFIG_KEYS = {"name", "data", "out", "budget", "detectors", "baseline_seeds", "bench", "export", "report"}
 BUDGET_DEFAULTS = {"epochs": 30, "imgsz": 320, "batch": 16, "seed": 0, "device": "cpu", "workers": 2,
                    "plots": False}
-BENCH_DEFAULTS = {"threads": [1, 2], "loops": 50, "warmup": 5, "parts": True}  # parts: lwdet.parts split timing
+# parts: lwdet.parts split timing; peers: a folder of peer .param graphs timed at the study's imgsz ("" for none)
+BENCH_DEFAULTS = {"threads": [1, 2], "loops": 50, "warmup": 5, "parts": True, "peers": "../shared/peers/ncnn"}
 EXPORT_DEFAULTS = {"map_check": True, "half": False}
 MB = 1e6  # as lwdet.profile
 
@@ -275,7 +277,31 @@ def bench_row(row: dict, cfg: dict) -> dict:
         parts = part_latency(best, cfg["budget"]["imgsz"], threads=1, loops=int(cfg["bench"]["loops"]),
                              warmup=int(cfg["bench"]["warmup"]))
         row.update({k: parts[k] for k in ("backbone_ms", "neck_ms", "head_ms")})
+        (best.parent.parent / LAYER_TIMES).write_text(json.dumps(parts["layer_type_ms"], indent=1) + "\n",
+                                                      encoding="utf-8")
     return row
+
+
+def bench_peers(cfg: dict) -> Path | None:
+    """Time the peer graphs at the study's input size, torch-free, into ``<out>/peers.csv`` (None without peers)."""
+    from lwdet.report import PEERS_CSV
+
+    folder = cfg["bench"]["peers"]
+    if not folder:
+        return None
+    folder = Path(folder) if Path(folder).is_absolute() else (ROOT / folder).resolve()
+    if not folder.is_dir():
+        LOGGER.warning("peer graphs not found at %s; the report shows no peers", folder)
+        return None
+    out = Path(cfg["out"]) / PEERS_CSV
+    size = int(cfg["budget"]["imgsz"])
+    cmd = [sys.executable, str(ROOT / "bench_edge.py"), "--peers", str(folder), "--input-shape", f"{size},{size},3",
+           "--threads", ",".join(str(int(t)) for t in cfg["bench"]["threads"]), "--loops", str(cfg["bench"]["loops"]),
+           "--warmup", str(cfg["bench"]["warmup"]), "--csv", str(out)]
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=1800)
+    if r.returncode:
+        raise RuntimeError(f"peer bench failed: {r.stderr[-2000:]}")
+    return out
 
 
 def rebench(config: str | Path, report: bool = True) -> Path:
@@ -290,6 +316,7 @@ def rebench(config: str | Path, report: bool = True) -> Path:
             LOGGER.info("%s: benching again", row["model"])
             rows[i] = bench_row(row, cfg)
             write_results(results, rows)
+    bench_peers(cfg)
     if report:
         from lwdet.report import write_report
 
@@ -323,6 +350,8 @@ def run_study(config: str | Path, only: list[str] | None = None, report: bool = 
         write_results(results, sorted(done.values(), key=lambda r: order.index(r["model"])
                                       if r["model"] in order else len(order)))
         LOGGER.info("%s: done in %.0f s", run["name"], time.time() - t0)
+    if not train_only and results.is_file() and not (Path(cfg["out"]) / "peers.csv").is_file():
+        bench_peers(cfg)
     if report and not train_only and results.is_file():
         from lwdet.report import write_report
 

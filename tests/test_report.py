@@ -113,3 +113,30 @@ def test_cli_with_bench_csv(tmp_path, capsys):
     assert "yolov5n-ghostnet_100" in said.split("best under")[1]  # yolov5n is 120 ms on the Pi now
     text = (out / "report.md").read_text()
     assert "120" in text and "nanodet-m" in text
+
+
+def test_time_split_and_layer_type_figures_and_own_peers(tmp_path):
+    import json
+
+    path = _study_csv(tmp_path)
+    rows = list(csv.DictReader(path.open()))
+    for r, parts in zip(rows, ((5.0, 3.0, 4.0), (9.0, 3.5, 4.5))):
+        r.update(backbone_ms=parts[0], neck_ms=parts[1], head_ms=parts[2])
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS)
+        w.writeheader()
+        w.writerows(rows)
+    (tmp_path / "runs" / "yolov5n" / "ncnn_layer_type_ms.json").write_text(
+        json.dumps({"Convolution": 7.0, "Swish": 2.0, "Concat": 1.0}))
+    (tmp_path / "peers.csv").write_text("kind,model,runtime,threads,infer_median_ms,mem_peak_mb\n"
+                                        "peer,yolo-fastestv2,ncnn,1,3.9,90\npeer,yolo-fastestv2,ncnn,2,3.7,90\n"
+                                        "peer,mobilenet_v2,ncnn,1,19.5,130\n")
+    out = tmp_path / "docs"
+    text = write_report(path, out).read_text()
+    assert (out / "time_by_part.png").is_file() and (out / "time_by_layer_type.png").is_file()
+    split = text.split("## Where the time goes")[1].split("##")[0]
+    assert "| yolov5n | 5.000 | 3.000 | 4.000 |" in split and "| yolov5n-ghostnet_100 | 9.000 | 3.500 | 4.500 |" in split
+    assert "(time_by_part.png)" in text and "(time_by_layer_type.png)" in text
+    peers = text.split("## Peer networks")[1]
+    assert "yolo-fastestv2" in peers and "mobilenet_v2" in peers and "| 2 |" not in peers  # 1 thread only
+    assert report.is_detector_peer({"model": "yolo-fastestv2"}) and not report.is_detector_peer({"model": "mnasnet"})

@@ -12,6 +12,7 @@ import yaml
 from lwdet.study import COLUMNS, StudyConfigError, load_config, plan
 
 ROOT = Path(__file__).resolve().parents[1]
+PEERS = ROOT.parent / "shared" / "peers" / "ncnn"
 
 
 # ------------------------------------------------------------------ benchmark dataset (lwdet.data.benchmark)
@@ -115,6 +116,12 @@ def test_tiny_study_completes_rows_then_skips(tmp_path):
         assert row["status"] == "done" and row["parity_ok"] == "True"
         assert (Path(row["run_dir"]) / "study_trained.json").is_file()
     assert (tmp_path / "docs" / "report.md").is_file() and (tmp_path / "docs" / "pareto_latency_map.png").is_file()
+    assert (tmp_path / "docs" / "time_by_part.png").is_file() and (tmp_path / "docs" / "time_by_layer_type.png").is_file()
+    layer_ms = json.loads((Path(rows[1]["run_dir"]) / "ncnn_layer_type_ms.json").read_text())
+    assert "ConvolutionDepthWise" in layer_ms and "Swish" not in layer_ms  # lite: depthwise convs, ReLU fused
+    if PEERS.is_dir():  # the peers are timed at the study's input size, beside its results
+        peers = list(csv.DictReader((tmp_path / "out" / "peers.csv").open()))
+        assert {p["input"] for p in peers} == {"64x64x3"} and any(p["model"] == "yolo-fastestv2" for p in peers)
 
     before = results.stat().st_mtime_ns
     t0 = time.time()
