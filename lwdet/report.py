@@ -27,7 +27,7 @@ LOGGER = logging.getLogger(__name__)
 COLUMNS = (
     "model", "backbone", "neck", "head", "params_m", "gflops", "macs_m", "mac_mb", "peak_act_mb", "pt_mb", "ncnn_bin_mb",
     "train_s", "epoch_s", "map50", "map5095", "precision", "recall", "f1", "latency_ms_t1", "latency_ms_t2",
-    "ncnn_peak_mb", "backbone_ms", "neck_ms", "head_ms", "parity_ok", "run_dir",
+    "ncnn_peak_mb", "onnx_ms_t1", "backbone_ms", "neck_ms", "head_ms", "parity_ok", "run_dir",
 )
 TEXT_COLUMNS = ("model", "backbone", "neck", "head", "run_dir")
 LATENCY = "latency_ms_t1"  # the x axis of the Pareto plot and what --max-latency-ms limits
@@ -50,7 +50,8 @@ FIGSIZE = (6.0, 4.0)
 TABLES = (
     ("Accuracy", ("model", "map50", "map5095", "precision", "recall", "f1", DENSITY, "parity_ok")),
     ("Cost", ("model", "params_m", "gflops", "macs_m", "mac_mb", "peak_act_mb", "pt_mb", "ncnn_bin_mb")),
-    ("Speed and memory (ncnn)", ("model", "latency_ms_t1", "latency_ms_t2", "ncnn_peak_mb")),
+    ("Speed and memory (ncnn; onnxruntime at 1 thread for comparison)",
+     ("model", "latency_ms_t1", "latency_ms_t2", "ncnn_peak_mb", "onnx_ms_t1")),
     ("Where the time goes (ncnn, 1 thread, split export)", ("model", "backbone_ms", "neck_ms", "head_ms")),
     ("Training", ("model", "backbone", "neck", "head", "train_s", "epoch_s", "run_dir")),
 )

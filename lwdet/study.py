@@ -39,7 +39,9 @@ CONFIG_KEYS = {"name", "data", "out", "budget", "detectors", "baseline_seeds", "
 BUDGET_DEFAULTS = {"epochs": 30, "imgsz": 320, "batch": 16, "seed": 0, "device": "cpu", "workers": 2,
                    "plots": False}
 # parts: lwdet.parts split timing; peers: a folder of peer .param graphs timed at the study's imgsz ("" for none)
-BENCH_DEFAULTS = {"threads": [1, 2], "loops": 50, "warmup": 5, "parts": True, "peers": "../shared/peers/ncnn"}
+# onnx: also export ONNX and time it in onnxruntime at 1 thread (the column onnx_ms_t1)
+BENCH_DEFAULTS = {"threads": [1, 2], "loops": 50, "warmup": 5, "parts": True, "peers": "../shared/peers/ncnn",
+                  "onnx": True}
 EXPORT_DEFAULTS = {"map_check": True, "half": False}
 MB = 1e6  # as lwdet.profile
 
@@ -194,15 +196,24 @@ def evaluate(weights: Path, data_yaml: Path, split: str, budget: dict) -> dict:
 
 _BENCH_SNIPPET = """
 import json, sys
-from lwdet.edge.bench import bench_detector
+from lwdet.edge.bench import bench_detector, bench_runtime
 a = json.loads(sys.argv[1])
-print(json.dumps(bench_detector(a["folder"], threads=a["threads"], loops=a["loops"], warmup=a["warmup"])))
+if a.get("runtime"):
+    from bench_edge import load_other
+    print(json.dumps(bench_runtime(a["folder"], a["runtime"], load_other, threads=a["threads"], loops=a["loops"],
+                                   warmup=a["warmup"])))
+else:
+    print(json.dumps(bench_detector(a["folder"], threads=a["threads"], loops=a["loops"], warmup=a["warmup"])))
 """
 
 
-def bench(folder: Path, threads: int, loops: int, warmup: int) -> dict:
-    """bench_detector in a fresh interpreter: no torch in the process, so its peak memory is ncnn's."""
-    args = json.dumps({"folder": str(folder), "threads": threads, "loops": loops, "warmup": warmup})
+def bench(folder: Path, threads: int, loops: int, warmup: int, runtime: str | None = None) -> dict:
+    """bench_detector in a fresh interpreter: no torch in the process, so its peak memory is ncnn's.
+
+    ``runtime`` "onnx" times the export's sibling .onnx in onnxruntime instead (bench_edge's ``--runtimes``).
+    """
+    args = json.dumps({"folder": str(folder), "threads": threads, "loops": loops, "warmup": warmup,
+                       "runtime": runtime})
     r = subprocess.run([sys.executable, "-c", _BENCH_SNIPPET, args], capture_output=True, text=True, cwd=ROOT,
                        timeout=1800)
     if r.returncode:
@@ -271,6 +282,14 @@ def bench_row(row: dict, cfg: dict) -> dict:
             row[f"latency_ms_t{int(t)}"] = b["infer_median_ms"]
         if int(t) == 1:
             row["ncnn_peak_mb"] = b["mem_peak_mb"]
+    if cfg["bench"]["onnx"]:
+        from lwdet.export import export_onnx
+
+        onnx = best.with_suffix(".onnx")
+        if not onnx.is_file():
+            export_onnx(best, imgsz=cfg["budget"]["imgsz"], map_check=False)
+        b = bench(folder, 1, int(cfg["bench"]["loops"]), int(cfg["bench"]["warmup"]), runtime="onnx")
+        row["onnx_ms_t1"] = b["infer_median_ms"] if b else None
     if cfg["bench"]["parts"]:
         from lwdet.parts import part_latency
 
