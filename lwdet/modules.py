@@ -89,18 +89,22 @@ def _concat(c_in, args, n, ctx):
     return Built(Concat(*(args or [1])), sum(c_in), list(args or [1]))
 
 
-def _detect(c_in, args, n, ctx):
+def _classes(args, ctx) -> int:
+    """A head row's first argument: 'nc' (the model's class count) or a number."""
     nc = ctx["nc"] if (args or ["nc"])[0] == "nc" else args[0]
     _check_ints([nc], "number of classes")
+    return nc
+
+
+def _detect(c_in, args, n, ctx):
+    nc = _classes(args, ctx)
     return Built(LegacyDetect(nc, 16, False, list(c_in)), 0, [nc, list(c_in)])
 
 
 def _lite_detect(c_in, args, n, ctx):
     """[nc, reg_max]: the depthwise-separable head; reg_max 16 is the engine's DFL, 1 regresses box sides directly."""
-    args = list(args or ["nc"])
-    nc = ctx["nc"] if args[0] == "nc" else args[0]
+    nc = _classes(args, ctx)
     reg_max = args[1] if len(args) > 1 else 16
-    _check_ints([nc], "number of classes")
     _check_ints([reg_max], "reg_max")
     return Built(LiteDetect(nc, reg_max, list(c_in)), 0, [nc, reg_max, list(c_in)])
 

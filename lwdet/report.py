@@ -30,6 +30,8 @@ COLUMNS = (
     "ncnn_peak_mb", "onnx_ms_t1", "backbone_ms", "neck_ms", "head_ms", "parity_ok", "run_dir",
 )
 TEXT_COLUMNS = ("model", "backbone", "neck", "head", "run_dir")
+PEERS_CSV = "peers.csv"  # beside a study's results.csv: the peer graphs timed at the study's input size
+LAYER_TIMES = "ncnn_layer_type_ms.json"  # in a run folder: ncnn ms per layer type (lwdet.parts)
 LATENCY = "latency_ms_t1"  # the x axis of the Pareto plot and what --max-latency-ms limits
 ACCURACY = "map5095"
 MEMORY = "ncnn_peak_mb"
@@ -263,9 +265,9 @@ def plot_layer_types(rows: Sequence[dict], path: Path, base: Path | None = None,
     shares = {}
     for r in rows:
         run = Path(str(r.get("run_dir") or ""))
-        f = run / "ncnn_layer_type_ms.json"
+        f = run / LAYER_TIMES
         if not f.is_file() and base is not None:
-            f = base / run.name / "ncnn_layer_type_ms.json"
+            f = base / run.name / LAYER_TIMES
         if r.get("run_dir") and f.is_file():
             ms = json.loads(f.read_text(encoding="utf-8"))
             total = sum(ms.values()) or 1.0
@@ -375,7 +377,6 @@ def _constraints_text(limits: dict) -> str:
     return ", ".join(names[k].format(v) for k, v in limits.items() if v is not None) or "none"
 
 
-PEERS_CSV = "peers.csv"  # beside a study's results.csv: the peer graphs timed at the study's input size
 
 
 def load_study(results_csv: str | Path, bench_csv: str | Path | None = None) -> tuple[list[dict], list[dict], str]:

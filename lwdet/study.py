@@ -27,12 +27,12 @@ from pathlib import Path
 import yaml
 
 from lwdet.report import COLUMNS as REPORT_COLUMNS
+from lwdet.report import LAYER_TIMES, PEERS_CSV
 
 LOGGER = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAINED = "study_trained.json"  # final marker in a run folder: training finished
-LAYER_TIMES = "ncnn_layer_type_ms.json"  # in a run folder: ncnn ms per layer type (lwdet.parts)
 TEST_COLUMNS = ("test_map50", "test_map5095", "test_precision", "test_recall", "test_f1")
 COLUMNS = (*REPORT_COLUMNS, "seed", *TEST_COLUMNS, "status")
 CONFIG_KEYS = {"name", "data", "out", "budget", "detectors", "baseline_seeds", "bench", "export", "report"}
@@ -303,8 +303,6 @@ def bench_row(row: dict, cfg: dict) -> dict:
 
 def bench_peers(cfg: dict) -> Path | None:
     """Time the peer graphs at the study's input size, torch-free, into ``<out>/peers.csv`` (None without peers)."""
-    from lwdet.report import PEERS_CSV
-
     folder = cfg["bench"]["peers"]
     if not folder:
         return None
@@ -369,7 +367,7 @@ def run_study(config: str | Path, only: list[str] | None = None, report: bool = 
         write_results(results, sorted(done.values(), key=lambda r: order.index(r["model"])
                                       if r["model"] in order else len(order)))
         LOGGER.info("%s: done in %.0f s", run["name"], time.time() - t0)
-    if not train_only and results.is_file() and not (Path(cfg["out"]) / "peers.csv").is_file():
+    if not train_only and results.is_file() and not (Path(cfg["out"]) / PEERS_CSV).is_file():
         bench_peers(cfg)
     if report and not train_only and results.is_file():
         from lwdet.report import write_report

@@ -12,13 +12,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _intermediates(model, x):
-    """Every layer's output, as the engine's forward computes them."""
-    y = []
-    for m in model.model:
-        if m.f != -1:
-            x = y[m.f] if isinstance(m.f, int) else [x if j == -1 else y[j] for j in m.f]
-        x = m(x)
-        y.append(x)
+    """Every layer's output in the engine's own forward pass, caught by forward hooks."""
+    y = [None] * len(model.model)
+    hooks = [m.register_forward_hook(lambda mod, args, out, i=i: y.__setitem__(i, out))
+             for i, m in enumerate(model.model)]
+    try:
+        model.predict(x)
+    finally:
+        for h in hooks:
+            h.remove()
     return y
 
 
