@@ -352,6 +352,43 @@ def plot_curves(rows: Sequence[dict], out: Path, base: Path | None = None) -> li
     return written
 
 
+def kendall_tau(a: Sequence[float], b: Sequence[float]) -> float | None:
+    """Kendall's tau-a between two scorings of the same items (1: same order, -1: reversed); None under 2 items."""
+    n = len(a)
+    if n < 2:
+        return None
+    def sign(x: float) -> int:
+        return (x > 0) - (x < 0)
+
+    s = sum(sign(a[i] - a[j]) * sign(b[i] - b[j]) for i in range(n) for j in range(i + 1, n))
+    return s / (n * (n - 1) / 2)
+
+
+def ranking_over_epochs(rows: Sequence[dict], base: Path | None = None,
+                        fractions: Sequence[float] = (0.25, 0.5, 0.75, 1.0)) -> tuple[list[dict], dict]:
+    """Per-epoch val mAP50-95 of every run at fractions of the budget, and how stable the ranking is.
+
+    Returns (table rows: model + ``ep<N>`` columns, {"ep<N>": Kendall tau of the ranking at epoch N against the
+    last epoch}). Runs of different lengths are compared at the same epoch numbers (those of the shortest run).
+    """
+    col = CURVES["map5095"][0]
+    runs = {}
+    for r in rows:
+        f = _results_csv(r, base)
+        if f is not None:
+            values = [v for v in read_results(f).get(col, []) if not math.isnan(v)]
+            if values:
+                runs[str(r.get("model"))] = values
+    if not runs:
+        return [], {}
+    n = min(len(v) for v in runs.values())
+    epochs = sorted({max(1, round(f * n)) for f in fractions})
+    table = [{"model": m, **{f"ep{e}": v[e - 1] for e in epochs}} for m, v in runs.items()]
+    last = [v[n - 1] for v in runs.values()]
+    taus = {f"ep{e}": kendall_tau([v[e - 1] for v in runs.values()], last) for e in epochs}
+    return table, taus
+
+
 # ------------------------------------------------------------------------------------------------------ markdown
 def _fmt(v) -> str:
     if v is None:
@@ -369,6 +406,14 @@ def markdown_table(rows: Sequence[dict], columns: Sequence[str]) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(_fmt(r.get(c)) for c in columns) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working directory when it is inside it (reports are committed)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def _constraints_text(limits: dict) -> str:
@@ -413,13 +458,19 @@ def write_report(results_csv: str | Path, out_dir: str | Path, *, bench_csv: str
             *plot_curves(rows, out, results_csv.parent)]
     front = pareto_front(rows)
     best = best_under(rows, **limits)
-    md = [f"# Detector comparison\n", f"Source: `{results_csv}`; {len(rows)} detectors; latency and memory from "
+    md = [f"# Detector comparison\n", f"Source: `{_shown(results_csv)}`; {len(rows)} detectors; latency and memory from "
           f"{latency_source}. Rows sorted by mAP50-95. `{DENSITY}` = mAP50-95 per million parameters.\n"]
     for title, cols in TABLES:
         md += [f"## {title}\n", markdown_table(rows, cols), ""]
     test = ("model", "test_map50", "test_map5095", "test_precision", "test_recall", "test_f1")
     if any(_num(r, "test_map5095") is not None for r in rows):
         md += ["## Accuracy on the test split\n", markdown_table(rows, test), ""]
+    table, taus = ranking_over_epochs(rows, results_csv.parent)
+    if len(table) > 1:
+        md += ["## Is the ranking stable? (val mAP50-95 per epoch, from each run's results.csv)\n",
+               "Kendall's tau of each epoch's ranking against the last epoch's (1 = same order): "
+               + ", ".join(f"{k[2:]}: {_fmt(v)}" for k, v in taus.items()) + ". Compare the gaps between detectors "
+               "with the gap between the baseline's seeds.\n", markdown_table(table, list(table[0])), ""]
     md += ["## Pareto frontier (latency vs mAP50-95)\n",
            "On the frontier: no other detector is as fast or faster and as accurate or more, and better in one.\n",
            markdown_table(front, ("model", LATENCY, ACCURACY, "params_m")) if front else "_no latency measured_", ""]

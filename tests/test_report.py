@@ -140,3 +140,22 @@ def test_time_split_and_layer_type_figures_and_own_peers(tmp_path):
     peers = text.split("## Peer networks")[1]
     assert "yolo-fastestv2" in peers and "mobilenet_v2" in peers and "| 2 |" not in peers  # 1 thread only
     assert report.is_detector_peer({"model": "yolo-fastestv2"}) and not report.is_detector_peer({"model": "mnasnet"})
+
+
+def test_kendall_tau_hand_values():
+    assert report.kendall_tau([1, 2, 3], [10, 20, 30]) == 1.0
+    assert report.kendall_tau([1, 2, 3], [30, 20, 10]) == -1.0
+    assert report.kendall_tau([1, 2, 3], [10, 30, 20]) == pytest.approx(1 / 3)
+    assert report.kendall_tau([1], [1]) is None
+
+
+def test_ranking_over_epochs_reads_each_runs_csv(tmp_path):
+    results = _study_csv(tmp_path)
+    rows = report.read_rows(results)
+    table, taus = report.ranking_over_epochs(rows, results.parent)
+    assert [t["model"] for t in table] == ["yolov5n", "yolov5n-ghostnet_100"]
+    assert table[0] == {"model": "yolov5n", "ep1": 0.05, "ep2": 0.10, "ep3": 0.20}
+    assert taus == {"ep1": -1.0, "ep2": 1.0, "ep3": 1.0}  # the baseline led at epoch 1, GhostNet from epoch 2
+    text = write_report(results, tmp_path / "docs").read_text()
+    section = text.split("## Is the ranking stable?")[1].split("##")[0]
+    assert "1: -1.000, 2: 1.000, 3: 1.000" in section and "| yolov5n-ghostnet_100 | 0.040 | 0.120 | 0.220 |" in section
