@@ -18,8 +18,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--backbone", default="ghostnet",
                     help=f"{BASELINE}, a family ({', '.join(FAMILIES)}) or a width ({', '.join(BACKBONES)})")
     ap.add_argument("--neck", default="sppf", choices=NECKS,
-                    help="sppf / aspp: that block at P5 feeding the CSP-PAN; lite: the lite PAN (depthwise, ReLU)")
-    ap.add_argument("--head", default="yolo", choices=HEAD_KINDS, help="yolo: the engine's Detect; lite: LiteDetect")
+                    help="sppf / aspp: that block at P5 feeding the CSP-PAN; lite / nano: the lite PAN (depthwise, "
+                         "ReLU, width 64 / 48); p45: the lite PAN at P4/P5 only (two detection levels)")
+    ap.add_argument("--head", default="yolo", choices=HEAD_KINDS, help="yolo: the engine's Detect; lite: LiteDetect (depthwise); nano: LiteDetect without DFL")
     ap.add_argument("--model", type=Path, help="train this model YAML instead of --backbone/--neck")
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="data YAML (default: the embedded dataset)")
     ap.add_argument("--epochs", type=int, default=30)

@@ -24,9 +24,10 @@ LOGGER = logging.getLogger(__name__)
 
 MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "yaml"
 BASELINE = "yolov5n"
-NECKS = ("sppf", "aspp", "lite", "nano")  # --neck: the P5 block of the CSP-PAN, or the lite PAN (width 64 / 48)
+NECKS = ("sppf", "aspp", "lite", "nano", "p45")  # --neck: the P5 block of the CSP-PAN, the lite PAN (width 64 / 48)
+# or the two-level lite PAN (P4/P5 only)
 HEAD_KINDS = ("yolo", "lite", "nano")  # --head: the engine's Detect, or LiteDetect (with DFL / without)
-NECK_SUFFIX = {"sppf": "", "aspp": "-aspp", "lite": "-litepan", "nano": "-nanopan"}
+NECK_SUFFIX = {"sppf": "", "aspp": "-aspp", "lite": "-litepan", "nano": "-nanopan", "p45": "-p45pan"}
 HEAD_SUFFIX = {"yolo": "", "lite": "-litehead", "nano": "-nanohead"}
 ACTIVATIONS = {"SiLU": nn.SiLU, "ReLU": nn.ReLU, "ReLU6": nn.ReLU6, "Hardswish": nn.Hardswish, "LeakyReLU": nn.LeakyReLU}
 KEYS = {"nc", "activation", "backbone", "head", "backbone_weights"}

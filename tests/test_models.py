@@ -16,11 +16,12 @@ GHOST = MODEL_DIR / "yolov5n-ghostnet_100.yaml"
 @pytest.mark.parametrize("path", shipped_yamls(), ids=lambda p: p.stem)
 def test_every_shipped_yaml_builds_and_runs(path):
     model = LwdetModel(path, nc=3, verbose=False)
-    assert model.stride.tolist() == [8.0, 16.0, 32.0]
+    strides = [16, 32] if "-p45pan" in path.stem else [8, 16, 32]  # the two-level PAN: P4/P5 only
+    assert model.stride.tolist() == strides
     model.eval()
     with torch.no_grad():
         y = model(torch.zeros(1, 3, 64, 64))[0]
-    assert y.shape == (1, 4 + 3, 8 * 8 + 4 * 4 + 2 * 2)
+    assert y.shape == (1, 4 + 3, sum((64 // s) ** 2 for s in strides))
     assert torch.isfinite(y).all()
 
 
@@ -29,8 +30,9 @@ def test_shipped_yamls_cover_every_backbone_with_every_neck_and_head():
 
     names = {p.stem for p in shipped_yamls()}
     for b in ["yolov5n", *(f"yolov5n-{n}" for n in BACKBONES)]:
-        assert {b, f"{b}-aspp", f"{b}-litehead", f"{b}-litepan", f"{b}-litepan-litehead", f"{b}-nanopan-nanohead"} <= names
-    assert len(names) == 6 * (1 + len(BACKBONES))
+        assert {b, f"{b}-aspp", f"{b}-litehead", f"{b}-litepan", f"{b}-litepan-litehead", f"{b}-nanopan-nanohead",
+                f"{b}-p45pan-nanohead"} <= names
+    assert len(names) == 7 * (1 + len(BACKBONES))
 
 
 def test_shipped_yamls_are_up_to_date_with_the_generator():
@@ -69,6 +71,7 @@ def test_backbone_and_neck_resolve_to_shipped_yaml(backbone, neck, stem):
     ("shufflenetv2_050", "sppf", "lite", "yolov5n-shufflenetv2_050-litehead"),
     ("mobilenetv3_small", "lite", "yolo", "yolov5n-mobilenetv3_small_100-litepan"),
     ("shufflenetv2_050", "nano", "nano", "yolov5n-shufflenetv2_050-nanopan-nanohead"),
+    ("shufflenetv2_050", "p45", "nano", "yolov5n-shufflenetv2_050-p45pan-nanohead"),
 ])
 def test_neck_and_head_resolve_to_shipped_yaml(backbone, neck, head, stem):
     assert model_yaml(backbone, neck, head) == MODEL_DIR / f"{stem}.yaml"
@@ -108,6 +111,16 @@ def test_nano_head_regresses_box_sides_without_dfl():
     nano.train()
     out = nano(torch.rand(1, 3, 64, 64))
     assert out["boxes"].shape == (1, 4, 84)
+
+
+def test_two_level_pan_detects_at_p4_and_p5_only():
+    m = LwdetModel(MODEL_DIR / "yolov5n-shufflenetv2_050-p45pan-nanohead.yaml", nc=5, verbose=False)
+    assert m.stride.tolist() == [16.0, 32.0] and m.model[-1].nl == 2
+    m.train()
+    out = m(torch.rand(1, 3, 64, 64))
+    assert out["boxes"].shape == (1, 4, 4 * 4 + 2 * 2)  # 16x16 and 32x32 cells of a 64 px input
+    m.eval()
+    assert m(torch.rand(1, 3, 64, 96))[0].shape == (1, 4 + 5, 4 * 6 + 2 * 3)
 
 
 def test_lite_detect_row_arguments_are_checked(tmp_path):

@@ -84,6 +84,22 @@ LITE_PAN = """head:
   - [-1, 1, Conv, [{c}, 1, 1]] # {h18} (P5/32-large)
   - [[{h10}, {h14}, {h18}], 1, {detect}] # {detect_what}(P3, P4, P5)
 """
+# The two-level PAN (``--neck p45``): the lite PAN without the P3 level, detecting at strides 16 and 32 only (as
+# Yolo-FastestV2 does). The stride-8 map is the largest one (40x40 at 320 px), so this is the cheapest neck and head;
+# objects under ~16 px are what it gives up.
+P45_PAN = """head:
+  - [{p5}, 1, Conv, [{c}, 1, 1]] # {h0} lateral P5
+  - [-1, 1, nn.Upsample, [null, 2, nearest]]
+  - [{p4}, 1, Conv, [{c}, 1, 1]] # lateral P4
+  - [[-1, {h1}], 1, Concat, [1]]
+  - [-1, 1, DWConv, [{c2}, 3, 1]]
+  - [-1, 1, Conv, [{c}, 1, 1]] # {h5} (P4/16-medium)
+  - [-1, 1, DWConv, [{c}, 3, 2]]
+  - [[-1, {h0}], 1, Concat, [1]]
+  - [-1, 1, DWConv, [{c2}, 3, 1]]
+  - [-1, 1, Conv, [{c}, 1, 1]] # {h9} (P5/32-large)
+  - [[{h5}, {h9}], 1, {detect}] # {detect_what}(P4, P5)
+"""
 LITE_WIDTH = 64  # YOLOv5n's P3 width, kept at every level
 NANO_WIDTH = 48  # the nano PAN: the lite PAN at ShuffleNetV2-0.5's P3 width
 
@@ -91,18 +107,24 @@ NANO_WIDTH = 48  # the nano PAN: the lite PAN at ShuffleNetV2-0.5's P3 width
 NECKS = {"sppf": ("SPPF, [256, 5]", "SPPF at P5, CSP-PAN"),
          "aspp": ("ASPP, [256, [1, 2, 3]]", "ASPP (rates 1, 2, 3) at P5, CSP-PAN"),
          "lite": (None, f"lite PAN (width {LITE_WIDTH}, depthwise-separable, ReLU)"),
-         "nano": (None, f"nano PAN (the lite PAN at width {NANO_WIDTH})")}
+         "nano": (None, f"nano PAN (the lite PAN at width {NANO_WIDTH})"),
+         "p45": (None, f"two-level PAN (P4/P5 only, width {LITE_WIDTH}, as Yolo-FastestV2)")}
+LITE_NECKS = ("lite", "nano", "p45")  # no P5 block; ReLU in every engine-built layer
 # head -> (Detect row args, description); file suffixes: lwdet.models.HEAD_SUFFIX
 HEADS = {"yolo": ("Detect, [nc]", "Detect head"),
          "lite": ("LiteDetect, [nc, 16]", "LiteDetect head (depthwise-separable)"),
          "nano": ("LiteDetect, [nc, 1]", "nano head (LiteDetect regressing box sides directly: no DFL)")}
 # (neck, head) pairs shipped for every backbone
-COMBOS = [("sppf", "yolo"), ("aspp", "yolo"), ("sppf", "lite"), ("lite", "yolo"), ("lite", "lite"), ("nano", "nano")]
+COMBOS = [("sppf", "yolo"), ("aspp", "yolo"), ("sppf", "lite"), ("lite", "yolo"), ("lite", "lite"), ("nano", "nano"),
+          ("p45", "nano")]
 
 
 def head(p3: int, p4: int, p5: int, h: int, neck: str, detect: str) -> str:
     """The neck and head rows; p3/p4/p5 are the backbone's output layers, h the head's first layer."""
     names = {"detect": detect, "detect_what": detect.split(",")[0]}
+    if neck == "p45":
+        idx = {f"h{k}": h + k for k in (0, 1, 5, 9)}
+        return P45_PAN.format(p4=p4, p5=p5, c=LITE_WIDTH, c2=2 * LITE_WIDTH, **names, **idx)
     if neck in ("lite", "nano"):
         idx = {f"h{k}": h + k for k in (0, 1, 5, 6, 10, 14, 18)}
         c = LITE_WIDTH if neck == "lite" else NANO_WIDTH
@@ -117,7 +139,7 @@ def render() -> dict:
         detect, h_text = HEADS[head_kind]
         suffix = NECK_SUFFIX[neck] + HEAD_SUFFIX[head_kind]
         act = ("activation: ReLU # every layer built from the engine's modules; a timm/torchvision backbone keeps its own\n"
-               if neck in ("lite", "nano") else "")
+               if neck in LITE_NECKS else "")
         what = f"{n_text}, {h_text}"
         base_rows = BASELINE_BACKBONE + (P5_ROW.format(p5=p5, i=9) if p5 else "")
         files[f"yolov5n{suffix}.yaml"] = (
