@@ -460,8 +460,9 @@ def write_report(results_csv: str | Path, out_dir: str | Path, *, bench_csv: str
     best = best_under(rows, **limits)
     md = [f"# Detector comparison\n", f"Source: `{_shown(results_csv)}`; {len(rows)} detectors; latency and memory from "
           f"{latency_source}. Rows sorted by mAP50-95. `{DENSITY}` = mAP50-95 per million parameters.\n"]
+    shown = [{**r, "run_dir": _shown(Path(r["run_dir"]))} if r.get("run_dir") else r for r in rows]
     for title, cols in TABLES:
-        md += [f"## {title}\n", markdown_table(rows, cols), ""]
+        md += [f"## {title}\n", markdown_table(shown, cols), ""]
     test = ("model", "test_map50", "test_map5095", "test_precision", "test_recall", "test_f1")
     if any(_num(r, "test_map5095") is not None for r in rows):
         md += ["## Accuracy on the test split\n", markdown_table(rows, test), ""]
