@@ -192,6 +192,29 @@ def is_detector_peer(row: dict) -> bool:
     return any(k in str(row.get("model", "")).lower() for k in DETECTOR_PEERS)
 
 
+LABEL_STEP_PT = 9  # one label line, in points
+
+
+def label_lifts(points: Sequence[tuple[float, float, int]], width_per_char: float = 0.0085,
+                height: float = 0.045) -> list[int]:
+    """Lines to lift each (x, y, label length) label so labels do not overlap, lowest points first.
+
+    Positions are taken as fractions of the data range (the axes' extent up to its margins); a label spans
+    ``width_per_char`` of the width per character and ``height`` of the height, about a 6-7 pt font on FIGSIZE.
+    """
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    wx, wy = (max(xs) - min(xs)) or 1.0, (max(ys) - min(ys)) or 1.0
+    placed: list[tuple[float, float, float]] = []  # (left, right, bottom) of placed labels, as fractions
+    lifts = [0] * len(points)
+    for i in sorted(range(len(points)), key=lambda k: (ys[k], xs[k])):
+        left, bottom = (xs[i] - min(xs)) / wx, (ys[i] - min(ys)) / wy
+        right = left + width_per_char * points[i][2]
+        while any(left < r and l < right and abs(bottom + lifts[i] * height - b) < height for l, r, b in placed):
+            lifts[i] += 1
+        placed.append((left, right, bottom + lifts[i] * height))
+    return lifts
+
+
 def plot_pareto(rows: Sequence[dict], path: Path, peers: Sequence[dict] = (), x: str = LATENCY,
                 y: str = ACCURACY) -> Path | None:
     """Latency vs mAP50-95, bubble area ~ params, frontier drawn and named; peers as labelled vertical lines."""
@@ -206,10 +229,12 @@ def plot_pareto(rows: Sequence[dict], path: Path, peers: Sequence[dict] = (), x:
     front = pareto_front(pts, x, y)
     ax.plot([_num(r, x) for r in front], [_num(r, y) for r in front], "r-", lw=1.2, drawstyle="steps-post",
             label="Pareto frontier")
-    for r in pts:
+    lifts = label_lifts([(_num(r, x), _num(r, y), len(str(r.get("model")))) for r in pts])
+    for r, lift in zip(pts, lifts):
         on = any(r is f for f in front)
         ax.annotate(str(r.get("model")), (_num(r, x), _num(r, y)), fontsize=7 if on else 6,
-                    color="red" if on else "0.35", xytext=(4, 3), textcoords="offset points")
+                    color="red" if on else "0.35", xytext=(4, 3 + LABEL_STEP_PT * lift), textcoords="offset points",
+                    arrowprops=dict(arrowstyle="-", color="0.7", lw=0.5) if lift else None)
     for p in (p for p in peers if is_detector_peer(p)):
         lat = _num(p, "infer_median_ms")
         if lat is not None:

@@ -159,3 +159,11 @@ def test_ranking_over_epochs_reads_each_runs_csv(tmp_path):
     text = write_report(results, tmp_path / "docs").read_text()
     section = text.split("## Is the ranking stable?")[1].split("##")[0]
     assert "1: -1.000, 2: 1.000, 3: 1.000" in section and "| yolov5n-ghostnet_100 | 0.040 | 0.120 | 0.220 |" in section
+
+
+def test_label_lifts_separate_crowded_labels_and_leave_lone_ones():
+    pts = [(1.0, 0.0, 30), (1.1, 0.001, 30), (1.2, 0.002, 30), (5.0, 0.14, 10)]
+    lifts = report.label_lifts(pts)
+    assert lifts[3] == 0 and lifts[0] == 0
+    assert len({b + lift * 0.045 for (_, b, _), lift in zip([(p[0], p[1] / 0.14, p[2]) for p in pts], lifts)}) == 4
+    assert sorted(lifts[:3]) == [0, 1, 2]  # three labels on top of each other become three lines
