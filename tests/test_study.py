@@ -62,6 +62,24 @@ def test_build_benchmark_set_and_stats(tmp_path):
     assert all((parallel / f).read_bytes() == (out / f).read_bytes() for f in files)  # same files, any worker count
 
 
+@fmnist
+def test_data_yaml_with_lwdet_bench_builds_the_set_on_first_use(tmp_path):
+    from lwdet.data import ensure_dataset, write_engine_yaml
+
+    shipped = yaml.safe_load((ROOT / "datasets" / "fmnist-bench-s.yaml").read_text())
+    spec = {**shipped, "path": "b", "lwdet_bench": {"seed": 0, "n_train": 2, "n_val": 1, "n_test": 1}}
+    data_yaml = tmp_path / "b.yaml"
+    data_yaml.write_text(yaml.safe_dump(spec))
+    data = ensure_dataset(data_yaml)
+    assert data["path"] == str(tmp_path / "b") and len(list((tmp_path / "b" / "images" / "test").iterdir())) == 1
+    engine = yaml.safe_load(write_engine_yaml(data_yaml, tmp_path / "engine.yaml").read_text())
+    assert "lwdet_bench" not in engine and engine["test"] == "images/test"
+    spec["lwdet_bench"]["n_tran"] = 5
+    data_yaml.write_text(yaml.safe_dump(spec))
+    with pytest.raises(ValueError, match=r"b.yaml: unknown key\(s\) in 'lwdet_bench': n_tran"):
+        ensure_dataset(data_yaml)
+
+
 # ----------------------------------------------------------------------------------- study
 def test_config_keys_are_strict(tmp_path):
     bad = tmp_path / "c.yaml"

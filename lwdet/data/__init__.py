@@ -24,9 +24,11 @@ LOGGER = logging.getLogger(__name__)
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "datasets" / "fmnist-det.yaml"
 SYNTH_KEY = "lwdet_synth"
+BENCH_KEY = "lwdet_bench"  # a data YAML naming a build of the benchmark set (lwdet.data.benchmark), built on first use
+BENCH_ARGS = ("seed", "n_train", "n_val", "n_test", "workers")
 _REQUIRED = ("train", "val", "names")
 # A data YAML is data: the engine would run a 'download' entry as a shell or Python script, lwdet refuses it.
-DATA_KEYS = ("path", "train", "val", "test", "names", "nc", "channels", SYNTH_KEY)
+DATA_KEYS = ("path", "train", "val", "test", "names", "nc", "channels", SYNTH_KEY, BENCH_KEY)
 
 
 def _check_keys(data_yaml: Path, data: dict[str, Any]) -> None:
@@ -87,6 +89,27 @@ def _synth_kwargs(data_yaml: Path, synth: Any, names: dict[int, str]) -> dict[st
     return kwargs
 
 
+def _ensure_bench(data_yaml: Path, root: Path, bench: Any, names: dict[int, str]) -> None:
+    """Build the benchmark set named by a ``lwdet_bench`` section into ``root`` if it is not there yet."""
+    from lwdet.data.benchmark import CLASS_NAMES, build_benchmark_set
+
+    if not isinstance(bench, dict):
+        raise ValueError(f"{data_yaml}: key '{BENCH_KEY}' must be a mapping of {', '.join(BENCH_ARGS)}")
+    unknown = sorted(set(map(str, bench)) - set(BENCH_ARGS))
+    if unknown:
+        raise ValueError(f"{data_yaml}: unknown key(s) in '{BENCH_KEY}': {', '.join(unknown)} "
+                         f"(allowed: {', '.join(BENCH_ARGS)})")
+    if list(names.values()) != list(CLASS_NAMES):
+        raise ValueError(f"{data_yaml}: 'names' must be the benchmark set's classes in order: {list(CLASS_NAMES)}")
+    if not root.exists():
+        LOGGER.info("dataset %s not found; building the benchmark set from %s", root, data_yaml.name)
+        try:
+            build_benchmark_set(root, **bench)
+        except FileExistsError:
+            if not root.is_dir():  # another process built it concurrently: fine
+                raise
+
+
 def _split_paths(root: Path, entry: Any) -> list[Path]:
     entries = entry if isinstance(entry, (list, tuple)) else [entry]
     return [p if p.is_absolute() else root / p for p in (Path(str(e)) for e in entries)]
@@ -126,6 +149,9 @@ def ensure_dataset(data_yaml: str | os.PathLike) -> dict[str, Any]:
             except FileExistsError:
                 if not root.is_dir():  # another process built it concurrently: fine
                     raise
+    bench = data.get(BENCH_KEY)
+    if bench is not None:
+        _ensure_bench(data_yaml, root, bench, data["names"])
     if not root.is_dir():
         raise FileNotFoundError(f"{data_yaml}: dataset folder not found: {root}")
     for key in ("train", "val"):
@@ -144,6 +170,7 @@ def write_engine_yaml(data_yaml: str | os.PathLike, out_path: str | os.PathLike)
     """
     data = ensure_dataset(data_yaml)
     data.pop(SYNTH_KEY, None)
+    data.pop(BENCH_KEY, None)
     out_path = Path(out_path).expanduser().absolute()
     root = Path(data["path"])
     if out_path.resolve().is_relative_to(root):
