@@ -12,6 +12,7 @@ from torch import nn
 import export as cli
 from lwdet import export as lx
 from lwdet.models import MODEL_DIR, LwdetModel, shipped_yamls
+from conftest import expected_strides
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = 64
@@ -66,7 +67,7 @@ def test_every_shipped_yaml_exports_to_ncnn_with_parity(path, tmp_path):
     assert report.passed and report.n_random == 2
     assert report.box_max_abs_diff <= report.box_tolerance and report.score_max_abs_diff <= report.score_tolerance
     runtime = json.loads((out / "lwdet.json").read_text())
-    strides = [16, 32] if "-p45pan" in path.stem else [8, 16, 32]  # the two-level PAN detects at P4/P5 only
+    strides = expected_strides(path)
     n = sum((SIZE // s) ** 2 for s in strides)
     assert runtime["output"]["shape"] == [4 + 3, n] and runtime["strides"] == strides
     assert runtime["names"] == ["0", "1", "2"] and runtime["imgsz"] == [SIZE, SIZE] and runtime["fp16"] is False

@@ -89,9 +89,9 @@ def _synth_kwargs(data_yaml: Path, synth: Any, names: dict[int, str]) -> dict[st
     return kwargs
 
 
-def _ensure_bench(data_yaml: Path, root: Path, bench: Any, names: dict[int, str]) -> None:
-    """Build the benchmark set named by a ``lwdet_bench`` section into ``root`` if it is not there yet."""
-    from lwdet.data.benchmark import CLASS_NAMES, build_benchmark_set
+def _bench_kwargs(data_yaml: Path, bench: Any, names: dict[int, str]) -> dict[str, Any]:
+    """The ``lwdet_bench`` section, checked, as build_benchmark_set arguments."""
+    from lwdet.data.benchmark import CLASS_NAMES
 
     if not isinstance(bench, dict):
         raise ValueError(f"{data_yaml}: key '{BENCH_KEY}' must be a mapping of {', '.join(BENCH_ARGS)}")
@@ -101,13 +101,19 @@ def _ensure_bench(data_yaml: Path, root: Path, bench: Any, names: dict[int, str]
                          f"(allowed: {', '.join(BENCH_ARGS)})")
     if list(names.values()) != list(CLASS_NAMES):
         raise ValueError(f"{data_yaml}: 'names' must be the benchmark set's classes in order: {list(CLASS_NAMES)}")
-    if not root.exists():
-        LOGGER.info("dataset %s not found; building the benchmark set from %s", root, data_yaml.name)
-        try:
-            build_benchmark_set(root, **bench)
-        except FileExistsError:
-            if not root.is_dir():  # another process built it concurrently: fine
-                raise
+    return dict(bench)
+
+
+def _build_if_missing(root: Path, build, kwargs: dict[str, Any], data_yaml: Path) -> None:
+    """Build the dataset folder ``root`` with ``build(root, **kwargs)`` unless it exists."""
+    if root.exists():
+        return
+    LOGGER.info("dataset %s not found; generating it from %s", root, data_yaml.name)
+    try:
+        build(root, **kwargs)
+    except FileExistsError:
+        if not root.is_dir():  # another process built it concurrently: fine
+            raise
 
 
 def _split_paths(root: Path, entry: Any) -> list[Path]:
@@ -139,19 +145,14 @@ def ensure_dataset(data_yaml: str | os.PathLike) -> dict[str, Any]:
     root = root.resolve()
     data["path"] = str(root)
 
-    synth = data.get(SYNTH_KEY)
-    if synth is not None:
-        kwargs = _synth_kwargs(data_yaml, synth, data["names"])
-        if not root.exists():
-            LOGGER.info("dataset %s not found; generating it from %s", root, data_yaml.name)
-            try:
-                build_detection_set(root, **kwargs)
-            except FileExistsError:
-                if not root.is_dir():  # another process built it concurrently: fine
-                    raise
-    bench = data.get(BENCH_KEY)
-    if bench is not None:
-        _ensure_bench(data_yaml, root, bench, data["names"])
+    if data.get(SYNTH_KEY) is not None:
+        _build_if_missing(root, build_detection_set, _synth_kwargs(data_yaml, data[SYNTH_KEY], data["names"]),
+                          data_yaml)
+    if data.get(BENCH_KEY) is not None:
+        from lwdet.data.benchmark import build_benchmark_set
+
+        _build_if_missing(root, build_benchmark_set, _bench_kwargs(data_yaml, data[BENCH_KEY], data["names"]),
+                          data_yaml)
     if not root.is_dir():
         raise FileNotFoundError(f"{data_yaml}: dataset folder not found: {root}")
     for key in ("train", "val"):
