@@ -18,6 +18,7 @@ import csv
 import json
 import logging
 import math
+import re
 import sys
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -36,6 +37,7 @@ LATENCY = "latency_ms_t1"  # the x axis of the Pareto plot and what --max-latenc
 ACCURACY = "map5095"
 MEMORY = "ncnn_peak_mb"
 DENSITY = "map5095_per_mparam"  # accuracy density, derived
+SEED_RUN = re.compile(r"^(?P<base>.+)-seed(?P<seed>\d+)$")  # lwdet.study names a repeat run "<model>-seed<N>"
 # figure name -> (results.csv column, axis label)
 CURVES = {
     "map50": ("metrics/mAP50(B)", "mAP50"),
@@ -144,6 +146,42 @@ def pareto_front(rows: Sequence[dict], x: str = LATENCY, y: str = ACCURACY) -> l
     front = [r for r, a, b in pts
              if not any(a2 <= a and b2 >= b and (a2 < a or b2 > b) for _, a2, b2 in pts)]
     return sorted(front, key=lambda r: (_num(r, x), -_num(r, y)))
+
+
+def seed_groups(rows: Sequence[dict]) -> dict[str, list[dict]]:
+    """Detectors trained with more than one seed: model name -> its rows, the run named after the model first.
+
+    A row ``<model>-seed<N>`` belongs to ``<model>`` when that row exists too (``lwdet.study`` names repeats so).
+    """
+    names = {r.get("model") for r in rows}
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        m = SEED_RUN.match(str(r.get("model", "")))
+        base = m["base"] if m and m["base"] in names else r.get("model")
+        groups.setdefault(base, []).append(r)
+    return {k: sorted(v, key=lambda r: r.get("model") != k) for k, v in groups.items() if len(v) > 1}
+
+
+def one_run_each(rows: Sequence[dict]) -> list[dict]:
+    """``rows`` without the repeat-seed runs, so a detector is one point on the frontier, not one per seed."""
+    repeats = {id(r) for g in seed_groups(rows).values() for r in g[1:]}
+    return [r for r in rows if id(r) not in repeats]
+
+
+def seed_noise(rows: Sequence[dict]) -> list[dict]:
+    """Per detector with repeat seeds: the seeds, val / test mAP50-95 of each, and their spread (max - min)."""
+    out = []
+    for model, group in seed_groups(rows).items():
+        seeds = [r.get("seed") for r in group]
+        row = {"model": model, "seeds": ", ".join("?" if v is None else f"{v:g}" if isinstance(v, float) else str(v)
+                                                  for v in seeds)}
+        for key, label in ((ACCURACY, "val"), ("test_map5095", "test")):
+            vals = [_num(r, key) for r in group]
+            if all(v is not None for v in vals):
+                row[f"{label}_map5095"] = " / ".join(_fmt(v) for v in vals)
+                row[f"{label}_spread"] = max(vals) - min(vals)
+        out.append(row)
+    return out
 
 
 def best_under(rows: Sequence[dict], max_latency_ms: float | None = None, max_params_m: float | None = None,
@@ -475,14 +513,15 @@ def write_report(results_csv: str | Path, out_dir: str | Path, *, bench_csv: str
     rows = sorted(rows, key=lambda r: -(_num(r, ACCURACY) or -1.0))
     limits = dict(max_latency_ms=max_latency_ms, max_params_m=max_params_m, max_memory_mb=max_memory_mb,
                   min_map=min_map)
-    figs = [plot_pareto(rows, out / "pareto_latency_map.png", peers),
+    points = one_run_each(rows)  # one point per detector: repeat-seed runs are reported as noise, not plotted
+    figs = [plot_pareto(points, out / "pareto_latency_map.png", peers),
             plot_scatter(rows, "gflops", "GFLOPs", out / "map_vs_gflops.png"),
             plot_scatter(rows, "mac_mb", "memory access cost (MB)", out / "map_vs_mac.png"),
             plot_time_split(rows, out / "time_by_part.png"),
             plot_layer_types(rows, out / "time_by_layer_type.png", results_csv.parent),
             *plot_curves(rows, out, results_csv.parent)]
-    front = pareto_front(rows)
-    best = best_under(rows, **limits)
+    front = pareto_front(points)
+    best = best_under(points, **limits)
     md = [f"# Detector comparison\n", f"Source: `{_shown(results_csv)}`; {len(rows)} detectors; latency and memory from "
           f"{latency_source}. Rows sorted by mAP50-95. `{DENSITY}` = mAP50-95 per million parameters.\n"]
     shown = [{**r, "run_dir": _shown(Path(r["run_dir"]))} if r.get("run_dir") else r for r in rows]
@@ -497,6 +536,11 @@ def write_report(results_csv: str | Path, out_dir: str | Path, *, bench_csv: str
                "Kendall's tau of each epoch's ranking against the last epoch's (1 = same order): "
                + ", ".join(f"{k[2:]}: {_fmt(v)}" for k, v in taus.items()) + ". Compare the gaps between detectors "
                "with the gap between the baseline's seeds.\n", markdown_table(table, list(table[0])), ""]
+    noise = seed_noise(rows)
+    if noise:
+        md += ["## Seed noise (the same detector and budget, another seed)\n",
+               "Differences between detectors smaller than the spread are not evidence. Only the first seed's run "
+               "is drawn on the plots and ranked on the frontier.\n", markdown_table(noise, list(noise[0])), ""]
     md += ["## Pareto frontier (latency vs mAP50-95)\n",
            "On the frontier: no other detector is as fast or faster and as accurate or more, and better in one.\n",
            markdown_table(front, ("model", LATENCY, ACCURACY, "params_m")) if front else "_no latency measured_", ""]

@@ -167,3 +167,25 @@ def test_label_lifts_separate_crowded_labels_and_leave_lone_ones():
     assert lifts[3] == 0 and lifts[0] == 0
     assert len({b + lift * 0.045 for (_, b, _), lift in zip([(p[0], p[1] / 0.14, p[2]) for p in pts], lifts)}) == 4
     assert sorted(lifts[:3]) == [0, 1, 2]  # three labels on top of each other become three lines
+
+
+def test_seed_runs_are_grouped_reported_as_noise_and_kept_off_the_frontier(tmp_path):
+    rows = [_row("yolov5n", 5.0, 0.138, seed=0.0, test_map5095=0.136),
+            _row("yolov5n-seed1", 4.0, 0.125, seed=1.0, test_map5095=0.122),  # faster by timing noise only
+            _row("ghost", 6.0, 0.099, seed=0.0),
+            _row("other-seed3", 3.0, 0.01, seed=3.0)]  # no "other" row: a detector of its own
+    assert {k: [r["model"] for r in v] for k, v in report.seed_groups(rows).items()} == {
+        "yolov5n": ["yolov5n", "yolov5n-seed1"]}
+    assert [r["model"] for r in report.one_run_each(rows)] == ["yolov5n", "ghost", "other-seed3"]
+    (noise,) = report.seed_noise(rows)
+    assert noise["seeds"] == "0, 1" and noise["val_map5095"] == "0.138 / 0.125"
+    assert noise["val_spread"] == pytest.approx(0.013) and noise["test_spread"] == pytest.approx(0.014)
+    path = tmp_path / "results.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=[*COLUMNS, "seed", "test_map5095"], extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    text = write_report(path, tmp_path / "out").read_text()
+    assert "## Seed noise" in text and "0.138 / 0.125" in text
+    front = text.split("## Pareto frontier")[1].split("##")[0]
+    assert "yolov5n |" in front and "seed1" not in front and "other-seed3" in front
