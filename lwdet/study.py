@@ -8,11 +8,16 @@ the ncnn export at threads 1 and 2 in a torch-free subprocess (so memory is the 
 val (and test, when the data has a test split) through the engine's validator. The row goes into
 ``<out>/results.csv`` (rewritten atomically after every detector); a row with ``status`` ``done`` is skipped on
 the next invocation. At the end ``lwdet.report`` writes the report.
+
+Several study processes may share one config (e.g. two on a 2-core CPU, where the engine trains on one thread
+per process): each takes the runs no other process holds (a lock file per run, ``<out>/.<name>.lock``), merges
+its rows into ``results.csv`` under a lock, and at the end waits for the runs the others still hold.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import difflib
 import json
@@ -134,6 +139,40 @@ def write_results(path: Path, rows: list[dict]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def claim(path: Path, wait: bool = False):
+    """Exclusive hold on ``path`` (a lock file) across processes; yields False if another process holds it.
+
+    ``flock`` locks die with their process, so a killed study leaves nothing to clean up. Without ``fcntl``
+    (Windows) every claim succeeds: run one study process at a time there.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        yield True
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def merge_result(path: Path, row: dict, order: list[str]) -> None:
+    """Put ``row`` into the results CSV, keeping rows other processes wrote meanwhile; plan order."""
+    with claim(path.with_name(f".{path.name}.lock"), wait=True):
+        done = read_results(path)
+        done[row["model"]] = row
+        write_results(path, sorted(done.values(), key=lambda r: order.index(r["model"])
+                                   if r["model"] in order else len(order)))
 
 
 # ------------------------------------------------------------------------------------------------------ steps
@@ -351,28 +390,35 @@ def run_study(config: str | Path, only: list[str] | None = None, report: bool = 
     out = Path(cfg["out"])
     results = out / "results.csv"
     runs = [r for r in plan(cfg) if not only or r["name"] in only]
-    done = read_results(results)
-    for run in runs:
-        if done.get(run["name"], {}).get("status") == "done":
-            LOGGER.info("%s: complete, skipped", run["name"])
-            continue
-        run_dir = out / run["name"]
-        t0 = time.time()
-        train_run(run, run_dir, cfg["data"], cfg["budget"])
-        if train_only:
-            LOGGER.info("%s: trained in %.0f s", run["name"], time.time() - t0)
-            continue
-        done[run["name"]] = study_row(run, run_dir, cfg)
-        order = [r["name"] for r in plan(cfg)]
-        write_results(results, sorted(done.values(), key=lambda r: order.index(r["model"])
-                                      if r["model"] in order else len(order)))
-        LOGGER.info("%s: done in %.0f s", run["name"], time.time() - t0)
+    order = [r["name"] for r in plan(cfg)]
+    pending, wait = runs, False
+    while pending:  # a second pass waits for the runs another study process held during the first
+        held = []
+        for run in pending:
+            with claim(out / f".{run['name']}.lock", wait=wait) as mine:
+                if not mine:
+                    LOGGER.info("%s: another study process has it; coming back to it at the end", run["name"])
+                    held.append(run)
+                    continue
+                if read_results(results).get(run["name"], {}).get("status") == "done":
+                    LOGGER.info("%s: complete, skipped", run["name"])
+                    continue
+                run_dir = out / run["name"]
+                t0 = time.time()
+                train_run(run, run_dir, cfg["data"], cfg["budget"])
+                if train_only:
+                    LOGGER.info("%s: trained in %.0f s", run["name"], time.time() - t0)
+                    continue
+                merge_result(results, study_row(run, run_dir, cfg), order)
+                LOGGER.info("%s: done in %.0f s", run["name"], time.time() - t0)
+        pending, wait = held, True
     if not train_only and results.is_file() and not (Path(cfg["out"]) / PEERS_CSV).is_file():
         bench_peers(cfg)
     if report and not train_only and results.is_file():
         from lwdet.report import write_report
 
-        write_report(results, cfg["report"] or out / "report")
+        with claim(out / ".report.lock", wait=True):
+            write_report(results, cfg["report"] or out / "report")
     return results
 
 

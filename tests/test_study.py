@@ -2,6 +2,7 @@ import csv
 import json
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
-from lwdet.study import COLUMNS, StudyConfigError, load_config, plan
+from lwdet.study import COLUMNS, StudyConfigError, claim, load_config, merge_result, plan, run_study
 
 ROOT = Path(__file__).resolve().parents[1]
 PEERS = ROOT.parent / "shared" / "peers" / "ncnn"
@@ -196,3 +197,40 @@ def test_train_only_trains_then_a_second_pass_times_without_retraining(tmp_path)
     timed = ("latency", "peak", "onnx_ms")
     assert {k: v for k, v in again.items() if not any(t in k for t in timed)} == \
         {k: v for k, v in row.items() if not any(t in k for t in timed)}
+
+
+def test_claim_is_exclusive_until_released(tmp_path):
+    lock = tmp_path / "out" / ".a.lock"
+    with claim(lock) as first:
+        with claim(lock) as second:
+            assert first is True and second is False
+    with claim(lock) as again:
+        assert again is True
+
+
+def test_merge_result_keeps_rows_another_process_wrote(tmp_path):
+    path = tmp_path / "results.csv"
+    merge_result(path, {"model": "c", "status": "done"}, ["a", "b", "c"])
+    merge_result(path, {"model": "a", "status": "done"}, ["a", "b", "c"])  # as if written by another process
+    merge_result(path, {"model": "b", "status": ""}, ["a", "b", "c"])
+    rows = list(csv.DictReader(path.open()))
+    assert [r["model"] for r in rows] == ["a", "b", "c"] and list(rows[0]) == list(COLUMNS)
+
+
+def test_study_leaves_a_run_another_process_holds_and_waits_for_it_at_the_end(tmp_path, caplog):
+    out = tmp_path / "out"
+    config = tmp_path / "study.yaml"
+    config.write_text(yaml.safe_dump({"out": str(out), "detectors": [{"backbone": "yolov5n"}]}))
+    merge_result(out / "results.csv", {"model": "yolov5n", "status": "done"}, ["yolov5n"])  # the other one's row
+    finished = threading.Event()
+    caplog.set_level("INFO", logger="lwdet.study")
+    with claim(out / ".yolov5n.lock"):  # held, as by a second `python -m lwdet.study` on the same config
+        worker = threading.Thread(target=lambda: (run_study(config, report=False), finished.set()), daemon=True)
+        worker.start()
+        deadline = time.time() + 60
+        while "another study process has it" not in caplog.text and time.time() < deadline:
+            time.sleep(0.1)
+        assert "another study process has it" in caplog.text
+        assert not finished.wait(0.5)  # waiting for the held run: not training it, not returning
+    worker.join(30)
+    assert finished.is_set() and "yolov5n: complete, skipped" in caplog.text
