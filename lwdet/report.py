@@ -452,6 +452,37 @@ def ranking_over_epochs(rows: Sequence[dict], base: Path | None = None,
     return table, taus
 
 
+PROXIES = (("gflops", "GFLOPs"), ("mac_mb", "memory access cost"), ("params_m", "params"))
+
+
+def cost_vs_latency(rows: Sequence[dict], x: str = LATENCY, margin: float = 0.05,
+                    top: int = 10) -> tuple[list[dict], dict]:
+    """Where the paper cost and the measured latency disagree.
+
+    Returns (pairs: detector A has at least ``margin`` fewer GFLOPs than B yet is at least ``margin`` slower,
+    the ``top`` largest latency ratios first; {proxy column: Kendall tau of that proxy against latency}).
+    The margin keeps timing noise from making pairs.
+    """
+    pts = [r for r in rows if _num(r, x) is not None]
+    taus = {}
+    for key, _ in PROXIES:
+        have = [r for r in pts if _num(r, key) is not None]
+        taus[key] = kendall_tau([_num(r, key) for r in have], [_num(r, x) for r in have])
+    pairs = []
+    for a in pts:
+        for b in pts:
+            fa, fb = _num(a, "gflops"), _num(b, "gflops")
+            if fa is None or fb is None or fb <= 0 or fa > (1 - margin) * fb:
+                continue
+            slower = _num(a, x) / _num(b, x)
+            if slower >= 1 + margin:
+                mac = (_num(a, "mac_mb") / _num(b, "mac_mb")) if _num(a, "mac_mb") and _num(b, "mac_mb") else None
+                pairs.append({"fewer_flops": a.get("model"), "but_slower_than": b.get("model"),
+                              "gflops_ratio": fa / fb, "latency_ratio": slower, "mac_ratio": mac})
+    pairs.sort(key=lambda p: -p["latency_ratio"])
+    return pairs[:top], taus
+
+
 # ------------------------------------------------------------------------------------------------------ markdown
 def _fmt(v) -> str:
     if v is None:
@@ -544,6 +575,15 @@ def write_report(results_csv: str | Path, out_dir: str | Path, *, bench_csv: str
     md += ["## Pareto frontier (latency vs mAP50-95)\n",
            "On the frontier: no other detector is as fast or faster and as accurate or more, and better in one.\n",
            markdown_table(front, ("model", LATENCY, ACCURACY, "params_m")) if front else "_no latency measured_", ""]
+    pairs, proxy_taus = cost_vs_latency(points)
+    if any(v is not None for v in proxy_taus.values()):
+        md += ["## Where FLOPs and latency disagree\n",
+               "Kendall's tau of each paper cost against the measured ncnn latency (1 thread; 1 = it orders the "
+               "detectors exactly as the clock does): " + ", ".join(f"{label} {_fmt(proxy_taus[k])}"
+                                                                    for k, label in PROXIES) + ".\n"]
+        md += (["Pairs where a detector has fewer GFLOPs yet is slower (both by 5% or more; largest latency "
+                "ratio first; ratios are A / B):\n", markdown_table(pairs, list(pairs[0])), ""]
+               if pairs else ["_no detector with 5% fewer GFLOPs is 5% slower than another_", ""])
     md += [f"## Best under constraints ({_constraints_text(limits)})\n",
            markdown_table(best, ("model", ACCURACY, LATENCY, "params_m", MEMORY)) if best
            else "_no detector meets the constraints_", ""]

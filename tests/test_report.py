@@ -189,3 +189,17 @@ def test_seed_runs_are_grouped_reported_as_noise_and_kept_off_the_frontier(tmp_p
     assert "## Seed noise" in text and "0.138 / 0.125" in text
     front = text.split("## Pareto frontier")[1].split("##")[0]
     assert "yolov5n |" in front and "seed1" not in front and "other-seed3" in front
+
+
+def test_cost_vs_latency_names_pairs_where_flops_mislead():
+    rows = [_row("light_but_slow", 6.0, 0.1, gflops=0.37, mac_mb=60.0),
+            _row("base", 5.0, 0.1, gflops=0.44, mac_mb=30.0),
+            _row("fast", 2.0, 0.1, gflops=0.20, mac_mb=20.0),
+            _row("noise", 5.1, 0.1, gflops=0.43, mac_mb=31.0)]  # 2% fewer FLOPs, 2% slower: inside the margin
+    pairs, taus = report.cost_vs_latency(rows)
+    assert [(p["fewer_flops"], p["but_slower_than"]) for p in pairs] == [("light_but_slow", "base"),
+                                                                         ("light_but_slow", "noise")]
+    assert pairs[0]["latency_ratio"] == pytest.approx(1.2) and pairs[0]["mac_ratio"] == pytest.approx(2.0)
+    assert taus["mac_mb"] == pytest.approx(1.0) and taus["gflops"] < 1.0  # MAC orders them as the clock does
+    assert report.cost_vs_latency([_row("a", None, 0.1, gflops=1.0)]) == ([], {"gflops": None, "mac_mb": None,
+                                                                               "params_m": None})
