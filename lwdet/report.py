@@ -49,6 +49,8 @@ CURVES = {
     "cls_loss": ("train/cls_loss", "train cls loss"),
 }
 DPI = 100
+CURVES_INSIDE = 8  # up to this many lines the legend sits inside the curve axes
+LINESTYLES = ("-", "--", ":")
 FIGSIZE = (6.0, 4.0)
 # (title, columns) of the markdown tables; every column of COLUMNS appears in one of them
 TABLES = (
@@ -396,13 +398,16 @@ def plot_curves(rows: Sequence[dict], out: Path, base: Path | None = None) -> li
     if not runs:
         return []
     plt = _pyplot()
+    colors = plt.get_cmap("tab10").colors
+    many = len(runs) > CURVES_INSIDE  # legend beside the axes, not over the lines
     written = []
     for name, (col, label) in CURVES.items():
-        fig, ax = plt.subplots(figsize=FIGSIZE)
+        fig, ax = plt.subplots(figsize=(FIGSIZE[0] + 3.0, FIGSIZE[1]) if many else FIGSIZE)
         drawn = 0
-        for model, cols in runs.items():
-            if col in cols:
-                ax.plot(cols.get("epoch", list(range(1, len(cols[col]) + 1))), cols[col], lw=1.2, label=model)
+        for i, (model, cols) in enumerate(runs.items()):
+            if col in cols:  # 10 colours, then the same colours dashed, then dotted: no two lines alike
+                ax.plot(cols.get("epoch", list(range(1, len(cols[col]) + 1))), cols[col], lw=1.2, label=model,
+                        color=colors[i % len(colors)], ls=LINESTYLES[i // len(colors) % len(LINESTYLES)])
                 drawn += 1
         if not drawn:
             plt.close(fig)
@@ -410,7 +415,10 @@ def plot_curves(rows: Sequence[dict], out: Path, base: Path | None = None) -> li
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=6, ncol=2)
+        if many:
+            ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+        else:
+            ax.legend(fontsize=6, ncol=2)
         written.append(_save(fig, out / f"curve_{name}.png"))
     return written
 
