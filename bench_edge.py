@@ -65,6 +65,8 @@ def main(argv=None):
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--powersave", type=int, default=0, choices=(0, 1, 2), help="0 all, 1 little, 2 big cores")
     p.add_argument("--cooldown", type=float, default=0.0, help="seconds to rest before each model (benchncnn: 10)")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="passes over all models, round-robin; each row merges its passes (median of medians)")
     p.add_argument("--image", type=Path, help="image for the end-to-end timing (default: a synthetic 640x480)")
     p.add_argument("--conf", type=float, default=0.25, help="confidence threshold for end-to-end NMS")
     p.add_argument("--runtimes", type=lambda s: s.split(","), default=["ncnn"], help="any of ncnn,onnx,torch")
@@ -91,7 +93,10 @@ def main(argv=None):
         rows = bench.bench_all(
             models, params, args.threads, args.runtimes, load_other, input_shape=args.input_shape, image=args.image,
             imgsz=args.imgsz, conf=args.conf, powersave=args.powersave, cooldown=args.cooldown, loops=args.loops,
-            warmup=args.warmup, progress=progress, on_row=show)
+            warmup=args.warmup, progress=progress, on_row=show if args.rounds == 1 else None, rounds=args.rounds)
+        if args.rounds > 1:  # the merged rows only: a pass's row alone is what rounds exist to smooth out
+            for row in rows:
+                show(row)
     except (OSError, ValueError, RuntimeError) as e:
         print(f"bench_edge.py: error: {e}", file=sys.stderr)
         return 2

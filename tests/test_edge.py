@@ -133,6 +133,23 @@ def test_summarize_and_time_loops():
         bench.time_loops(lambda: None, loops=0, warmup=0)
 
 
+def test_merge_rounds_takes_medians_over_passes_and_extremes():
+    def row(model, med, lo, hi, mem):
+        return {"kind": "lwdet", "model": model, "threads": 1, "infer_min_ms": lo, "infer_median_ms": med,
+                "infer_mean_ms": med, "infer_p90_ms": med + 1, "infer_max_ms": hi, "infer_fps": 1000 / med,
+                "e2e_mean_ms": None, "pre_ms": None, "mem_peak_mb": mem}
+
+    passes = [[row("a", 5.0, 4.0, 9.0, 80.0), row("b", 2.0, 1.5, 3.0, 70.0)],
+              [row("a", 9.0, 4.5, 30.0, 82.0), row("b", 4.0, 1.2, 5.0, 71.0)],  # a slow pass hits both
+              [row("a", 6.0, 3.9, 7.0, 81.0), row("b", 2.5, 1.9, 2.6, 69.0)]]
+    a, b = bench.merge_rounds(passes)
+    assert (a["model"], a["rounds"], b["model"]) == ("a", 3, "b")
+    assert (a["infer_median_ms"], a["infer_min_ms"], a["infer_max_ms"], a["mem_peak_mb"]) == (6.0, 3.9, 30.0, 82.0)
+    assert a["infer_p90_ms"] == 7.0 and a["infer_fps"] == pytest.approx(1000 / 6.0)
+    assert (b["infer_median_ms"], b["infer_min_ms"]) == (2.5, 1.2) and b["e2e_mean_ms"] is None
+    assert bench.merge_rounds([passes[0]])[0]["rounds"] == 1
+
+
 # ---------------------------------------------------------------------------------------------- .param parsing
 TINY_PARAM = """7767517
 5 6
@@ -318,6 +335,18 @@ def test_bench_detector_row(exported):
     assert row["infer_min_ms"] <= row["infer_median_ms"] <= row["infer_max_ms"] and row["e2e_fps"] > 0
     with pytest.raises(ValueError, match="re-export"):
         bench.bench_detector(exported, imgsz=320, loops=1, warmup=0)
+
+
+def test_bench_all_rounds_pass_round_robin_and_merge(exported):
+    seen = []
+    rows = bench.bench_all([exported], threads=(1, 2), loops=2, warmup=1, rounds=3, on_row=seen.append)
+    assert [r["threads"] for r in seen] == [1, 2] * 3  # whole passes, one after another
+    assert [(r["threads"], r["rounds"]) for r in rows] == [(1, 3), (2, 3)]
+    for r in rows:
+        assert r["infer_min_ms"] == min(s["infer_min_ms"] for s in seen if s["threads"] == r["threads"])
+    with pytest.raises(ValueError, match="rounds"):
+        bench.bench_all([exported], rounds=0)
+
 
 
 # --------------------------------------------------------------------------------- CLIs without torch (as a Pi)

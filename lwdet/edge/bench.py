@@ -19,7 +19,7 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 import ncnn
 import numpy as np
@@ -49,7 +49,7 @@ FIELDS = (
     "kind", "model", "runtime", "threads", "powersave", "input",
     *(f"infer_{s}" for s in STATS), *(f"e2e_{s}" for s in STATS), "pre_ms", "post_ms", "detections", "image",
     "mem_peak_mb", "mem_model_mb", "mem_peak_reset", "param_kb", "weights_mb", "fp16", "loops", "warmup",
-    "soc_temp_c", "path", *DEVICE_FIELDS, "time_utc",
+    "rounds", "soc_temp_c", "path", *DEVICE_FIELDS, "time_utc",
 )
 DEMO_IMAGE = "synthetic 640x480"  # what end-to-end rows time when no image is given
 CPU_PARTS = {"0xd03": "Cortex-A53", "0xd04": "Cortex-A35", "0xd05": "Cortex-A55", "0xd07": "Cortex-A57",
@@ -322,9 +322,16 @@ def bench_all(models: Iterable[str | Path] = (), params: Iterable[str | Path] = 
               input_shape: tuple[int, int, int] | None = None, image: str | Path | None = None,
               imgsz: int | None = None, conf: float = CONF, powersave: int = 0, cooldown: float = 0.0,
               loops: int = 100, warmup: int = 10, progress: Progress | None = None,
-              on_row: Callable[[dict], None] | None = None) -> list[dict]:
-    """Rows for every export x runtime and every peer .param, at each thread count; ``on_row`` sees each one."""
-    rows, common = [], dict(loops=loops, warmup=warmup, progress=progress)
+              on_row: Callable[[dict], None] | None = None, rounds: int = 1) -> list[dict]:
+    """Rows for every export x runtime and every peer .param, at each thread count; ``on_row`` sees each one.
+
+    ``rounds`` > 1 makes that many passes over all of them, round-robin, and merges each one's passes
+    (``merge_rounds``): on a shared VM, or a Pi that heats up, a slow minute then hits every model alike instead
+    of whichever was being timed.
+    """
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1, got {rounds}")
+    common = dict(loops=loops, warmup=warmup, progress=progress)
     models, params, runtimes = [Path(m) for m in models], [Path(p) for p in params], list(runtimes)
     if unknown := sorted(set(runtimes) - set(RUNTIMES)):
         raise ValueError(f"unknown runtime(s) {unknown}; known: {', '.join(RUNTIMES)}")
@@ -338,23 +345,54 @@ def bench_all(models: Iterable[str | Path] = (), params: Iterable[str | Path] = 
                              f"give it as w,h,c")
     if image is not None:
         load_image(image)
-    for t in threads:
-        for folder in models:
-            for runtime in runtimes:
-                if runtime == "ncnn":
-                    row = bench_detector(folder, t, image=image, imgsz=imgsz, conf=conf, powersave=powersave,
-                                         cooldown=cooldown, **common)
-                else:
-                    row = bench_runtime(folder, runtime, load_other, t, image=image, **common)
-                if row:
-                    rows.append(row)
-                    if on_row:
-                        on_row(row)
-        for param in params:
-            rows.append(bench_param(param, input_shape, t, powersave=powersave, cooldown=cooldown, **common))
-            if on_row:
-                on_row(rows[-1])
-    return rows
+    passes = []
+    for i in range(rounds):
+        if rounds > 1:
+            LOGGER.info("pass %d of %d", i + 1, rounds)
+        rows = []
+        for t in threads:
+            for folder in models:
+                for runtime in runtimes:
+                    if runtime == "ncnn":
+                        row = bench_detector(folder, t, image=image, imgsz=imgsz, conf=conf, powersave=powersave,
+                                             cooldown=cooldown, **common)
+                    else:
+                        row = bench_runtime(folder, runtime, load_other, t, image=image, **common)
+                    if row:
+                        rows.append(row)
+                        if on_row:
+                            on_row(row)
+            for param in params:
+                rows.append(bench_param(param, input_shape, t, powersave=powersave, cooldown=cooldown, **common))
+                if on_row:
+                    on_row(rows[-1])
+        passes.append(rows)
+    return merge_rounds(passes)
+
+
+def merge_rounds(passes: Sequence[Sequence[dict]]) -> list[dict]:
+    """One row per model x runtime x threads from several passes over the same models: the median over the passes
+    of each median / mean / p90 (and of pre / post ms), the lowest min, the highest max and peak memory, FPS from
+    the merged mean; ``rounds`` = how many passes."""
+    merged = []
+    for group in zip(*passes):
+        row = dict(group[0])
+        for prefix in ("infer_", "e2e_"):
+            if row.get(f"{prefix}mean_ms") is None:
+                continue
+            for stat in ("median_ms", "mean_ms", "p90_ms"):
+                row[prefix + stat] = float(np.median([g[prefix + stat] for g in group]))
+            row[prefix + "min_ms"] = min(g[prefix + "min_ms"] for g in group)
+            row[prefix + "max_ms"] = max(g[prefix + "max_ms"] for g in group)
+            row[prefix + "fps"] = 1000.0 / row[prefix + "mean_ms"] if row[prefix + "mean_ms"] else 0.0
+        for key in ("pre_ms", "post_ms"):
+            if row.get(key) is not None:
+                row[key] = float(np.median([g[key] for g in group]))
+        peaks = [g["mem_peak_mb"] for g in group if g.get("mem_peak_mb") is not None]
+        row["mem_peak_mb"] = max(peaks) if peaks else None
+        row["rounds"] = len(group)
+        merged.append(row)
+    return merged
 
 
 # --- discovery and output -------------------------------------------------------------------------------------------
