@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import re
+import shutil
 import sys
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -33,6 +34,7 @@ COLUMNS = (
 TEXT_COLUMNS = ("model", "backbone", "neck", "head", "run_dir")
 PEERS_CSV = "peers.csv"  # beside a study's results.csv: the peer graphs timed at the study's input size
 LAYER_TIMES = "ncnn_layer_type_ms.json"  # in a run folder: ncnn ms per layer type (lwdet.parts)
+DATA = "data"  # in a report folder: the study CSV and each run's epoch CSV, so the report can be written again
 LATENCY = "latency_ms_t1"  # the x axis of the Pareto plot and what --max-latency-ms limits
 ACCURACY = "map5095"
 MEMORY = "ncnn_peak_mb"
@@ -379,7 +381,7 @@ def _results_csv(row: dict, base: Path | None) -> Path | None:
     run = row.get("run_dir")
     if not run:
         return None
-    for cand in (Path(run), (base / run) if base else None):
+    for cand in (Path(run), (base / run) if base else None, (base / Path(run).name) if base else None):
         if cand is not None and (cand / "results.csv").is_file():
             return cand / "results.csv"
     return None
@@ -542,6 +544,29 @@ def load_study(results_csv: str | Path, bench_csv: str | Path | None = None) -> 
     return rows, peers, f"`{bench_csv}` for {matched} of {n} detectors (the rest: the study machine)"
 
 
+def keep_data(results_csv: Path, rows: Sequence[dict], out: Path) -> Path:
+    """Copy the study CSV, its peers CSV and each run's epoch CSV and layer times into ``out/data``: the committed
+    report can then be written again (``python -m lwdet.report out/data/results.csv``, e.g. with a Pi's bench CSV)
+    after the run folders are gone. Nothing is copied onto itself."""
+    data = out / DATA
+    if results_csv.resolve().parent == data.resolve():
+        return data
+    data.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(results_csv, data / "results.csv")
+    if (results_csv.parent / PEERS_CSV).is_file():
+        shutil.copyfile(results_csv.parent / PEERS_CSV, data / PEERS_CSV)
+    for r in rows:
+        f = _results_csv(r, results_csv.parent)
+        if f is None:
+            continue
+        run = data / f.parent.name
+        run.mkdir(exist_ok=True)
+        shutil.copyfile(f, run / "results.csv")
+        if (f.parent / LAYER_TIMES).is_file():
+            shutil.copyfile(f.parent / LAYER_TIMES, run / LAYER_TIMES)
+    return data
+
+
 def write_report(results_csv: str | Path, out_dir: str | Path, *, bench_csv: str | Path | None = None,
                  max_latency_ms: float | None = None, max_params_m: float | None = None,
                  max_memory_mb: float | None = None, min_map: float | None = None) -> Path:
@@ -561,6 +586,7 @@ def write_report(results_csv: str | Path, out_dir: str | Path, *, bench_csv: str
             *plot_curves(rows, out, results_csv.parent)]
     front = pareto_front(points)
     best = best_under(points, **limits)
+    keep_data(results_csv, rows, out)
     md = [f"# Detector comparison\n", f"Source: `{_shown(results_csv)}`; {len(rows)} detectors; latency and memory from "
           f"{latency_source}. Rows sorted by mAP50-95. `{DENSITY}` = mAP50-95 per million parameters.\n"]
     shown = [{**r, "run_dir": _shown(Path(r["run_dir"]))} if r.get("run_dir") else r for r in rows]

@@ -203,3 +203,25 @@ def test_cost_vs_latency_names_pairs_where_flops_mislead():
     assert taus["mac_mb"] == pytest.approx(1.0) and taus["gflops"] < 1.0  # MAC orders them as the clock does
     assert report.cost_vs_latency([_row("a", None, 0.1, gflops=1.0)]) == ([], {"gflops": None, "mac_mb": None,
                                                                                "params_m": None})
+
+
+def test_report_keeps_its_data_and_can_be_written_again_without_the_runs(tmp_path):
+    import shutil
+
+    path = _study_csv(tmp_path)
+    (tmp_path / "runs" / "yolov5n" / "ncnn_layer_type_ms.json").write_text('{"Convolution": 7.0, "Swish": 2.0}')
+    out = tmp_path / "docs"
+    first = write_report(path, out).read_text()
+    data = out / report.DATA
+    assert (data / "results.csv").read_bytes() == path.read_bytes()
+    assert (data / "yolov5n" / "results.csv").is_file() and (data / "yolov5n-ghostnet_100" / "results.csv").is_file()
+    assert (data / "yolov5n" / "ncnn_layer_type_ms.json").is_file()
+    shutil.rmtree(tmp_path / "runs")  # the run folders are gone (a new checkout): the report's own copy suffices
+    path.unlink()
+    again = tmp_path / "again"
+    text = write_report(data / "results.csv", again).read_text()
+    assert {f"curve_{k}.png" for k in report.CURVES} <= {p.name for p in again.glob("*.png")}
+    assert (again / "time_by_layer_type.png").is_file()
+    assert text.split("## Accuracy", 1)[1] == first.split("## Accuracy", 1)[1]  # only the Source line differs
+    assert write_report(data / "results.csv", out).is_file()  # into its own folder: nothing copied onto itself
+    assert (data / "results.csv").is_file()
