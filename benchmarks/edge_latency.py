@@ -7,10 +7,20 @@ Each detector is built from its shipped YAML (random weights: latency does not d
 exported to ncnn through lwdet.export (fp32, and fp16 weights too with --half; raw-output parity checked), then
 every export and every peer graph, the peers fed the same --imgsz input, is timed by bench_edge.py in one process;
 the table gives median ms and the ratio to yolov5n. The peers are then timed once more at their own input sizes.
+With --md, each detector's paper costs (params, GFLOPs, memory-access cost from lwdet.profile) join its latency,
+and the file says how well each cost orders the detectors by latency (Kendall's tau) and which detectors have
+fewer GFLOPs yet run slower (lwdet.report.cost_vs_latency), e.g. for the study's 20 detectors (--passes:
+that many runs over all graphs; each ratio is taken within a run, and its spread over the runs is shown):
+
+    python benchmarks/edge_latency.py --study configs/study-cpu-long.yaml --passes 5 --loops 30 \
+        --out build/edge-latency-study --md docs/study-long/latency-side-by-side.md
+
+(--study takes the detectors, the input size and the class count from a study config and its data YAML.)
 """
 
 import argparse
 import csv
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -26,51 +36,152 @@ def main() -> None:
     ap.add_argument("--backbones", nargs="+", default=DEFAULT)
     ap.add_argument("--neck", default="sppf")
     ap.add_argument("--models", nargs="+", help="model YAML stems (models/yaml/) instead of --backbones/--neck")
+    ap.add_argument("--study", type=Path, help="a study config: its detectors, imgsz and class count")
     ap.add_argument("--half", action="store_true", help="also export and time each with fp16 ncnn weights")
     ap.add_argument("--imgsz", type=int, default=320)
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--loops", type=int, default=50)
     ap.add_argument("--warmup", type=int, default=10)
+    ap.add_argument("--passes", type=int, default=1,
+                    help="bench_edge.py runs over all graphs, one after another; ratios are taken within each")
     ap.add_argument("--peers", type=Path, default=ROOT.parent / "shared" / "peers" / "ncnn")
     ap.add_argument("--out", type=Path, default=ROOT / "build" / "edge-latency")
+    ap.add_argument("--nc", type=int, default=5, help="classes of the exported heads (default 5)")
+    ap.add_argument("--md", type=Path, help="also write latency, paper costs and where they disagree (markdown)")
     args = ap.parse_args()
+    if args.md is not None and args.md.exists():
+        sys.exit(f"error: {args.md} exists; move it away or name another --md (nothing is overwritten)")
 
     import lwdet  # noqa: F401
+    from lwdet.edge.bench import merge_rounds
     from lwdet.export import export_ncnn
     from lwdet.models import MODEL_DIR, LwdetModel, model_yaml
 
-    exports = args.out / f"exports-{args.imgsz}"
-    paths = [MODEL_DIR / f"{m}.yaml" for m in args.models] if args.models else [
-        model_yaml(b, args.neck) for b in args.backbones]
+    if args.study:
+        import yaml
+
+        from lwdet.study import load_config, plan
+        cfg = load_config(args.study)
+        paths = list(dict.fromkeys(r["yaml"] for r in plan(cfg)))
+        args.imgsz = int(cfg["budget"]["imgsz"])
+        args.nc = len(yaml.safe_load(Path(cfg["data"]).read_text(encoding="utf-8"))["names"])
+    else:
+        paths = [MODEL_DIR / f"{m}.yaml" for m in args.models] if args.models else [
+            model_yaml(b, args.neck) for b in args.backbones]
+    exports = args.out / (f"exports-{args.imgsz}" + (f"-nc{args.nc}" if args.nc != 5 else ""))
     for path in paths:
         for half in (False, True) if args.half else (False,):
             name = f"{path.stem}-fp16" if half else path.stem
             if not (exports / f"{name}_ncnn_model").exists():
-                export_ncnn(LwdetModel(path, nc=5, verbose=False), exports, args.imgsz, half=half, map_check=False,
-                            name=name)
-    csv_path = args.out / f"bench-{args.imgsz}.csv"
-    cmd = [sys.executable, str(ROOT / "bench_edge.py"), "--all", str(exports), "--threads", args.threads,
-           "--loops", str(args.loops), "--warmup", str(args.warmup), "--csv", str(csv_path)]
-    if args.peers.is_dir():
-        cmd += ["--peers", str(args.peers), "--input-shape", f"{args.imgsz},{args.imgsz},3"]
-    subprocess.run(cmd, check=True, cwd=ROOT)
+                export_ncnn(LwdetModel(path, nc=args.nc, verbose=False), exports, args.imgsz, half=half,
+                            map_check=False, name=name)
+    passes = [bench_pass(args, exports, i) for i in range(args.passes)]
     if args.peers.is_dir():  # and at the sizes their authors published
         subprocess.run([sys.executable, str(ROOT / "bench_edge.py"), "--peers", str(args.peers), "--threads",
                         args.threads, "--loops", str(args.loops), "--warmup", str(args.warmup), "--csv",
                         str(args.out / "bench-peers-native.csv")], check=True, cwd=ROOT)
-    rows = list(csv.DictReader(csv_path.open()))
-    for r in rows:  # an export's folder names it (fp16 exports carry the same model name inside)
-        if r["kind"] == "lwdet":
-            r["model"] = Path(r["path"]).name.removesuffix("_ncnn_model")
-    base = {r["threads"]: float(r["infer_median_ms"]) for r in rows if r["model"] == "yolov5n"}
-    print(f"\n| model | input | threads | median ms | min ms | p90 ms | ratio to yolov5n | peak MB |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    rows = merge_rounds(passes)
+    ratios = pass_ratios(passes)
+    print(f"\n| model | input | threads | median ms | min ms | p90 ms | ratio to yolov5n | ratio range | peak MB |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        ratio = float(r["infer_median_ms"]) / base[r["threads"]] if r["threads"] in base else float("nan")
-        print(f"| {r['model']} | {r['input']} | {r['threads']} | {float(r['infer_median_ms']):.2f} | "
-              f"{float(r['infer_min_ms']):.2f} | {float(r['infer_p90_ms']):.2f} | {ratio:.2f} | {r['mem_peak_mb']} |")
-    print(f"\nmachine: {rows[0]['cpu']} ({rows[0]['arch']}, {rows[0]['cores']} cores); CSV: {csv_path}")
+        lo_med_hi = ratios.get((r["model"], r["threads"]))
+        ratio, span = (f"{lo_med_hi[1]:.2f}", f"{lo_med_hi[0]:.2f}-{lo_med_hi[2]:.2f}") if lo_med_hi else ("-", "-")
+        print(f"| {r['model']} | {r['input']} | {r['threads']} | {r['infer_median_ms']:.2f} | "
+              f"{r['infer_min_ms']:.2f} | {r['infer_p90_ms']:.2f} | {ratio} | {span} | {r['mem_peak_mb']} |")
+    machine = f"{rows[0]['cpu']} ({rows[0]['arch']}, {rows[0]['cores']} cores)"
+    print(f"\nmachine: {machine}; CSVs: {args.out}/bench-{args.imgsz}-pass*.csv")
+    if args.md is not None:
+        write_md(args, paths, rows, passes, machine)
+        print(f"markdown: {args.md}")
 
+
+NUMERIC = ("threads", "infer_", "e2e_", "pre_ms", "post_ms", "mem_peak_mb")
+
+
+def bench_pass(args, exports: Path, i: int) -> list[dict]:
+    """One bench_edge.py process over every export (and peer); its rows, numbers parsed, exports named by folder."""
+    path = args.out / f"bench-{args.imgsz}-pass{i + 1}.csv"
+    cmd = [sys.executable, str(ROOT / "bench_edge.py"), "--all", str(exports), "--threads", args.threads,
+           "--loops", str(args.loops), "--warmup", str(args.warmup), "--csv", str(path)]
+    if args.peers.is_dir():
+        cmd += ["--peers", str(args.peers), "--input-shape", f"{args.imgsz},{args.imgsz},3"]
+    print(f"pass {i + 1} of {args.passes}", flush=True)
+    subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+    rows = list(csv.DictReader(path.open()))
+    for r in rows:
+        for k, v in r.items():
+            if k.startswith(NUMERIC):
+                r[k] = float(v) if v not in ("", None) else None
+        r["threads"] = int(r["threads"])
+        if r["kind"] == "lwdet":  # an export's folder names it (fp16 exports carry the same model name inside)
+            r["model"] = Path(r["path"]).name.removesuffix("_ncnn_model")
+    return rows
+
+
+def pass_ratios(passes: list[list[dict]], base: str = "yolov5n") -> dict[tuple[str, int], tuple[float, ...]]:
+    """(model, threads) -> (lowest, median, highest) over the passes of its median / the baseline's median, each
+    ratio taken within one pass (the two timed minutes apart at most, not a whole run apart)."""
+    per: dict[tuple[str, int], list[float]] = {}
+    for rows in passes:
+        ref = {r["threads"]: r["infer_median_ms"] for r in rows if r["model"] == base}
+        for r in rows:
+            if r["threads"] in ref:
+                per.setdefault((r["model"], r["threads"]), []).append(r["infer_median_ms"] / ref[r["threads"]])
+    return {k: (min(v), statistics.median(v), max(v)) for k, v in per.items()}
+
+
+def write_md(args, paths, rows, passes, machine: str) -> None:
+    """Latency per thread count beside the paper costs, the costs' rank agreement with latency, and the pairs
+    where fewer GFLOPs run slower (with how many passes each held in)."""
+    from lwdet.profile import profile_detector
+    from lwdet.report import PROXIES, _fmt, cost_vs_latency, markdown_table
+
+    threads = sorted({r["threads"] for r in rows if r["kind"] == "lwdet"})
+    ratios = pass_ratios(passes)
+    fastest = {}  # (model, threads) -> the fastest loop over every pass: noise only ever adds time
+    for r in (r for rows_i in passes for r in rows_i):
+        key = (r["model"], r["threads"])
+        fastest[key] = min(fastest.get(key, float("inf")), r["infer_min_ms"])
+    table = []
+    for path in paths:
+        p = profile_detector(path, args.imgsz, nc=args.nc)
+        row = {"model": path.stem, "params_m": p.params / 1e6, "gflops": p.gflops, "mac_mb": p.memory_access_mb}
+        for n in threads:
+            ms, base = fastest.get((path.stem, n)), fastest.get(("yolov5n", n))
+            lo, med, hi = ratios.get((path.stem, n), (None, None, None))
+            row.update({f"fastest_ms_t{n}": ms, f"vs_yolov5n_t{n}": ms / base if ms and base else None,
+                        f"median_vs_yolov5n_t{n}": f"{med:.2f} ({lo:.2f}-{hi:.2f})" if med is not None else None})
+        table.append(row)
+    table.sort(key=lambda r: r.get("fastest_ms_t1") or float("inf"))
+    pairs, taus = cost_vs_latency(table, x="fastest_ms_t1")
+    for pair in pairs:  # in how many passes was A's fastest loop at least 5% slower than B's?
+        held = 0
+        for rows_i in passes:
+            ms = {r["model"]: r["infer_min_ms"] for r in rows_i if r["threads"] == 1}
+            held += ms[pair["fewer_flops"]] >= 1.05 * ms[pair["but_slower_than"]]
+        pair["held_in_passes"] = f"{held}/{len(passes)}"
+    md = [f"# ncnn latency and paper costs at {args.imgsz} px, side by side\n",
+          f"Machine: {machine}. Each detector built from its YAML (random weights, {args.nc} classes), exported "
+          f"to ncnn fp32 and timed by bench_edge.py: {len(passes)} passes, each one process timing every graph in "
+          f"turn ({args.loops} loops after {args.warmup} warm-up).\n",
+          "- `fastest_ms_tN`: the fastest loop at N threads over all passes. Noise on a shared machine only ever "
+          "adds time, so this is the steadiest estimate of what the graph costs; `vs_yolov5n_tN` is its ratio.\n"
+          "- `median_vs_yolov5n_tN`: the median over the passes of (median ms / yolov5n's median ms in the same "
+          "pass), with its lowest-highest over the passes: how far this machine's noise moves a typical loop.\n"
+          "- GFLOPs = 2 x multiply-adds; memory-access cost (MAC) = input + output feature maps + weights per "
+          "layer, MB at fp32.\n",
+          "Command: `python benchmarks/edge_latency.py " + " ".join(sys.argv[1:]) + "`\n",
+          markdown_table(table, list(table[0])), "",
+          "## Where FLOPs and latency disagree\n",
+          "Kendall's tau of each paper cost against `fastest_ms_t1` (1 = it orders the detectors exactly as the "
+          "clock does): " + ", ".join(f"{label} {_fmt(taus[k])}" for k, label in PROXIES) + ".\n"]
+    md += (["Pairs where a detector has fewer GFLOPs yet is slower (both by 5% or more, on `fastest_ms_t1`; "
+            "largest latency ratio first; ratios are A / B; `held_in_passes`: passes in which A's fastest loop was "
+            "5% slower than B's):\n", markdown_table(pairs, list(pairs[0])), ""] if pairs
+           else ["_no detector with 5% fewer GFLOPs is 5% slower than another_", ""])
+    args.md.parent.mkdir(parents=True, exist_ok=True)
+    args.md.write_text("\n".join(md), encoding="utf-8")
 
 if __name__ == "__main__":
     main()
