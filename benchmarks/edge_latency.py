@@ -172,8 +172,20 @@ def write_md(args, paths, rows, passes, machine: str) -> None:
           "- GFLOPs = 2 x multiply-adds; memory-access cost (MAC) = input + output feature maps + weights per "
           "layer, MB at fp32.\n",
           "Command: `python benchmarks/edge_latency.py " + " ".join(sys.argv[1:]) + "`\n",
-          markdown_table(table, list(table[0])), "",
-          "## Where FLOPs and latency disagree\n",
+          markdown_table(table, list(table[0])), ""]
+    peers = sorted({r["model"] for r in rows if r["kind"] == "peer"})
+    if peers:
+        prow = []
+        for name in peers:
+            row = {"peer": name, "input": next(r["input"] for r in rows if r["model"] == name)}
+            for n in threads:
+                ms, base = fastest.get((name, n)), fastest.get(("yolov5n", n))
+                row.update({f"fastest_ms_t{n}": ms, f"vs_yolov5n_t{n}": ms / base if ms and base else None})
+            prow.append(row)
+        prow.sort(key=lambda r: r.get("fastest_ms_t1") or float("inf"))
+        md += ["## Peers, the same input (../shared/peers graphs, empty weights, as benchncnn loads them)\n",
+               markdown_table(prow, list(prow[0])), ""]
+    md += ["## Where FLOPs and latency disagree\n",
           "Kendall's tau of each paper cost against `fastest_ms_t1` (1 = it orders the detectors exactly as the "
           "clock does): " + ", ".join(f"{label} {_fmt(taus[k])}" for k, label in PROXIES) + ".\n"]
     md += (["Pairs where a detector has fewer GFLOPs yet is slower (both by 5% or more, on `fastest_ms_t1`; "
