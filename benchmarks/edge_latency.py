@@ -19,7 +19,6 @@ that many runs over all graphs; each ratio is taken within a run, and its spread
 """
 
 import argparse
-import csv
 import statistics
 import subprocess
 import sys
@@ -89,14 +88,11 @@ def main() -> None:
         ratio, span = (f"{lo_med_hi[1]:.2f}", f"{lo_med_hi[0]:.2f}-{lo_med_hi[2]:.2f}") if lo_med_hi else ("-", "-")
         print(f"| {r['model']} | {r['input']} | {r['threads']} | {r['infer_median_ms']:.2f} | "
               f"{r['infer_min_ms']:.2f} | {r['infer_p90_ms']:.2f} | {ratio} | {span} | {r['mem_peak_mb']} |")
-    machine = f"{rows[0]['cpu']} ({rows[0]['arch']}, {rows[0]['cores']} cores)"
+    machine = f"{rows[0]['cpu']} ({rows[0]['arch']}, {int(rows[0]['cores'])} cores)"
     print(f"\nmachine: {machine}; CSVs: {args.out}/bench-{args.imgsz}-pass*.csv")
     if args.md is not None:
         write_md(args, paths, rows, passes, machine)
         print(f"markdown: {args.md}")
-
-
-NUMERIC = ("threads", "infer_", "e2e_", "pre_ms", "post_ms", "mem_peak_mb")
 
 
 def bench_pass(args, exports: Path, i: int) -> list[dict]:
@@ -108,12 +104,10 @@ def bench_pass(args, exports: Path, i: int) -> list[dict]:
         cmd += ["--peers", str(args.peers), "--input-shape", f"{args.imgsz},{args.imgsz},3"]
     print(f"pass {i + 1} of {args.passes}", flush=True)
     subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
-    rows = list(csv.DictReader(path.open()))
+    from lwdet.report import read_bench
+
+    rows = read_bench(path)
     for r in rows:
-        for k, v in r.items():
-            if k.startswith(NUMERIC):
-                r[k] = float(v) if v not in ("", None) else None
-        r["threads"] = int(r["threads"])
         if r["kind"] == "lwdet":  # an export's folder names it (fp16 exports carry the same model name inside)
             r["model"] = Path(r["path"]).name.removesuffix("_ncnn_model")
     return rows
@@ -139,19 +133,21 @@ def write_md(args, paths, rows, passes, machine: str) -> None:
 
     threads = sorted({r["threads"] for r in rows if r["kind"] == "lwdet"})
     ratios = pass_ratios(passes)
-    fastest = {}  # (model, threads) -> the fastest loop over every pass: noise only ever adds time
-    for r in (r for rows_i in passes for r in rows_i):
-        key = (r["model"], r["threads"])
-        fastest[key] = min(fastest.get(key, float("inf")), r["infer_min_ms"])
+    # the merged rows' min is the fastest loop over every pass: noise only ever adds time
+    fastest = {(r["model"], r["threads"]): r["infer_min_ms"] for r in rows}
+
+    def vs_base(name: str, n: int) -> dict:
+        ms, base = fastest.get((name, n)), fastest.get(("yolov5n", n))
+        return {f"fastest_ms_t{n}": ms, f"vs_yolov5n_t{n}": ms / base if ms and base else None}
+
     table = []
     for path in paths:
         p = profile_detector(path, args.imgsz, nc=args.nc)
         row = {"model": path.stem, "params_m": p.params / 1e6, "gflops": p.gflops, "mac_mb": p.memory_access_mb}
         for n in threads:
-            ms, base = fastest.get((path.stem, n)), fastest.get(("yolov5n", n))
             lo, med, hi = ratios.get((path.stem, n), (None, None, None))
-            row.update({f"fastest_ms_t{n}": ms, f"vs_yolov5n_t{n}": ms / base if ms and base else None,
-                        f"median_vs_yolov5n_t{n}": f"{med:.2f} ({lo:.2f}-{hi:.2f})" if med is not None else None})
+            row.update(vs_base(path.stem, n),
+                       **{f"median_vs_yolov5n_t{n}": f"{med:.2f} ({lo:.2f}-{hi:.2f})" if med is not None else None})
         table.append(row)
     table.sort(key=lambda r: r.get("fastest_ms_t1") or float("inf"))
     pairs, taus = cost_vs_latency(table, x="fastest_ms_t1")
@@ -179,8 +175,7 @@ def write_md(args, paths, rows, passes, machine: str) -> None:
         for name in peers:
             row = {"peer": name, "input": next(r["input"] for r in rows if r["model"] == name)}
             for n in threads:
-                ms, base = fastest.get((name, n)), fastest.get(("yolov5n", n))
-                row.update({f"fastest_ms_t{n}": ms, f"vs_yolov5n_t{n}": ms / base if ms and base else None})
+                row.update(vs_base(name, n))
             prow.append(row)
         prow.sort(key=lambda r: r.get("fastest_ms_t1") or float("inf"))
         md += ["## Peers, the same input (../shared/peers graphs, empty weights, as benchncnn loads them)\n",
