@@ -331,11 +331,8 @@ def plot_layer_types(rows: Sequence[dict], path: Path, base: Path | None = None,
     """Stacked bars of each detector's ncnn time share per layer type (the run folder's layer-time JSON)."""
     shares = {}
     for r in rows:
-        run = Path(str(r.get("run_dir") or ""))
-        f = run / LAYER_TIMES
-        if not f.is_file() and base is not None:
-            f = base / run.name / LAYER_TIMES
-        if r.get("run_dir") and f.is_file():
+        f = _run_file(r, base, LAYER_TIMES)
+        if f is not None:
             ms = json.loads(f.read_text(encoding="utf-8"))
             total = sum(ms.values()) or 1.0
             shares[str(r["model"])] = {k: 100 * v / total for k, v in ms.items()}
@@ -377,14 +374,20 @@ def read_results(path: str | Path) -> dict[str, list[float]]:
     return cols
 
 
-def _results_csv(row: dict, base: Path | None) -> Path | None:
+def _run_file(row: dict, base: Path | None, name: str) -> Path | None:
+    """``name`` in the row's run folder: as recorded, relative to ``base``, or a folder of that name in ``base``
+    (a report's data copy)."""
     run = row.get("run_dir")
     if not run:
         return None
     for cand in (Path(run), (base / run) if base else None, (base / Path(run).name) if base else None):
-        if cand is not None and (cand / "results.csv").is_file():
-            return cand / "results.csv"
+        if cand is not None and (cand / name).is_file():
+            return cand / name
     return None
+
+
+def _results_csv(row: dict, base: Path | None) -> Path | None:
+    return _run_file(row, base, "results.csv")
 
 
 def plot_curves(rows: Sequence[dict], out: Path, base: Path | None = None) -> list[Path]:
@@ -556,14 +559,11 @@ def keep_data(results_csv: Path, rows: Sequence[dict], out: Path) -> Path:
     if (results_csv.parent / PEERS_CSV).is_file():
         shutil.copyfile(results_csv.parent / PEERS_CSV, data / PEERS_CSV)
     for r in rows:
-        f = _results_csv(r, results_csv.parent)
-        if f is None:
-            continue
-        run = data / f.parent.name
-        run.mkdir(exist_ok=True)
-        shutil.copyfile(f, run / "results.csv")
-        if (f.parent / LAYER_TIMES).is_file():
-            shutil.copyfile(f.parent / LAYER_TIMES, run / LAYER_TIMES)
+        for name in ("results.csv", LAYER_TIMES):
+            f = _run_file(r, results_csv.parent, name)
+            if f is not None:
+                (data / f.parent.name).mkdir(exist_ok=True)
+                shutil.copyfile(f, data / f.parent.name / name)
     return data
 
 
