@@ -1,0 +1,78 @@
+"""What every lwdet command shares: one-line errors with exit status 2, and the flags that mean the same everywhere.
+
+Each command is a module ``lwdet.cli.<name>`` with ``build_parser() -> argparse.ArgumentParser`` and
+``main(argv=None) -> int``; ``lwdet <name> ...``, ``python -m lwdet <name>`` and the top-level scripts all call it.
+Torch-free: ``lwdet bench`` runs on a Pi.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+EXIT_USAGE = 2  # bad input: a missing file, a wrong value, a config error
+
+
+class UsageError(Exception):
+    """Bad input a person can fix: the message is one line saying what is wrong and where (file, line, key)."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line on stderr with exit status 2 (no usage dump)."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def parser(prog: str, doc: str | None) -> Parser:
+    """A command's parser: the first docstring line as description; each default shown once, by the help text."""
+    return Parser(prog=prog, description=(doc or "").strip().splitlines()[0] if doc else None,
+                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+
+
+def int_list(text: str, n: int | None = None) -> list[int]:
+    """``"1,2,4"`` -> [1, 2, 4] (positive integers; exactly n of them when n is given). For ``--threads``."""
+    try:
+        values = [int(v) for v in str(text).split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if (n and len(values) != n) or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected {n or 'some'} positive integers, got {text!r}")
+    return values
+
+
+def imgsz(text: str) -> int:
+    """``--imgsz``: a square input size, a positive multiple of 32 (the largest stride)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 32 or value % 32:
+        raise argparse.ArgumentTypeError(f"must be a positive multiple of 32 (the largest stride), got {value}")
+    return value
+
+
+def existing_path(text: str) -> Path:
+    """A file or folder that must exist (checked at parse time, so the error names the flag)."""
+    path = Path(text)
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"not found: {path}")
+    return path
+
+
+def run(main_body, *args, **kwargs) -> int:
+    """Call a command body; a UsageError (or a config/file error) becomes one line on stderr and exit status 2."""
+    from lwdet.errors import USER_ERRORS  # the library's error types a person can fix
+
+    try:
+        return int(main_body(*args, **kwargs) or 0)
+    except (UsageError, *USER_ERRORS) as e:
+        msg = e.args[0] if getattr(e, "args", None) else str(e)
+        print(f"error: {msg}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def setup_logging(verbose: bool = False) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s")
