@@ -1,8 +1,9 @@
 """Datasets: the embedded default detection set and data-YAML handling.
 
-``DEFAULT_DATA`` is ``datasets/fmnist-det.yaml`` in the repository. Its
+``DEFAULT_DATA`` is ``fmnist-det.yaml``, shipped in the package (``lwdet/cfg/datasets/``). Its
 ``lwdet_synth:`` section tells :func:`ensure_dataset` how to generate the images
-(with :func:`lwdet.data.synth.build_detection_set`) the first time it is used.
+(with :func:`lwdet.data.synth.build_detection_set`) the first time it is used, into
+``datasets/fmnist-det/`` under the current folder (or ``$LWDET_DATASETS``; see :mod:`lwdet.cfg`).
 """
 
 from __future__ import annotations
@@ -16,13 +17,15 @@ from typing import Any
 
 import yaml
 
+from lwdet import cfg
+
 from .synth import build_detection_set
 
 __all__ = ["DEFAULT_DATA", "SYNTH_KEY", "ensure_dataset", "write_engine_yaml", "build_detection_set"]
 
 LOGGER = logging.getLogger(__name__)
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "datasets" / "fmnist-det.yaml"
+DEFAULT_DATA = cfg.DATASETS / "fmnist-det.yaml"
 SYNTH_KEY = "lwdet_synth"
 BENCH_KEY = "lwdet_bench"  # a data YAML naming a build of the benchmark set (lwdet.data.benchmark), built on first use
 BENCH_ARGS = ("seed", "n_train", "n_val", "n_test", "workers")
@@ -125,7 +128,8 @@ def ensure_dataset(data_yaml: str | os.PathLike) -> dict[str, Any]:
     """Load a data YAML, generating its dataset first if it is a missing synthetic one.
 
     Returns the YAML's dict with ``path`` absolute (relative ``path`` values are
-    resolved against the YAML's folder; no ``path`` means the YAML's folder) and
+    resolved against the YAML's folder, or for a data YAML shipped in the package
+    against :func:`lwdet.cfg.datasets_root`; no ``path`` means the YAML's folder) and
     ``names`` as ``{id: name}``.
 
     Raises FileNotFoundError if the YAML, the dataset folder or a train/val split
@@ -140,8 +144,8 @@ def ensure_dataset(data_yaml: str | os.PathLike) -> dict[str, Any]:
     _check_keys(data_yaml, data)
 
     root = Path(os.path.expanduser(str(data.get("path") or data_yaml.parent)))
-    if not root.is_absolute():
-        root = data_yaml.parent / root
+    if not root.is_absolute():  # a shipped YAML's dataset is generated outside the package
+        root = (cfg.datasets_root() if cfg.is_shipped(data_yaml) else data_yaml.parent) / root
     root = root.resolve()
     data["path"] = str(root)
 
