@@ -80,7 +80,7 @@ def main() -> None:
                         str(args.out / "bench-peers-native.csv")], check=True, cwd=ROOT)
     rows = merge_rounds(passes)
     ratios = pass_ratios(passes)
-    print(f"\n| model | input | threads | median ms | min ms | p90 ms | ratio to yolov5n | ratio range | peak MB |")
+    print("\n| model | input | threads | median ms | min ms | p90 ms | ratio to yolov5n | ratio range | peak MB |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         lo_med_hi = ratios.get((r["model"], r["threads"]))

@@ -4,8 +4,6 @@
 """
 
 import argparse
-import sys
-from pathlib import Path
 
 import lwdet  # noqa: F401
 from lwdet.models import LwdetModel, shipped_yamls

@@ -12,7 +12,6 @@ The whole graph is also run layer by layer (``layer_type_times``) for the time p
 
 from __future__ import annotations
 
-import json
 import logging
 import statistics
 import sys

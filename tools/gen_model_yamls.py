@@ -6,7 +6,6 @@ Run `python tools/gen_model_yamls.py` after adding a backbone; `--check` exits 1
 
 import argparse
 import sys
-from pathlib import Path
 
 from lwdet.backbones import BACKBONES, build_backbone
 from lwdet.models import HEAD_SUFFIX, MODEL_DIR, NECK_SUFFIX

@@ -21,7 +21,7 @@ from lwdet import cfg
 
 from .synth import build_detection_set
 
-__all__ = ["DEFAULT_DATA", "SYNTH_KEY", "ensure_dataset", "write_engine_yaml", "build_detection_set"]
+__all__ = ["DEFAULT_DATA", "SYNTH_KEY", "dataset_root", "ensure_dataset", "write_engine_yaml", "build_detection_set"]
 
 LOGGER = logging.getLogger(__name__)
 
@@ -124,6 +124,17 @@ def _split_paths(root: Path, entry: Any) -> list[Path]:
     return [p if p.is_absolute() else root / p for p in (Path(str(e)) for e in entries)]
 
 
+def dataset_root(data_yaml: str | os.PathLike, data: dict[str, Any]) -> Path:
+    """The dataset folder a data YAML names: its ``path`` (relative: to the YAML's folder, or for a data YAML shipped
+    in the package to :func:`lwdet.cfg.datasets_root`, so generated data never lands in the package); no ``path``:
+    the YAML's folder."""
+    data_yaml = Path(data_yaml).expanduser().absolute()
+    root = Path(os.path.expanduser(str(data.get("path") or data_yaml.parent)))
+    if not root.is_absolute():
+        root = (cfg.datasets_root() if cfg.is_shipped(data_yaml) else data_yaml.parent) / root
+    return root.resolve()
+
+
 def ensure_dataset(data_yaml: str | os.PathLike) -> dict[str, Any]:
     """Load a data YAML, generating its dataset first if it is a missing synthetic one.
 
@@ -143,10 +154,7 @@ def ensure_dataset(data_yaml: str | os.PathLike) -> dict[str, Any]:
     data["names"] = _normalise_names(data_yaml, data["names"])
     _check_keys(data_yaml, data)
 
-    root = Path(os.path.expanduser(str(data.get("path") or data_yaml.parent)))
-    if not root.is_absolute():  # a shipped YAML's dataset is generated outside the package
-        root = (cfg.datasets_root() if cfg.is_shipped(data_yaml) else data_yaml.parent) / root
-    root = root.resolve()
+    root = dataset_root(data_yaml, data)
     data["path"] = str(root)
 
     if data.get(SYNTH_KEY) is not None:
