@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.lwdet-installed
+FAST := not slow and not export and not train
 
-.PHONY: demo test venv clean-demo
+.PHONY: demo test test-fast lint format venv clean-demo
 
 venv: $(STAMP)
 
@@ -18,8 +19,21 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(PY) train.py --backbone ghostnet --epochs 10 --imgsz 160 --project runs/demo
 
-test: $(STAMP)
+# what CI runs (.ci/run): lint, format check, then every test tier
+test: lint
 	$(PY) -m pytest -q
+
+# the edit loop: no training, no export, nothing over ~20 s
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "$(FAST)"
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: $(STAMP)
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
 
 clean-demo:
 	rm -rf runs/demo

@@ -24,8 +24,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+ROOT = Path(__file__).resolve().parents[1]  # the clone: default --peers / --out folders
 DEFAULT = ["yolov5n", "ghostnet", "mnasnet", "mobilenetv3", "mobilenetv3_small", "shufflenetv2", "shufflenetv2_050",
            "mobilenetv2"]
 
@@ -76,12 +75,12 @@ def main() -> None:
                             map_check=False, name=name)
     passes = [bench_pass(args, exports, i) for i in range(args.passes)]
     if args.peers.is_dir():  # and at the sizes their authors published
-        subprocess.run([sys.executable, str(ROOT / "bench_edge.py"), "--peers", str(args.peers), "--threads",
+        subprocess.run([sys.executable, "-m", "lwdet", "bench", "--peers", str(args.peers), "--threads",
                         args.threads, "--loops", str(args.loops), "--warmup", str(args.warmup), "--csv",
                         str(args.out / "bench-peers-native.csv")], check=True, cwd=ROOT)
     rows = merge_rounds(passes)
     ratios = pass_ratios(passes)
-    print(f"\n| model | input | threads | median ms | min ms | p90 ms | ratio to yolov5n | ratio range | peak MB |")
+    print("\n| model | input | threads | median ms | min ms | p90 ms | ratio to yolov5n | ratio range | peak MB |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         lo_med_hi = ratios.get((r["model"], r["threads"]))
@@ -98,7 +97,7 @@ def main() -> None:
 def bench_pass(args, exports: Path, i: int) -> list[dict]:
     """One bench_edge.py process over every export (and peer); its rows, numbers parsed, exports named by folder."""
     path = args.out / f"bench-{args.imgsz}-pass{i + 1}.csv"
-    cmd = [sys.executable, str(ROOT / "bench_edge.py"), "--all", str(exports), "--threads", args.threads,
+    cmd = [sys.executable, "-m", "lwdet", "bench", "--all", str(exports), "--threads", args.threads,
            "--loops", str(args.loops), "--warmup", str(args.warmup), "--csv", str(path)]
     if args.peers.is_dir():
         cmd += ["--peers", str(args.peers), "--input-shape", f"{args.imgsz},{args.imgsz},3"]

@@ -4,13 +4,9 @@
 """
 
 import argparse
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import lwdet  # noqa: E402,F401
-from lwdet.models import LwdetModel, shipped_yamls  # noqa: E402
+import lwdet  # noqa: F401
+from lwdet.models import LwdetModel, shipped_yamls
 
 
 def main() -> None:

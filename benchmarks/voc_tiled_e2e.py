@@ -15,8 +15,7 @@ from xml.sax.saxutils import escape
 
 import cv2
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+ROOT = Path(__file__).resolve().parents[1]  # the clone: default --out folder, and where train.py is run
 CLASSES = ["t_shirt", "trouser", "dress", "sneaker", "bag"]
 
 

@@ -17,12 +17,13 @@ from torch import nn
 from ultralytics.nn.tasks import DetectionModel
 from ultralytics.utils.torch_utils import initialize_weights
 
+from lwdet import cfg
 from lwdet.backbones import BACKBONES, FAMILIES, suggest
 from lwdet.modules import HEADS, MODULES, RowError
 
 LOGGER = logging.getLogger(__name__)
 
-MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "yaml"
+MODEL_DIR = cfg.MODELS  # the shipped model YAMLs (lwdet/cfg/models; models/yaml in a clone)
 BASELINE = "yolov5n"
 NECKS = ("sppf", "aspp", "lite", "nano", "p45")  # --neck: the P5 block of the CSP-PAN, the lite PAN (width 64 / 48)
 # or the two-level lite PAN (P4/P5 only)
@@ -267,5 +268,5 @@ def model_yaml(backbone: str = BASELINE, neck: str = "sppf", head: str = "yolo")
 
 
 def shipped_yamls() -> list[Path]:
-    """Every model YAML shipped in models/yaml/."""
+    """Every model YAML shipped in the package (lwdet/cfg/models/)."""
     return sorted(MODEL_DIR.glob("*.yaml"))

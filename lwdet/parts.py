@@ -1,6 +1,6 @@
 """Where the time goes: ncnn latency of a detector's backbone, neck and head, by split export.
 
-    python -m lwdet.parts MODEL_YAML_OR_WEIGHTS [--imgsz 320 --threads 1 --loops 50]
+    lwdet parts MODEL_YAML_OR_WEIGHTS [--imgsz 320 --threads 1 --loops 50]
 
 ncnn's Python wheel has no per-layer timer (that needs a build with NCNN_BENCHMARK), so the detector is exported
 three times through pnnx: its backbone section alone, backbone + neck (every layer before the head), and the whole
@@ -12,8 +12,6 @@ The whole graph is also run layer by layer (``layer_type_times``) for the time p
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import statistics
 import sys
@@ -141,34 +139,10 @@ def layer_type_times(param: str | Path, input_shape: tuple[int, int, int], threa
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m lwdet.parts", description=__doc__.split("\n")[0])
-    p.add_argument("model", nargs="+", help="model YAMLs (random weights: timing only) or trained weights (.pt)")
-    p.add_argument("--imgsz", type=int, default=320)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--loops", type=int, default=50)
-    p.add_argument("--warmup", type=int, default=5)
-    p.add_argument("--json", type=Path, help="write the rows here as well")
-    a = p.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    from lwdet.models import LwdetModel
+    """``python -m lwdet.parts``: the same as ``lwdet parts`` (lwdet.cli.parts)."""
+    from lwdet.cli.parts import main as cli_main
 
-    rows = []
-    print(f"{'model':<45}{'backbone ms':>12}{'neck ms':>9}{'head ms':>9}{'total ms':>10}")
-    for spec in a.model:
-        path = Path(spec)
-        if not path.is_file():
-            print(f"error: {path}: not found", file=sys.stderr)
-            return 2
-        model = LwdetModel(path, nc=10, verbose=False) if path.suffix in (".yaml", ".yml") else path
-        r = {"model": path.stem, **part_latency(model, a.imgsz, a.threads, a.loops, a.warmup)}
-        rows.append(r)
-        print(f"{r['model']:<45}{r['backbone_ms']:>12.2f}{r['neck_ms']:>9.2f}{r['head_ms']:>9.2f}{r['total_ms']:>10.2f}")
-        share = sum(r["layer_type_ms"].values())
-        print("    by layer type: " + ", ".join(f"{k} {100 * v / share:.0f}%" for k, v in
-                                             list(r["layer_type_ms"].items())[:5]))
-    if a.json:
-        a.json.write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
-    return 0
+    return cli_main(argv)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
 """Static cost of a detector or a backbone's ImageNet classifier: params, multiply-adds, memory-access cost, peak
 activation memory and file sizes, from one batch-1 inference forward on CPU.
 
-    python -m lwdet.profile models/yaml/yolov5n-ghostnet_100.yaml --imgsz 320 --nc 5
-    python -m lwdet.profile runs/exp/yolov5n-ghostnet_100 --json profile.json      # run folder -> weights/best.pt
-    python -m lwdet.profile --backbone shufflenetv2_100 --classifier --imgsz 224
+    lwdet profile models/yaml/yolov5n-ghostnet_100.yaml --imgsz 320 --nc 5
+    lwdet profile runs/exp/yolov5n-ghostnet_100 --json profile.json      # run folder -> weights/best.pt
+    lwdet profile --backbone shufflenetv2_100 --classifier --imgsz 224
 
 Conventions (each report repeats them under ``conventions``):
 
@@ -31,7 +31,6 @@ Conventions (each report repeats them under ``conventions``):
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys
@@ -513,36 +512,11 @@ def format_profile(p: Profile, layers: bool = True) -> str:
     return "\n".join(lines)
 
 
-# ------------------------------------------------------------------------------------------------------------- CLI
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m lwdet.profile", description=__doc__.split("\n\n")[0])
-    ap.add_argument("source", nargs="?", help="model YAML, .pt, run folder or export (omit with --backbone)")
-    ap.add_argument("--backbone", help="profile a registered backbone instead (see --classifier)")
-    ap.add_argument("--classifier", action="store_true", help="with --backbone: its full ImageNet classifier")
-    ap.add_argument("--imgsz", type=int, default=None, help="input side (default 320; 224 with --classifier)")
-    ap.add_argument("--nc", type=int, default=None, help="classes of a model YAML (default: the YAML's)")
-    ap.add_argument("--json", type=Path, help="write the full profile (with per-op costs) here")
-    ap.add_argument("--trust-checkpoint", action="store_true", help="load a .pt outside lwdet's class allow-list")
-    ap.add_argument("--no-layers", action="store_true", help="leave the per-block table out of the console report")
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    try:
-        if bool(args.source) == bool(args.backbone):
-            raise ValueError("give either a model source or --backbone NAME")
-        if args.classifier and not args.backbone:
-            raise ValueError("--classifier needs --backbone NAME")
-        if args.backbone:
-            imgsz = args.imgsz or (224 if args.classifier else 320)
-            profile = (profile_classifier if args.classifier else profile_backbone)(args.backbone, imgsz)
-        else:
-            profile = profile_detector(args.source, args.imgsz or 320, args.nc, args.trust_checkpoint)
-    except (FileNotFoundError, KeyError, ValueError) as e:
-        print(f"lwdet.profile: error: {e.args[0] if e.args else e}", file=sys.stderr)
-        return 2
-    print(format_profile(profile, layers=not args.no_layers))
-    if args.json:
-        print(f"\nwrote {profile.save(args.json)}")
-    return 0
+    """``python -m lwdet.profile``: the same as ``lwdet profile`` (lwdet.cli.profile)."""
+    from lwdet.cli.profile import main as cli_main
+
+    return cli_main(argv)
 
 
 if __name__ == "__main__":

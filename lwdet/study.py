@@ -36,7 +36,7 @@ from lwdet.report import LAYER_TIMES, PEERS_CSV
 
 LOGGER = logging.getLogger(__name__)
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path()  # relative paths in a config resolve against the current folder (a clone: run from its root)
 TRAINED = "study_trained.json"  # final marker in a run folder: training finished
 TEST_COLUMNS = ("test_map50", "test_map5095", "test_precision", "test_recall", "test_f1")
 COLUMNS = (*REPORT_COLUMNS, "seed", *TEST_COLUMNS, "status")
@@ -65,7 +65,7 @@ def _strict(section: str, got: dict, allowed) -> None:
 
 
 def load_config(path: str | Path) -> dict:
-    """The study config with defaults filled in; relative paths resolve against the repository root."""
+    """The study config with defaults filled in; relative paths resolve against the current folder."""
     path = Path(path)
     cfg = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     _strict(str(path), cfg, CONFIG_KEYS)
@@ -238,7 +238,7 @@ import json, sys
 from lwdet.edge.bench import bench_detector, bench_runtime
 a = json.loads(sys.argv[1])
 if a.get("runtime"):
-    from bench_edge import load_other
+    from lwdet.cli.bench import load_other
     print(json.dumps(bench_runtime(a["folder"], a["runtime"], load_other, threads=a["threads"], loops=a["loops"],
                                    warmup=a["warmup"])))
 else:
@@ -253,7 +253,7 @@ def bench(folder: Path, threads: int, loops: int, warmup: int, runtime: str | No
     """
     args = json.dumps({"folder": str(folder), "threads": threads, "loops": loops, "warmup": warmup,
                        "runtime": runtime})
-    r = subprocess.run([sys.executable, "-c", _BENCH_SNIPPET, args], capture_output=True, text=True, cwd=ROOT,
+    r = subprocess.run([sys.executable, "-c", _BENCH_SNIPPET, args], capture_output=True, text=True,
                        timeout=1800)
     if r.returncode:
         raise RuntimeError(f"bench of {folder} at {threads} threads failed: {r.stderr[-2000:]}")
@@ -351,10 +351,10 @@ def bench_peers(cfg: dict) -> Path | None:
         return None
     out = Path(cfg["out"]) / PEERS_CSV
     size = int(cfg["budget"]["imgsz"])
-    cmd = [sys.executable, str(ROOT / "bench_edge.py"), "--peers", str(folder), "--input-shape", f"{size},{size},3",
+    cmd = [sys.executable, "-m", "lwdet", "bench", "--peers", str(folder), "--input-shape", f"{size},{size},3",
            "--threads", ",".join(str(int(t)) for t in cfg["bench"]["threads"]), "--loops", str(cfg["bench"]["loops"]),
            "--warmup", str(cfg["bench"]["warmup"]), "--csv", str(out)]
-    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=1800)
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
     if r.returncode:
         raise RuntimeError(f"peer bench failed: {r.stderr[-2000:]}")
     return out

@@ -431,7 +431,7 @@ def test_bench_cli_peers_folder_without_torch(no_torch_env, tmp_path):
 def test_bench_cli_bad_input(args, no_torch_env):
     r = _run(["bench_edge.py", *args], no_torch_env)
     assert r.returncode == 2 and r.stdout == ""
-    assert len(r.stderr.strip().splitlines()) == 1 and r.stderr.startswith("bench_edge.py: error:"), r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and r.stderr.startswith("lwdet bench: error:"), r.stderr
 
 
 def test_bench_cli_torch_runtime(exported, tmp_path):

@@ -259,4 +259,4 @@ def test_cli_errors_are_one_line_with_exit_code_2(tmp_path, capsys):
     assert main([str(tmp_path / "missing.yaml")]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
-    assert captured.err.splitlines() == [f"lwdet.profile: error: {tmp_path / 'missing.yaml'}: no such file or folder"]
+    assert captured.err.splitlines() == [f"error: {tmp_path / 'missing.yaml'}: no such file or folder"]

@@ -71,11 +71,11 @@ def test_existing_run_is_never_overwritten(run):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--imgsz", "100"], "--imgsz must be a positive multiple of 32"),
-        (["--epochs", "0"], "--epochs must be >= 1"),
+        (["--imgsz", "100"], "argument --imgsz: must be a positive multiple of 32"),
+        (["--epochs", "0"], "argument --epochs: must be >= 1"),
         (["--backbone", "ghostnet_10O"], "backbone 'ghostnet_10O' is not known; did you mean"),
-        (["--data", "nope.yaml"], "--data: file not found: nope.yaml"),
-        (["--backbone-weights", "nope.pth"], "--backbone-weights: file not found: nope.pth"),
+        (["--data", "nope.yaml"], "argument --data: not found: nope.yaml"),
+        (["--backbone-weights", "nope.pth"], "argument --backbone-weights: not found: nope.pth"),
         (["--neck", "fpn"], "invalid choice: 'fpn'"),
         (["--device", "7"], "--device 7: this machine has 0 CUDA GPU(s)"),
         (["--device", "gpu"], "--device must be cpu, mps or GPU indices"),

@@ -16,8 +16,7 @@ from pathlib import Path
 
 import cv2
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root: lwdet.edge without installing lwdet
-from lwdet.edge import NcnnDetector  # noqa: E402
+from lwdet.edge import NcnnDetector  # setup.sh makes this copy's lwdet/ importable in the Pi's venv
 
 IMAGES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 

@@ -35,8 +35,12 @@ fi
 "$PYTHON" -m venv "$VENV" || die "could not create $VENV (sudo apt install python3-venv)"
 "$VENV/bin/python" -m pip install --no-deps --only-binary=:all: \
     "ncnn==$NCNN_VERSION" "numpy==$NUMPY_VERSION" "opencv-python-headless==$OPENCV_VERSION"
+# lwdet's torch-free files (lwdet/edge, lwdet/cli's bench) from this copy, importable in the venv without installing
+# lwdet (that would pull in torch): a .pth line naming the folder that holds lwdet/
+"$VENV/bin/python" -c 'import sys, sysconfig, pathlib; pathlib.Path(sysconfig.get_paths()["purelib"], "lwdet-edge.pth").write_text(sys.argv[1] + "\n")' \
+    "$(cd "$HERE/../.." && pwd)"
 "$VENV/bin/python" - <<'EOF'
-import platform, cv2, ncnn, numpy
+import platform, cv2, ncnn, numpy, lwdet.edge
 print(f"ok: Python {platform.python_version()} {platform.machine()}, ncnn {ncnn.__version__}, numpy {numpy.__version__}, "
       f"opencv {cv2.__version__}, {ncnn.get_cpu_count()} cores")
 EOF

@@ -26,10 +26,20 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Appends ``(default: X)`` once, to every option with a real default (not None / False) whose help lacks one."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in text:
+            return text
+        return super()._get_help_string(action) if text else "(default: %(default)s)"
+
+
 def parser(prog: str, doc: str | None) -> Parser:
     """A command's parser: the first docstring line as description; each default shown once, by the help text."""
     return Parser(prog=prog, description=(doc or "").strip().splitlines()[0] if doc else None,
-                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                  formatter_class=HelpFormatter)
 
 
 def int_list(text: str, n: int | None = None) -> list[int]:
@@ -41,6 +51,25 @@ def int_list(text: str, n: int | None = None) -> list[int]:
     if (n and len(values) != n) or min(values) < 1:
         raise argparse.ArgumentTypeError(f"expected {n or 'some'} positive integers, got {text!r}")
     return values
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1 (``--epochs``, ``--batch``, ``--loops``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def existing_file(text: str) -> Path:
+    """A file that must exist (checked at parse time, so the error names the flag)."""
+    path = Path(text)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"{'not a file' if path.exists() else 'not found'}: {path}")
+    return path
 
 
 def imgsz(text: str) -> int:

@@ -1,8 +1,9 @@
 """Datasets: the embedded default detection set and data-YAML handling.
 
-``DEFAULT_DATA`` is ``datasets/fmnist-det.yaml`` in the repository. Its
+``DEFAULT_DATA`` is ``fmnist-det.yaml``, shipped in the package (``lwdet/cfg/datasets/``). Its
 ``lwdet_synth:`` section tells :func:`ensure_dataset` how to generate the images
-(with :func:`lwdet.data.synth.build_detection_set`) the first time it is used.
+(with :func:`lwdet.data.synth.build_detection_set`) the first time it is used, into
+``datasets/fmnist-det/`` under the current folder (or ``$LWDET_DATASETS``; see :mod:`lwdet.cfg`).
 """
 
 from __future__ import annotations
@@ -16,13 +17,15 @@ from typing import Any
 
 import yaml
 
+from lwdet import cfg
+
 from .synth import build_detection_set
 
-__all__ = ["DEFAULT_DATA", "SYNTH_KEY", "ensure_dataset", "write_engine_yaml", "build_detection_set"]
+__all__ = ["DEFAULT_DATA", "SYNTH_KEY", "dataset_root", "ensure_dataset", "write_engine_yaml", "build_detection_set"]
 
 LOGGER = logging.getLogger(__name__)
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "datasets" / "fmnist-det.yaml"
+DEFAULT_DATA = cfg.DATASETS / "fmnist-det.yaml"
 SYNTH_KEY = "lwdet_synth"
 BENCH_KEY = "lwdet_bench"  # a data YAML naming a build of the benchmark set (lwdet.data.benchmark), built on first use
 BENCH_ARGS = ("seed", "n_train", "n_val", "n_test", "workers")
@@ -121,11 +124,23 @@ def _split_paths(root: Path, entry: Any) -> list[Path]:
     return [p if p.is_absolute() else root / p for p in (Path(str(e)) for e in entries)]
 
 
+def dataset_root(data_yaml: str | os.PathLike, data: dict[str, Any]) -> Path:
+    """The dataset folder a data YAML names: its ``path`` (relative: to the YAML's folder, or for a data YAML shipped
+    in the package to :func:`lwdet.cfg.datasets_root`, so generated data never lands in the package); no ``path``:
+    the YAML's folder."""
+    data_yaml = Path(data_yaml).expanduser().absolute()
+    root = Path(os.path.expanduser(str(data.get("path") or data_yaml.parent)))
+    if not root.is_absolute():
+        root = (cfg.datasets_root() if cfg.is_shipped(data_yaml) else data_yaml.parent) / root
+    return root.resolve()
+
+
 def ensure_dataset(data_yaml: str | os.PathLike) -> dict[str, Any]:
     """Load a data YAML, generating its dataset first if it is a missing synthetic one.
 
     Returns the YAML's dict with ``path`` absolute (relative ``path`` values are
-    resolved against the YAML's folder; no ``path`` means the YAML's folder) and
+    resolved against the YAML's folder, or for a data YAML shipped in the package
+    against :func:`lwdet.cfg.datasets_root`; no ``path`` means the YAML's folder) and
     ``names`` as ``{id: name}``.
 
     Raises FileNotFoundError if the YAML, the dataset folder or a train/val split
@@ -139,10 +154,7 @@ def ensure_dataset(data_yaml: str | os.PathLike) -> dict[str, Any]:
     data["names"] = _normalise_names(data_yaml, data["names"])
     _check_keys(data_yaml, data)
 
-    root = Path(os.path.expanduser(str(data.get("path") or data_yaml.parent)))
-    if not root.is_absolute():
-        root = data_yaml.parent / root
-    root = root.resolve()
+    root = dataset_root(data_yaml, data)
     data["path"] = str(root)
 
     if data.get(SYNTH_KEY) is not None:

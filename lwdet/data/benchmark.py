@@ -173,9 +173,12 @@ def dataset_stats(data_yaml: str | os.PathLike, root: str | os.PathLike | None =
     """Images, boxes, boxes per image, per-class counts and a box-size histogram (px, sqrt(w*h)) per split."""
     data_yaml = Path(data_yaml)
     data = yaml.safe_load(data_yaml.read_text(encoding="utf-8"))
-    base = Path(root) if root else Path(data.get("path") or data_yaml.parent)
-    if not base.is_absolute():
-        base = data_yaml.parent / base
+    if root:
+        base = Path(root) if Path(root).is_absolute() else data_yaml.parent / root
+    else:
+        from lwdet.data import dataset_root
+
+        base = dataset_root(data_yaml, data)
     names = data["names"] if isinstance(data["names"], dict) else dict(enumerate(data["names"]))
     out = {"data": str(data_yaml), "buckets_px": _bucket_names(), "splits": {}}
     for split in ("train", "val", "test"):

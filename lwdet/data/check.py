@@ -335,7 +335,7 @@ def _split_images(root: Path, key: str, entry: Any, col: _Collector, yaml_file: 
 
 
 def _resolve(data_yaml: Path) -> tuple[dict[str, Any], Path]:
-    from . import _check_keys, _load_yaml, _normalise_names  # the same YAML rules as ensure_dataset
+    from . import _check_keys, _load_yaml, _normalise_names, dataset_root  # the same YAML rules as ensure_dataset
 
     data = _load_yaml(data_yaml)
     for key in ("train", "val", "names"):
@@ -343,8 +343,7 @@ def _resolve(data_yaml: Path) -> tuple[dict[str, Any], Path]:
             raise ValueError(f"{data_yaml}: missing required key '{key}'")
     data["names"] = _normalise_names(data_yaml, data["names"])
     _check_keys(data_yaml, data)
-    root = Path(os.path.expanduser(str(data.get("path") or data_yaml.parent)))
-    return data, (root if root.is_absolute() else data_yaml.parent / root).resolve()
+    return data, dataset_root(data_yaml, data)
 
 
 def check_dataset(data_yaml: str | os.PathLike) -> Report:
