@@ -62,6 +62,12 @@ EXPECTED = [
 BAD = {"truncated.jpg", "zero.jpg", "cls99.jpg", "coord.jpg", "negw.jpg", "nonnum.jpg", "tinybox.jpg"}
 
 
+@pytest.fixture(autouse=True)
+def _isolated_check_cache(tmp_path_factory, monkeypatch):
+    """The check's image cache goes to a per-session temporary folder, never the user's ~/.cache."""
+    monkeypatch.setenv("LWDET_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "lwdet-cache"))
+
+
 def _noise(h: int, w: int, seed: int) -> np.ndarray:
     return (np.random.default_rng(seed).random((h, w, 3)) * 255).astype(np.uint8)
 
@@ -126,14 +132,15 @@ def test_bad_corpus(corpus):
         assert words in issue.message, (kind, issue.message)
         assert issue.severity == KINDS[kind]
         assert issue.file == str(root / file)
-    assert report.counts() == dict(Counter(k for k, *_ in EXPECTED)), report.counts()  # nothing else
+    per_file = {k: n for k, n in report.counts().items() if k != "class_missing_in_split"}  # dataset-wide: tested below
+    assert per_file == dict(Counter(k for k, *_ in EXPECTED)), report.counts()  # nothing else
     assert {i.severity for i in report.issues if i.kind == "empty_label"} == {"info"}  # a negative, not an error
     assert [i.kind for i in report.issues if i.image and i.image.endswith("dup.jpg")] == ["duplicate_box"]  # class 2 differs
 
-    assert not report.ok and len(report.errors) == 8 and len(report.warnings) == 5
+    assert not report.ok and len(report.errors) == 8 and len(report.warnings) == 5 + 3  # + b, c, d: none in val
     t = report.totals
     assert (t["images"], t["label_files"], t["negatives"], t["missing_labels"], t["orphan_labels"]) == (14, 13, 1, 1, 1)
-    assert t["errors"] == 8 and t["warnings"] == 5
+    assert t["errors"] == 8 and t["warnings"] == 8
 
     good = {Path(p).name for p in good_samples(report)}
     assert good == (set(CORPUS) - BAD) | {"v.jpg"}
@@ -166,9 +173,10 @@ def test_cli(corpus, tmp_path, capsys):
     out = tmp_path / "report.json"
     assert main(["check", str(y), "--json", str(out), "--max-issues", "5"]) == 1
     text = capsys.readouterr().out
-    assert "first 5 of 14 issues" in text and "class_out_of_range" in text
+    assert "first 5 of 17 issues" in text and "class_out_of_range" in text
     rep = json.loads(out.read_text())
-    assert rep["ok"] is False and rep["counts"]["duplicate_box"] == 1 and len(rep["issues"]) == 14
+    assert rep["ok"] is False and rep["counts"]["duplicate_box"] == 1 and len(rep["issues"]) == 17
+    assert rep["class_counts"]["val"] == {"a": 1, "b": 0, "c": 0, "d": 0, "e": 0} and rep["imgsz"] == 640
     assert any(i["file"].endswith("cls99.txt") and i["line"] == 2 for i in rep["issues"])
     assert len(rep["good"]["train"]) == 6
 
@@ -192,7 +200,7 @@ def test_warnings_alone_exit_zero(tmp_path):
     (root / "labels" / "train" / "u.txt").write_text("\n")  # empty: a negative
     (root / "labels" / "train" / "x.txt").write_text(OK)  # no image: a warning
     report = check_dataset(y)
-    assert report.ok and {i.kind for i in report.issues} == {"missing_label", "orphan_label", "empty_label"}
+    assert report.ok and {i.kind for i in report.issues} == {"missing_label", "orphan_label", "empty_label", "class_missing_in_split"}
     assert main(["check", str(y)]) == 0
 
 

@@ -1,0 +1,82 @@
+"""A cache of per-image check results, keyed by absolute path, size and modification time, outside the dataset.
+
+One SQLite file, ``$LWDET_CACHE_DIR/check/images-v<N>.sqlite`` (default ``$XDG_CACHE_HOME/lwdet`` or
+``~/.cache/lwdet``), shared by every dataset: a renamed, replaced or edited image has another size or mtime and is
+decoded again; a bump of ``VERSION`` (what the image check finds changed) starts a new file. A cache that cannot be
+opened or written is skipped with one warning: the check then decodes everything, as before.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+from pathlib import Path
+from typing import Iterable
+
+__all__ = ["VERSION", "default_cache_dir", "ImageCache"]
+
+LOGGER = logging.getLogger(__name__)
+
+VERSION = 1  # bump when scan.scan_image reports differently
+Key = tuple[str, int, int]  # absolute path, size in bytes, mtime in ns
+Result = tuple[tuple[int, int] | None, list[tuple[str, str]]]
+
+
+def default_cache_dir() -> Path:
+    """``$LWDET_CACHE_DIR/check``, else ``$XDG_CACHE_HOME/lwdet/check``, else ``~/.cache/lwdet/check``."""
+    base = os.environ.get("LWDET_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lwdet"
+    return Path(base).expanduser() / "check"
+
+
+def file_key(path: str | os.PathLike) -> Key | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return os.path.abspath(path), st.st_size, st.st_mtime_ns
+
+
+class ImageCache:
+    """``get(key)`` / ``put(items)`` over one SQLite file; ``ImageCache(None)`` caches nothing."""
+
+    def __init__(self, folder: str | os.PathLike | None):
+        self.path = None if folder is None else Path(folder) / f"images-v{VERSION}.sqlite"
+        self._db: sqlite3.Connection | None = None
+        if self.path is not None:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+                self._db.execute("CREATE TABLE IF NOT EXISTS images (path TEXT PRIMARY KEY, size INTEGER, mtime INTEGER, result TEXT)")
+                self._db.commit()
+            except (OSError, sqlite3.Error) as e:
+                LOGGER.warning("check cache %s unusable (%s); decoding every image", self.path, e)
+                self._db = None
+
+    def get(self, key: Key | None) -> Result | None:
+        if self._db is None or key is None:
+            return None
+        try:
+            row = self._db.execute("SELECT size, mtime, result FROM images WHERE path = ?", (key[0],)).fetchone()
+        except sqlite3.Error:
+            return None
+        if row is None or (row[0], row[1]) != key[1:]:
+            return None
+        size, issues = json.loads(row[2])
+        return (tuple(size) if size else None), [tuple(i) for i in issues]
+
+    def put(self, items: Iterable[tuple[Key, Result]]) -> None:
+        if self._db is None:
+            return
+        rows = [(k[0], k[1], k[2], json.dumps([r[0], r[1]])) for k, r in items if k is not None]
+        try:
+            with self._db:
+                self._db.executemany("INSERT OR REPLACE INTO images VALUES (?, ?, ?, ?)", rows)
+        except sqlite3.Error as e:
+            LOGGER.warning("check cache %s not written (%s)", self.path, e)
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
