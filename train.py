@@ -36,6 +36,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--no-plots", action="store_true", help="skip the engine's plots (faster on a CPU)")
     ap.add_argument("--trust-checkpoint", action="store_true", help="resume from a last.pt outside the allow-list")
     ap.add_argument("--skip-bad", action="store_true", help="train on the images without errors (default: stop)")
+    ap.add_argument("--aug", default="default", choices=("default", "topdown"),
+                    help="topdown: + vertical flips and 90-degree rotations (aerial / top-down images; needs albumentations)")
     args = ap.parse_args(argv)
     if args.epochs < 1:
         ap.error(f"--epochs must be >= 1, got {args.epochs}")
@@ -80,6 +82,10 @@ def main(argv=None) -> int:
             overrides = {k: v for k, v in overrides.items() if v != defaults[k]}
         if args.no_plots:
             overrides["plots"] = False
+        if args.aug != "default":
+            from lwdet.data.augment import augment_overrides
+
+            overrides.update(augment_overrides(args.aug))
         metrics = train(yaml_path, args.data, run_dir, resume=args.resume, skip_bad=args.skip_bad,
                         trust_checkpoint=args.trust_checkpoint,
                         backbone_weights=args.backbone_weights, **overrides)

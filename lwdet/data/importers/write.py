@@ -63,7 +63,7 @@ def _pixels(rec: Record) -> Image.Image:
 
 def _save(img: Image.Image, path: Path) -> None:
     if path.suffix == ".png":
-        img.save(path, format="PNG")
+        img.save(path, format="PNG", compress_level=1)  # ~2x faster than the default 6 for ~6% more bytes (aerial tiles)
     else:
         img.save(path, format="JPEG", quality=_JPEG_QUALITY)
 
