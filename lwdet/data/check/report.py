@@ -129,11 +129,11 @@ def format_report(report: Report, max_issues: int = 20) -> str:
     counts = report.counts()
     if counts:
         lines.append("")
-        lines += [f"  {KINDS[k]:<8} {k:<20} {n:>6}" for k, n in counts.items()]
+        lines += [f"  {KINDS[k]:<8} {k:<22} {n:>6}" for k, n in counts.items()]
         shown = report.issues[:max_issues]
         lines.append("")
         lines.append(f"first {len(shown)} of {len(report.issues)} issues (paths relative to the dataset folder):")
-        lines += [f"  {i.severity:<8} {i.kind:<20} {i.where(report.root)}: {i.message}" for i in shown]
+        lines += [f"  {i.severity:<8} {i.kind:<22} {i.where(report.root)}: {i.message}" for i in shown]
     good = len(good_samples(report))
     lines.append("")
     verdict = "OK" if report.ok else f"FAILED ({len(report.errors)} errors)"

@@ -38,7 +38,7 @@ def read_coco(json_path: str | os.PathLike, images: str | os.PathLike | None = N
         raise ValueError(f"{json_path}: not valid JSON (line {e.lineno} column {e.colno}: {e.msg})") from None
     except UnicodeDecodeError:
         raise ValueError(f"{json_path}: not UTF-8 text") from None
-    num, text = (int, float), (str,)
+    text = (str,)
     cats = _get(data, "categories", "$", (list,), json_path)
     images_ = _get(data, "images", "$", (list,), json_path)
     anns = _get(data, "annotations", "$", (list,), json_path) if isinstance(data, dict) and "annotations" in data else []
