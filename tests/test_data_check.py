@@ -287,22 +287,30 @@ def test_cache_skips_unchanged_images_and_rechecks_modified(tmp_path, monkeypatc
     decoded = []
     real = scan.scan_image
     monkeypatch.setattr(scan, "scan_image", lambda p: decoded.append(Path(p).name) or real(p))
+    parsed = []
+    real_label = scan.check_label
+    monkeypatch.setattr(scan, "check_label", lambda p, *a: parsed.append(Path(p).name) or real_label(p, *a))
     cache = tmp_path / "cache"
     before = _snapshot(root)
 
     first = check_dataset(y, cache=cache, workers=2)
     assert sorted(decoded) == ["t0.jpg", "t1.jpg", "t2.jpg", "v.jpg"] and first.ok
     assert [p.name for p in cache.iterdir()] == ["images-v1.sqlite"]
+    assert len(parsed) == 4
     decoded.clear()
+    parsed.clear()
     second = check_dataset(y, cache=cache)
-    assert decoded == [] and second.to_dict() == first.to_dict()  # nothing decoded, the same report
+    assert decoded == parsed == [] and second.to_dict() == first.to_dict()  # nothing read again, the same report
+    (root / "labels" / "train" / "t2.txt").write_text("0 0.5 0.5 0.2 0.3\n9 0.5 0.5 0.1 0.1\n")  # an edited label
 
     bad = root / "images" / "train" / "t1.jpg"
     data = bad.read_bytes()
     bad.write_bytes(data[: len(data) // 2])  # truncated: another size and mtime
     third = check_dataset(y, cache=cache)
-    assert decoded == ["t1.jpg"] and [(i.kind, Path(i.file).name) for i in third.errors] == [("corrupt_image", "t1.jpg")]
-    assert _snapshot(root) == {**before, "images/train/t1.jpg": _snapshot(root)["images/train/t1.jpg"]}  # only my edit
+    assert decoded == ["t1.jpg"] and sorted(parsed) == ["t1.txt", "t2.txt"]  # t1.txt: its image's size is unknown now
+    assert sorted((i.kind, Path(i.file).name) for i in third.errors) == [("class_out_of_range", "t2.txt"), ("corrupt_image", "t1.jpg")]
+    edited = ("images/train/t1.jpg", "labels/train/t2.txt")
+    assert _snapshot(root) == {**before, **{k: _snapshot(root)[k] for k in edited}}  # only my edits
 
     decoded.clear()
     check_dataset(y, cache=False)

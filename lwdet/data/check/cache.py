@@ -1,9 +1,11 @@
-"""A cache of per-image check results, keyed by absolute path, size and modification time, outside the dataset.
+"""A cache of per-file check results (images and label files), keyed by absolute path, size and modification time.
 
-One SQLite file, ``$LWDET_CACHE_DIR/check/images-v<N>.sqlite`` (default ``$XDG_CACHE_HOME/lwdet`` or
-``~/.cache/lwdet``), shared by every dataset: a renamed, replaced or edited image has another size or mtime and is
-decoded again; a bump of ``VERSION`` (what the image check finds changed) starts a new file. A cache that cannot be
-opened or written is skipped with one warning: the check then decodes everything, as before.
+One SQLite file outside the dataset, ``$LWDET_CACHE_DIR/check/images-v<N>.sqlite`` (default
+``$XDG_CACHE_HOME/lwdet`` or ``~/.cache/lwdet``), shared by every dataset: a renamed, replaced or edited file has
+another size or mtime and is checked again. A label file's result also depends on its image's size and the class
+count: that ``context`` is stored with it and must match too. A bump of ``VERSION`` (what the checks report
+changed) starts a new file. A cache that cannot be opened or written is skipped with one warning: the check then
+reads everything, as before.
 """
 
 from __future__ import annotations
@@ -13,15 +15,14 @@ import logging
 import os
 import sqlite3
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
-__all__ = ["VERSION", "default_cache_dir", "ImageCache"]
+__all__ = ["VERSION", "default_cache_dir", "file_key", "ResultCache"]
 
 LOGGER = logging.getLogger(__name__)
 
-VERSION = 1  # bump when scan.scan_image reports differently
+VERSION = 1  # bump when scan.scan_image or scan.check_label reports differently
 Key = tuple[str, int, int]  # absolute path, size in bytes, mtime in ns
-Result = tuple[tuple[int, int] | None, list[tuple[str, str]]]
 
 
 def default_cache_dir() -> Path:
@@ -38,8 +39,8 @@ def file_key(path: str | os.PathLike) -> Key | None:
     return os.path.abspath(path), st.st_size, st.st_mtime_ns
 
 
-class ImageCache:
-    """``get(key)`` / ``put(items)`` over one SQLite file; ``ImageCache(None)`` caches nothing."""
+class ResultCache:
+    """``get(key, context)`` / ``put([(key, context, result)])`` of JSON-able results; ``ResultCache(None)`` caches nothing."""
 
     def __init__(self, folder: str | os.PathLike | None):
         self.path = None if folder is None else Path(folder) / f"images-v{VERSION}.sqlite"
@@ -47,32 +48,33 @@ class ImageCache:
         if self.path is not None:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
-                self._db.execute("CREATE TABLE IF NOT EXISTS images (path TEXT PRIMARY KEY, size INTEGER, mtime INTEGER, result TEXT)")
+                self._db = sqlite3.connect(self.path, timeout=30)
+                self._db.execute("CREATE TABLE IF NOT EXISTS files "
+                                 "(path TEXT PRIMARY KEY, size INTEGER, mtime INTEGER, context TEXT, result TEXT)")
                 self._db.commit()
             except (OSError, sqlite3.Error) as e:
-                LOGGER.warning("check cache %s unusable (%s); decoding every image", self.path, e)
+                LOGGER.warning("check cache %s unusable (%s); checking every file", self.path, e)
                 self._db = None
 
-    def get(self, key: Key | None) -> Result | None:
+    def get(self, key: Key | None, context: Any = None) -> Any:
+        """The stored result, or None when absent or stale (another size, mtime or context)."""
         if self._db is None or key is None:
             return None
         try:
-            row = self._db.execute("SELECT size, mtime, result FROM images WHERE path = ?", (key[0],)).fetchone()
+            row = self._db.execute("SELECT size, mtime, context, result FROM files WHERE path = ?", (key[0],)).fetchone()
         except sqlite3.Error:
             return None
-        if row is None or (row[0], row[1]) != key[1:]:
+        if row is None or (row[0], row[1]) != key[1:] or row[2] != json.dumps(context):
             return None
-        size, issues = json.loads(row[2])
-        return (tuple(size) if size else None), [tuple(i) for i in issues]
+        return json.loads(row[3])
 
-    def put(self, items: Iterable[tuple[Key, Result]]) -> None:
+    def put(self, items: Iterable[tuple[Key | None, Any, Any]]) -> None:
         if self._db is None:
             return
-        rows = [(k[0], k[1], k[2], json.dumps([r[0], r[1]])) for k, r in items if k is not None]
+        rows = [(k[0], k[1], k[2], json.dumps(c), json.dumps(r)) for k, c, r in items if k is not None]
         try:
             with self._db:
-                self._db.executemany("INSERT OR REPLACE INTO images VALUES (?, ?, ?, ?)", rows)
+                self._db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)", rows)
         except sqlite3.Error as e:
             LOGGER.warning("check cache %s not written (%s)", self.path, e)
 

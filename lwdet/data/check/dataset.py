@@ -12,7 +12,7 @@ from typing import Any
 from tqdm import tqdm
 
 from . import scan
-from .cache import ImageCache, default_cache_dir, file_key
+from .cache import ResultCache, default_cache_dir, file_key
 from .report import Issue, Report
 from .scan import _RANK, IMG_FORMATS, KINDS, label_path_for
 from .warn import class_split_warnings, tiny_object_warnings
@@ -86,16 +86,16 @@ def _resolve(data_yaml: Path) -> tuple[dict[str, Any], Path]:
     return data, (root if root.is_absolute() else data_yaml.parent / root).resolve()
 
 
-def _cache_for(cache: bool | str | os.PathLike | None, root: Path) -> ImageCache:
+def _cache_for(cache: bool | str | os.PathLike | None, root: Path) -> ResultCache:
     if cache is False or cache is None:
-        return ImageCache(None)
+        return ResultCache(None)
     folder = default_cache_dir() if cache is True else Path(cache).expanduser().absolute()
     if folder.resolve().is_relative_to(root):
         raise ValueError(f"check cache: refusing to write inside the dataset folder {root}: {folder}")
-    return ImageCache(folder)
+    return ResultCache(folder)
 
 
-def _scan_images(images: list[Path], cache: ImageCache, workers: int | None, progress: bool | None) -> dict[Path, Any]:
+def _scan_images(images: list[Path], cache: ResultCache, workers: int | None, progress: bool | None) -> dict[Path, Any]:
     """(size, issues) per image: from the cache when path, size and mtime match, else decoded in a thread pool."""
     keys = {p: file_key(p) for p in images}
     out: dict[Path, Any] = {}
@@ -105,7 +105,7 @@ def _scan_images(images: list[Path], cache: ImageCache, workers: int | None, pro
         if hit is None:
             todo.append(p)
         else:
-            out[p] = hit
+            out[p] = (tuple(hit[0]) if hit[0] else None), [tuple(i) for i in hit[1]]
     if todo:
         workers = workers or min(8, os.cpu_count() or 1)
         bar = tqdm(total=len(todo), desc="check images", unit="img", disable=(None if len(todo) > 50 else True) if progress is None else not progress)
@@ -113,7 +113,7 @@ def _scan_images(images: list[Path], cache: ImageCache, workers: int | None, pro
         with ThreadPoolExecutor(workers) as pool:  # Pillow's decoders release the GIL
             for p, res in zip(todo, pool.map(scan.scan_image, todo)):
                 out[p] = res
-                done.append((keys[p], res))
+                done.append((keys[p], None, res))
                 bar.update()
                 if len(done) >= 256:  # an interrupted check keeps what it decoded
                     cache.put(done)
@@ -152,11 +152,39 @@ def check_dataset(data_yaml: str | os.PathLike, *, imgsz: int | None = DEFAULT_I
     store = _cache_for(cache, root)
     try:
         scanned = _scan_images(list(dict.fromkeys(p for imgs, _ in found.values() for p in imgs)), store, workers, progress)
+        boxes = _walk(report, col, found, scanned, store, totals, len(names))
     finally:
         store.close()
 
-    boxes: dict[Path, list] = {}  # image -> [(class, w, h)] normalised
+    class_split_warnings(report, lambda kind, msg: col.add(kind, data_yaml, msg))
+    if imgsz:
+        for key, (images, _) in found.items():
+            sized = [(scanned[img][0], boxes[img]) for img in images if scanned[img][0] and boxes[img]]
+            tiny_object_warnings(key, sized, imgsz, lambda kind, msg: col.add(kind, data_yaml, msg))
+    report.issues.sort(key=lambda i: (_RANK[i.severity], i.file, i.line or 0))
+    report.totals = dict(totals, errors=len(report.errors), warnings=len(report.warnings))
+    return report
+
+
+def _label(lab: Path, size: tuple[int, int] | None, nc: int, store: ResultCache, new: list) -> tuple[list, bool, list]:
+    """(rows, empty, issues) of one label file, from the cache when the file, its image's size and nc are unchanged."""
+    key, context = file_key(lab), [list(size) if size else None, nc]
+    hit = store.get(key, context)
+    if hit is not None:
+        rows, empty, issues = hit
+        return [tuple(r) for r in rows], empty, [tuple(i) for i in issues]
+    issues: list = []
+    rows, empty = scan.check_label(lab, size, nc, lambda kind, msg, line: issues.append((kind, msg, line)))
+    new.append((key, context, (rows, empty, issues)))
+    return rows, empty, issues
+
+
+def _walk(report: Report, col: _Collector, found: dict, scanned: dict, store: ResultCache, totals: Counter, nc: int) -> dict:
+    """Per-file issues, totals and per-class counts of every split; returns image -> [(class, w, h)] normalised."""
+    names = report.names
+    boxes: dict[Path, list] = {}
     checked_labels: set[Path] = set()
+    new_labels: list = []
     for key, (images, label_dirs) in found.items():
         report.images[key] = [str(p) for p in images]
         no_label_dirs = [Path(i.file) for i in report.issues if i.kind == "missing_labels_dir"]
@@ -174,7 +202,9 @@ def check_dataset(data_yaml: str | os.PathLike, *, imgsz: int | None = DEFAULT_I
             if lab.is_file():
                 totals["label_files"] += 1
                 checked_labels.add(lab)
-                rows, empty = scan.check_label(lab, size, len(names), lambda kind, msg, line, lab=lab, img=img: col.add(kind, lab, msg, line, img))
+                rows, empty, issues = _label(lab, size, nc, store, new_labels)
+                for kind, msg, line in issues:
+                    col.add(kind, lab, msg, line, img)
                 boxes[img] = rows
                 totals["boxes"] += len(rows)
                 totals["negatives"] += empty
@@ -184,16 +214,10 @@ def check_dataset(data_yaml: str | os.PathLike, *, imgsz: int | None = DEFAULT_I
         for d in label_dirs:
             for f in sorted(glob.glob(os.path.join(glob.escape(str(d)), "**", "*.txt"), recursive=True)):
                 f = Path(f)
-                if f not in labels_expected and f not in checked_labels and d != root:
+                if f not in labels_expected and f not in checked_labels and d != Path(report.root):
                     totals["orphan_labels"] += 1
                     col.add("orphan_label", f, "label file without an image; the engine ignores it")
         per_class = Counter(c for img in images for c, _, _ in boxes[img])
         report.class_counts[key] = {names[i]: per_class[i] for i in names}
-    class_split_warnings(report, lambda kind, msg: col.add(kind, data_yaml, msg))
-    if imgsz:
-        for key, (images, _) in found.items():
-            sized = [(scanned[img][0], boxes[img]) for img in images if scanned[img][0] and boxes[img]]
-            tiny_object_warnings(key, sized, imgsz, lambda kind, msg: col.add(kind, data_yaml, msg))
-    report.issues.sort(key=lambda i: (_RANK[i.severity], i.file, i.line or 0))
-    report.totals = dict(totals, errors=len(report.errors), warnings=len(report.warnings))
-    return report
+    store.put(new_labels)
+    return boxes

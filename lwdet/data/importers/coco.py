@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
 from .common import RecordSet, _clean_name, _finish, _Notes, _number, _record
 
 def _get(obj: Any, key: str, where: str, kinds: tuple[type, ...], json_path: Path) -> Any:
@@ -83,7 +85,7 @@ def read_coco(json_path: str | os.PathLike, images: str | os.PathLike | None = N
         boxes[iid].append((names[cat_index[cid]], x, y, x + bw, y + bh, f"{json_path}: {where}", crowd))
 
     records = []
-    for iid, (i, im) in by_id.items():
+    for iid, (i, im) in tqdm(by_id.items(), desc="read coco", unit="img", disable=None if len(by_id) > 200 else True):
         name = _clean_name(im["file_name"])
         sw, sh = im.get("width"), im.get("height")
         stated = None

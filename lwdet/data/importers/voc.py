@@ -7,6 +7,8 @@ import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from tqdm import tqdm
+
 from ..check.scan import IMG_FORMATS
 from .common import RecordSet, _finish, _Notes, _number, _record
 
@@ -50,7 +52,7 @@ def read_voc(src: str | os.PathLike) -> RecordSet:
     if not xmls:
         raise FileNotFoundError(f"no VOC annotations (*.xml) in {xml_root}")
     notes, records = _Notes(), []
-    for xml in xmls:
+    for xml in tqdm(xmls, desc="read voc", unit="xml", disable=None if len(xmls) > 200 else True):
         try:
             root = ET.parse(xml).getroot()
         except ET.ParseError as e:
