@@ -224,7 +224,10 @@ def train(model_yaml: str | Path, data_yaml: str | Path, run_dir: Path, *, resum
                 raise ValueError(f"{model_yaml} sets backbone_weights already; drop --backbone-weights or the key")
             text += f"\nbackbone_weights: {Path(backbone_weights).resolve()}\n"
         ensure_dataset(data_yaml)  # builds the embedded dataset on first use
-        report = check_dataset(data_yaml)
+        report = check_dataset(data_yaml, imgsz=overrides.get("imgsz", 640))  # per-image results cached (~/.cache/lwdet)
+        for issue in report.issues:
+            if issue.kind in ("class_missing_in_split", "tiny_objects"):
+                LOGGER.warning("data check: %s", issue.message)
         if report.errors and not skip_bad:
             raise DataCheckError(f"{data_yaml}: {len(report.errors)} errors in the dataset (see report)", report)
         run_dir.mkdir(parents=True)

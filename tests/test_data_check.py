@@ -62,6 +62,12 @@ EXPECTED = [
 BAD = {"truncated.jpg", "zero.jpg", "cls99.jpg", "coord.jpg", "negw.jpg", "nonnum.jpg", "tinybox.jpg"}
 
 
+@pytest.fixture(autouse=True)
+def _isolated_check_cache(tmp_path_factory, monkeypatch):
+    """The check's image cache goes to a per-session temporary folder, never the user's ~/.cache."""
+    monkeypatch.setenv("LWDET_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "lwdet-cache"))
+
+
 def _noise(h: int, w: int, seed: int) -> np.ndarray:
     return (np.random.default_rng(seed).random((h, w, 3)) * 255).astype(np.uint8)
 
@@ -126,14 +132,15 @@ def test_bad_corpus(corpus):
         assert words in issue.message, (kind, issue.message)
         assert issue.severity == KINDS[kind]
         assert issue.file == str(root / file)
-    assert report.counts() == dict(Counter(k for k, *_ in EXPECTED)), report.counts()  # nothing else
+    per_file = {k: n for k, n in report.counts().items() if k != "class_missing_in_split"}  # dataset-wide: tested below
+    assert per_file == dict(Counter(k for k, *_ in EXPECTED)), report.counts()  # nothing else
     assert {i.severity for i in report.issues if i.kind == "empty_label"} == {"info"}  # a negative, not an error
     assert [i.kind for i in report.issues if i.image and i.image.endswith("dup.jpg")] == ["duplicate_box"]  # class 2 differs
 
-    assert not report.ok and len(report.errors) == 8 and len(report.warnings) == 5
+    assert not report.ok and len(report.errors) == 8 and len(report.warnings) == 5 + 3  # + b, c, d: none in val
     t = report.totals
     assert (t["images"], t["label_files"], t["negatives"], t["missing_labels"], t["orphan_labels"]) == (14, 13, 1, 1, 1)
-    assert t["errors"] == 8 and t["warnings"] == 5
+    assert t["errors"] == 8 and t["warnings"] == 8
 
     good = {Path(p).name for p in good_samples(report)}
     assert good == (set(CORPUS) - BAD) | {"v.jpg"}
@@ -166,9 +173,10 @@ def test_cli(corpus, tmp_path, capsys):
     out = tmp_path / "report.json"
     assert main(["check", str(y), "--json", str(out), "--max-issues", "5"]) == 1
     text = capsys.readouterr().out
-    assert "first 5 of 14 issues" in text and "class_out_of_range" in text
+    assert "first 5 of 17 issues" in text and "class_out_of_range" in text
     rep = json.loads(out.read_text())
-    assert rep["ok"] is False and rep["counts"]["duplicate_box"] == 1 and len(rep["issues"]) == 14
+    assert rep["ok"] is False and rep["counts"]["duplicate_box"] == 1 and len(rep["issues"]) == 17
+    assert rep["class_counts"]["val"] == {"a": 1, "b": 0, "c": 0, "d": 0, "e": 0} and rep["imgsz"] == 640
     assert any(i["file"].endswith("cls99.txt") and i["line"] == 2 for i in rep["issues"])
     assert len(rep["good"]["train"]) == 6
 
@@ -192,7 +200,7 @@ def test_warnings_alone_exit_zero(tmp_path):
     (root / "labels" / "train" / "u.txt").write_text("\n")  # empty: a negative
     (root / "labels" / "train" / "x.txt").write_text(OK)  # no image: a warning
     report = check_dataset(y)
-    assert report.ok and {i.kind for i in report.issues} == {"missing_label", "orphan_label", "empty_label"}
+    assert report.ok and {i.kind for i in report.issues} == {"missing_label", "orphan_label", "empty_label", "class_missing_in_split"}
     assert main(["check", str(y)]) == 0
 
 
@@ -227,3 +235,103 @@ def test_default_dataset_is_clean():
     assert report.ok and not report.warnings, format_report(report)
     assert report.totals["images"] == 480 and report.totals["label_files"] == 480
     assert len(good_samples(report)) == 480
+
+
+# ----------------------------------------------------------------------------- per-class counts, dataset-wide warnings
+def test_class_counts_per_split_and_missing_class_warning(tmp_path):
+    root = tmp_path / "ds"
+    y = _dataset(root)  # val: one box of class a
+    cv2.imwrite(str(root / "images" / "train" / "t.jpg"), _noise(120, 160, 1))
+    (root / "labels" / "train" / "t.txt").write_text("0 0.5 0.5 0.2 0.2\n1 0.3 0.3 0.1 0.1\n1 0.7 0.7 0.1 0.1\n")
+    report = check_dataset(y)
+    assert report.class_counts == {"train": {"a": 1, "b": 2, "c": 0, "d": 0, "e": 0}, "val": {"a": 1, "b": 0, "c": 0, "d": 0, "e": 0}}
+    missing = [i for i in report.issues if i.kind == "class_missing_in_split"]
+    assert [(i.severity, i.file, i.message) for i in missing] == [
+        ("warning", str(y), "class 'b' has boxes in one split and none in val (2 in train): its accuracy cannot be measured")]
+    text = format_report(report)
+    assert "  class       train      val\n  a               1        1\n  b               2        0\n" in text
+
+    (root / "labels" / "val" / "v.txt").write_text("3 0.5 0.5 0.2 0.2\n")  # class d only in val: not learnable
+    msgs = sorted(i.message for i in check_dataset(y).issues if i.kind == "class_missing_in_split")
+    assert msgs == ["class 'a' has boxes in one split and none in val (1 in train): its accuracy cannot be measured",
+                    "class 'b' has boxes in one split and none in val (2 in train): its accuracy cannot be measured",
+                    "class 'd' has boxes in one split and none in train (1 in val): the model cannot learn it"]
+
+
+def test_tiny_objects_warning(tmp_path):
+    root = tmp_path / "ds"
+    y = _dataset(root)
+    cv2.imwrite(str(root / "images" / "train" / "big.jpg"), np.full((1200, 1600, 3), 90, np.uint8))
+    # an 8 x 40 px box and a 100 x 100 px one in a 1600 x 1200 image
+    (root / "labels" / "train" / "big.txt").write_text(f"0 0.5 0.5 {8 / 1600:.6f} {40 / 1200:.6f}\n1 0.2 0.2 {100 / 1600:.6f} {100 / 1200:.6f}\n")
+    tiny = [i for i in check_dataset(y, imgsz=320).issues if i.kind == "tiny_objects"]
+    # at 320 the image shrinks 5x: 8 px -> 1.6 px; 4 px needs 320 * 4 / 1.6 = 800; a 640 px tile keeps 8 * 320 / 640 = 4 px
+    assert [(i.severity, i.file, i.message) for i in tiny] == [(
+        "warning", str(y), "1 of 2 boxes in train will be under 4 px at --imgsz 320 (smallest: 1.6 px, a 8 px box in a "
+        "1600x1200 image); --imgsz 800 would keep them all at >= 4 px; or tile the source at import (--tile 640) and "
+        "train at --imgsz 320")]
+    assert not [i for i in check_dataset(y, imgsz=800).issues if i.kind == "tiny_objects"]
+    assert not [i for i in check_dataset(y, imgsz=None).issues if i.kind == "tiny_objects"]
+    assert main(["check", str(y), "--imgsz", "320"]) == 0  # a warning, not an error
+
+
+# ----------------------------------------------------------------------------- the per-image cache
+def test_cache_skips_unchanged_images_and_rechecks_modified(tmp_path, monkeypatch):
+    from lwdet.data.check import scan
+
+    root = tmp_path / "ds"
+    y = _dataset(root)
+    for i in range(3):
+        cv2.imwrite(str(root / "images" / "train" / f"t{i}.jpg"), _noise(120, 160, i))
+        (root / "labels" / "train" / f"t{i}.txt").write_text(OK)
+    decoded = []
+    real = scan.scan_image
+    monkeypatch.setattr(scan, "scan_image", lambda p: decoded.append(Path(p).name) or real(p))
+    parsed = []
+    real_label = scan.check_label
+    monkeypatch.setattr(scan, "check_label", lambda p, *a: parsed.append(Path(p).name) or real_label(p, *a))
+    cache = tmp_path / "cache"
+    before = _snapshot(root)
+
+    first = check_dataset(y, cache=cache, workers=2)
+    assert sorted(decoded) == ["t0.jpg", "t1.jpg", "t2.jpg", "v.jpg"] and first.ok
+    assert [p.name for p in cache.iterdir()] == ["images-v1.sqlite"]
+    assert len(parsed) == 4
+    decoded.clear()
+    parsed.clear()
+    second = check_dataset(y, cache=cache)
+    assert decoded == parsed == [] and second.to_dict() == first.to_dict()  # nothing read again, the same report
+    (root / "labels" / "train" / "t2.txt").write_text("0 0.5 0.5 0.2 0.3\n9 0.5 0.5 0.1 0.1\n")  # an edited label
+
+    bad = root / "images" / "train" / "t1.jpg"
+    data = bad.read_bytes()
+    bad.write_bytes(data[: len(data) // 2])  # truncated: another size and mtime
+    third = check_dataset(y, cache=cache)
+    assert decoded == ["t1.jpg"] and sorted(parsed) == ["t1.txt", "t2.txt"]  # t1.txt: its image's size is unknown now
+    assert sorted((i.kind, Path(i.file).name) for i in third.errors) == [("class_out_of_range", "t2.txt"), ("corrupt_image", "t1.jpg")]
+    edited = ("images/train/t1.jpg", "labels/train/t2.txt")
+    assert _snapshot(root) == {**before, **{k: _snapshot(root)[k] for k in edited}}  # only my edits
+
+    decoded.clear()
+    check_dataset(y, cache=False)
+    assert len(decoded) == 4
+    with pytest.raises(ValueError, match="refusing to write inside the dataset folder"):
+        check_dataset(y, cache=root / "cache")
+
+
+def test_cache_default_folder_and_cli_flags(tmp_path, monkeypatch, capsys):
+    from lwdet.data.check import default_cache_dir
+
+    monkeypatch.setenv("LWDET_CACHE_DIR", str(tmp_path / "c"))
+    assert default_cache_dir() == tmp_path / "c" / "check"
+    monkeypatch.delenv("LWDET_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "x"))
+    assert default_cache_dir() == tmp_path / "x" / "lwdet" / "check"
+    monkeypatch.setenv("LWDET_CACHE_DIR", str(tmp_path / "c"))
+    y = _dataset(tmp_path / "ds")
+    cv2.imwrite(str(tmp_path / "ds" / "images" / "train" / "t.jpg"), _noise(120, 160, 1))
+    (tmp_path / "ds" / "labels" / "train" / "t.txt").write_text(OK)
+    assert main(["check", str(y), "--no-cache", "--workers", "1"]) == 0
+    assert not (tmp_path / "c").exists()
+    assert main(["check", str(y)]) == 0
+    assert (tmp_path / "c" / "check" / "images-v1.sqlite").is_file()

@@ -20,7 +20,7 @@ from PIL import Image
 from lwdet.data import ensure_dataset
 from lwdet.data.__main__ import main
 from lwdet.data.check import check_dataset
-from lwdet.data.importers import import_dataset, read_coco, read_csv, read_voc, split_records
+from lwdet.data.importers import apply_difficult, import_dataset, read_coco, read_csv, read_voc, split_records
 from lwdet.data.tiling import TileOptions, tile_boxes, tile_offsets
 
 # name -> (width, height, [(label, x0, y0, x1, y1), ...]); "neg" has no objects
@@ -41,6 +41,12 @@ TRUTH = {
 }
 SMALL = [n for n in TRUTH if n != "aerial.jpg"]
 TILE_X, TILE_Y = [0, 576, 1152, 1728, 1760], [0, 576, 960]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_check_cache(tmp_path_factory, monkeypatch):
+    """The check's image cache goes to a per-session temporary folder, never the user's ~/.cache."""
+    monkeypatch.setenv("LWDET_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "lwdet-cache"))
 
 
 def _image(w: int, h: int, boxes, seed: int) -> np.ndarray:
@@ -126,7 +132,10 @@ def test_readers_agree(src):
     voc, coco, csv_ = read_voc(src / "voc"), read_coco(src / "coco.json", src / "pics"), read_csv(src / "labels.csv")
     assert voc.names == csv_.names == ["bird", "cat", "dog"]  # sorted
     assert coco.names == ["dog", "cat", "bird"]  # the COCO category order
-    assert any("crowd" in n for n in coco.notes)
+    crowd = {r.name: r.is_difficult().tolist() for r in coco.records if r.difficult}
+    assert crowd == {"a.jpg": [False, False, True]}  # the iscrowd annotation is read, flagged difficult
+    coco = apply_difficult(coco, "drop")
+    assert any("crowd" in n and ": 1" in n for n in coco.notes)
     for rs, prefix in ((voc, ""), (coco, ""), (csv_, "pics/")):
         by_name = {r.name: r for r in rs.records}
         assert sorted(by_name) == sorted(prefix + n for n in TRUTH)
@@ -408,10 +417,104 @@ def test_exif_orientation(tmp_path):
         np.testing.assert_allclose(_labels(dst / "labels" / "train" / f"{out.stem}.txt")[0, 1:],
                                    [35 / size[0], 45 / size[1], 50 / size[0], 50 / size[1]], atol=1e-6)
         report = check_dataset(dst / "data.yaml")
-        assert report.ok and not report.warnings, [str(i) for i in report.issues]
+        assert report.ok and [i.kind for i in report.warnings] == ["class_missing_in_split"], report.issues  # val: a negative
     assert {k: v for k, v in _tree(tmp_path).items() if k in before} == before
 
 
 def _write(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
+
+
+# ----------------------------------------------------------------------------- class choice, difficult boxes
+def _box_labels(dst: Path) -> dict[str, list[int]]:
+    """Image stem -> sorted class ids, over every split."""
+    return {p.stem: sorted(int(r[0]) for r in _labels(p)) for p in dst.glob("labels/*/*.txt")}
+
+
+def test_rename_merge_and_keep_list(src, tmp_path, caplog):
+    s = _import("voc", src, tmp_path / "merged", split=(0.5, 0.5), rename={"cat": "pet", "dog": "pet"})
+    assert s.names == ["bird", "pet"] and any("merged classes cat, dog into 'pet'" in n for n in s.notes)
+    labels = _box_labels(s.dst)
+    assert labels["a"] == [1, 1] and labels["d"] == [0, 0, 1] and labels["neg"] == []
+
+    s = _import("coco", src, tmp_path / "renamed", split=(0.5, 0.5), rename={"dog": "canine"})
+    assert s.names == ["canine", "cat", "bird"]  # a rename keeps the COCO category order
+
+    with caplog.at_level("INFO", logger="lwdet.data.importers"):
+        s = _import("voc", src, tmp_path / "kept", split=(0.5, 0.5), rename={"cat": "pet", "dog": "pet"}, classes=["pet"])
+    assert s.names == ["pet"]
+    note = next(n for n in s.notes if n.startswith("--classes"))
+    assert note == "--classes kept 1 of 2 classes; dropped 4 boxes (bird 4)" and note in caplog.text
+    labels = _box_labels(s.dst)
+    assert labels["d"] == [0] and labels["aerial"] == [0, 0, 0, 0] and labels["neg"] == []
+    assert sum(st["boxes"] for st in s.splits.values()) == 13 - 4
+
+    s = _import("voc", src, tmp_path / "birds", split=(0.5, 0.5), classes=["bird"])
+    assert s.notes[-1] == "--classes kept 1 of 3 classes; dropped 9 boxes (cat 5, dog 4); 2 images left without boxes are kept as negatives"
+    assert _box_labels(s.dst)["a"] == [] and _box_labels(s.dst)["c"] == []
+
+    s = _import("voc", src, tmp_path / "order", split=(0.5, 0.5), classes=["dog", "bird"])  # ids follow --classes
+    assert s.names == ["dog", "bird"] and _box_labels(s.dst)["c"] == [0]
+
+    with pytest.raises(ValueError, match=r"--rename: 'cow' not a class of the source; its classes: bird, cat, dog"):
+        _import("voc", src, tmp_path / "x1", rename={"cow": "x"})
+    with pytest.raises(ValueError, match=r"--classes: 'cat': not a class of the source \(after --rename\); its classes: bird, pet"):
+        _import("voc", src, tmp_path / "x2", rename={"cat": "pet", "dog": "pet"}, classes=["cat"])
+    assert not (tmp_path / "x1").exists() and not (tmp_path / "x2").exists()
+
+
+def test_cli_rename_classes_errors(src, tmp_path, capsys):
+    assert main(["import", "--format", "voc", str(src / "voc"), str(tmp_path / "d"), "--rename", "cow=x"]) == 2
+    assert "its classes: bird, cat, dog" in capsys.readouterr().err
+    assert main(["import", "--format", "voc", str(src / "voc"), str(tmp_path / "d"), "--rename", "cat"]) == 2
+    assert "expected OLD=NEW" in capsys.readouterr().err
+    assert main(["import", "--format", "voc", str(src / "voc"), str(tmp_path / "d"), "--split", "0.5,0.5",
+                 "--rename", "cat=pet,dog=pet", "--classes", "pet,bird"]) == 0
+    out = capsys.readouterr().out
+    assert "classes 2: pet, bird" in out and "dropped 0 boxes" in out
+    assert yaml.safe_load((tmp_path / "d" / "data.yaml").read_text())["names"] == {0: "pet", 1: "bird"}
+
+
+def test_difficult_modes(tmp_path):
+    pics = tmp_path / "voc"
+    pics.mkdir()
+    cv2.imwrite(str(pics / "h.png"), np.full((100, 120, 3), 30, np.uint8))
+    cv2.imwrite(str(pics / "e.png"), np.full((100, 120, 3), 30, np.uint8))
+    obj = "<object><name>{}</name><difficult>{}</difficult><bndbox><xmin>{}</xmin><ymin>10</ymin><xmax>{}</xmax><ymax>50</ymax></bndbox></object>"
+    (pics / "h.xml").write_text(f"<annotation><filename>h.png</filename>{obj.format('car', 0, 10, 40)}{obj.format('car', 1, 60, 100)}</annotation>")
+    (pics / "e.xml").write_text(f"<annotation><filename>e.png</filename>{obj.format('car', 0, 10, 40)}</annotation>")
+    val = _write(tmp_path / "val.txt", "e\n")
+    got = {}
+    for mode in ("drop", "keep", "mask"):
+        s = import_dataset("voc", pics, tmp_path / mode, val_list=val, difficult=mode)
+        rows = _labels(s.dst / "labels" / "train" / "h.txt")
+        got[mode] = len(rows)
+        img = cv2.imread(str(s.dst / "images" / "train" / "h.png"))
+        masked = (img[10:50, 60:100] == 114).all()
+        assert masked == (mode == "mask") and (img[10:50, 10:40] == 30).all()
+        if mode != "keep":
+            assert any(f"difficult / crowd boxes {'dropped' if mode == 'drop' else 'masked'}" in n and n.endswith(": 1") for n in s.notes)
+    assert got == {"drop": 1, "keep": 2, "mask": 1}
+    assert "difficult/crowd boxes: drop" in (tmp_path / "drop" / "data.yaml").read_text()  # the choice is recorded
+    with pytest.raises(ValueError, match="choose from drop, keep, mask"):
+        import_dataset("voc", pics, tmp_path / "bad", val_list=val, difficult="ignore")
+
+
+def test_coco_crowd_default_drop_and_keep(src, tmp_path):
+    kept = _import("coco", src, tmp_path / "keep", split=(0.5, 0.5), difficult="keep")
+    dropped = _import("coco", src, tmp_path / "drop", split=(0.5, 0.5))
+    assert _box_labels(kept.dst)["a"] == [0, 0, 1] and _box_labels(dropped.dst)["a"] == [0, 1]
+
+
+def test_split_by_source_image_before_tiling(src, tmp_path):
+    """No tile of a val image is trained on: every source image's tiles all land in one split."""
+    s = _import("voc", src, tmp_path / "t", split=(0.5, 0.5), seed=3, tiling=TileOptions(64, 16, keep_empty=True))
+    owner: dict[str, set[str]] = {}
+    for img in s.dst.glob("images/*/*"):
+        source = img.stem.rsplit("_x", 1)[0] if "_x" in img.stem else img.stem
+        owner.setdefault(source, set()).add(img.parent.name)
+    assert sorted(owner) == sorted(Path(n).stem for n in TRUTH)
+    assert all(len(splits) == 1 for splits in owner.values()), owner
+    assert {next(iter(v)) for v in owner.values()} == {"train", "val"}
+    assert sum(st["tiles"] for st in s.splits.values()) > len(TRUTH)  # they were tiled

@@ -2,7 +2,8 @@
 
   lwdet data import --format voc|coco|csv SRC DST [--images DIR] [--split 0.8,0.2 | --val-list FILE]
                     [--seed 0] [--tile SIZE --overlap PX --min-visible 0.5 --keep-empty]
-  lwdet data check DATA_YAML [--json OUT] [--max-issues 20]
+                    [--difficult drop|keep|mask] [--rename OLD=NEW,...] [--classes A,B]
+  lwdet data check DATA_YAML [--json OUT] [--max-issues 20] [--imgsz 640] [--no-cache] [--workers N]
 
 Exit status: 0 done / clean, 1 check found errors (warnings alone: 0), 2 bad invocation or input.
 """
@@ -48,11 +49,19 @@ def build_parser():
     imp.add_argument("--min-visible", type=float, default=0.5,
                      help="keep a box in a tile if this fraction of it is inside")
     imp.add_argument("--keep-empty", action="store_true", help="keep tiles without boxes as negatives")
+    imp.add_argument("--difficult", choices=("drop", "keep", "mask"), default="drop",
+                     help="VOC difficult / COCO crowd boxes: drop (as the engine's own converters), keep as "
+                          "ordinary boxes, or mask (paint the region grey, drop the box); see docs/data.md")
+    imp.add_argument("--rename", metavar="OLD=NEW[,...]", help="rename or merge classes")
+    imp.add_argument("--classes", metavar="A,B", help="keep only these classes (after --rename), in this order")
     chk = sub.add_parser("check", help="check a dataset's images and labels; reads only",
                          formatter_class=common.HelpFormatter)
     chk.add_argument("data_yaml", type=Path, help="the dataset's data YAML")
     chk.add_argument("--json", type=Path, metavar="OUT", help="also write the full report as JSON (outside the dataset)")
     chk.add_argument("--max-issues", type=int, default=20, help="issues listed on the console")
+    chk.add_argument("--imgsz", type=common.imgsz, default=640, help="training input size for the tiny-object warning")
+    chk.add_argument("--no-cache", action="store_true", help="decode every image (default: reuse ~/.cache/lwdet/check)")
+    chk.add_argument("--workers", type=common.positive_int, help="decoding threads (default: CPUs, at most 8)")
     return ap
 
 
@@ -68,12 +77,14 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def _import(args) -> int:
-    from lwdet.data.importers import import_dataset
+    from lwdet.data.importers import import_dataset, parse_rename
     from lwdet.data.tiling import TileOptions
 
     tiling = TileOptions(args.tile, args.overlap, args.min_visible, args.keep_empty) if args.tile else None
     s = import_dataset(args.format, args.src, args.dst, images=args.images, split=args.split,
-                       val_list=args.val_list, seed=args.seed, tiling=tiling)
+                       val_list=args.val_list, seed=args.seed, tiling=tiling, difficult=args.difficult,
+                       rename=parse_rename(args.rename) if args.rename else None,
+                       classes=args.classes.split(",") if args.classes else None)
     for note in s.notes:
         print(f"note: {note}")
     for split, st in s.splits.items():
@@ -90,7 +101,7 @@ def _import(args) -> int:
 def _check(args) -> int:
     from lwdet.data.check import check_dataset, format_report
 
-    report = check_dataset(args.data_yaml)
+    report = check_dataset(args.data_yaml, imgsz=args.imgsz, cache=not args.no_cache, workers=args.workers)
     if args.json is not None:
         out = args.json.expanduser().absolute()
         if out.resolve().is_relative_to(report.root):

@@ -43,6 +43,8 @@ def build_parser():
     ap.add_argument("--no-plots", action="store_true", help="skip the engine's plots (faster on a CPU)")
     ap.add_argument("--trust-checkpoint", action="store_true", help="resume from a last.pt outside the allow-list")
     ap.add_argument("--skip-bad", action="store_true", help="train on the images without errors (default: stop)")
+    ap.add_argument("--aug", default="default", choices=("default", "topdown"),
+                    help="topdown: + vertical flips and 90-degree rotations (aerial / top-down images)")
     return ap
 
 
@@ -83,6 +85,10 @@ def _train(args) -> int:
         overrides = {k: v for k, v in overrides.items() if v != defaults[k]}
     if args.no_plots:
         overrides["plots"] = False
+    if args.aug != "default":
+        from lwdet.data.augment import augment_overrides
+
+        overrides.update(augment_overrides(args.aug))
     try:
         metrics = train(yaml_path, data, run_dir, resume=args.resume, skip_bad=args.skip_bad,
                         trust_checkpoint=args.trust_checkpoint, backbone_weights=args.backbone_weights, **overrides)
