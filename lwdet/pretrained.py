@@ -55,7 +55,7 @@ def _unavailable(name: str, url: str, where: str, why: str) -> PretrainedWeights
 
 def _timm_weights(name: str, model: str, timeout: float) -> Path:
     import timm
-    from huggingface_hub import constants, hf_hub_download
+    from huggingface_hub import constants, get_hf_file_metadata, hf_hub_download, hf_hub_url
     from huggingface_hub.errors import LocalEntryNotFoundError
 
     repo, _, revision = timm.models.get_pretrained_cfg(model).hf_hub_id.partition("@")
@@ -71,6 +71,9 @@ def _timm_weights(name: str, model: str, timeout: float) -> Path:
         raise _unavailable(name, url, where, "not in the cache, and HF_HUB_OFFLINE is set")
     LOGGER.info("backbone %s: downloading %s", name, url)
     try:
+        # One metadata request without retries first: hf_hub_download retries a missing file's lookup 5 times with
+        # back-off (~25 s of sleeps) before it gives up; once the hub answered, the download itself is bounded per wait.
+        get_hf_file_metadata(hf_hub_url(repo, HF_FILE, revision=revision), timeout=timeout)
         with _socket_timeout(timeout):
             return Path(hf_hub_download(repo, HF_FILE, revision=revision, etag_timeout=timeout))
     except Exception as e:  # noqa: BLE001 -- any network / hub failure ends in the same one-line instruction

@@ -9,7 +9,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 TAGS = ["metrics/mAP50(B)", "metrics/mAP50-95(B)", "metrics/precision(B)", "metrics/recall(B)", "metrics/F1(B)",
-        "train/box_loss", "train/cls_loss", "train/dfl_loss", "val/box_loss", "val/cls_loss", "val/dfl_loss",
+        "train/box_loss", "train/cls_loss", "train/dfl_loss", "train/dis_loss", "val/box_loss", "val/cls_loss",
+        "val/dfl_loss", "val/dis_loss",
         "lr/pg0", "time/epoch_s"]
 
 
