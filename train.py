@@ -29,7 +29,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--device", default="cpu", help="cpu, 0, 0,1 (several GPUs train with the engine's DDP)")
     ap.add_argument("--workers", type=int, default=2, help="data loader workers")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--close-mosaic", type=int, help="mosaic off for the last N epochs (default: 10%% of --epochs, 1..10)")
+    ap.add_argument("--close-mosaic", type=int, help="no mosaic in the last N epochs (default: 10%% of epochs, 1-10)")
     ap.add_argument("--warmup-epochs", type=float, help="LR warmup epochs (default: 3%% of --epochs, 1..3)")
     ap.add_argument("--project", type=Path, default=None, help="runs folder (default: runs/<data name>)")
     ap.add_argument("--name", default=None, help="run name (default: the model name; -2, -3, ... if taken)")

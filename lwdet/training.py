@@ -235,9 +235,9 @@ def train(model_yaml: str | Path, data_yaml: str | Path, run_dir: Path, *, resum
     ``pretrained`` takes the backbone's ImageNet weights from timm's / torchvision's cache, downloading them there
     when online (``lwdet.pretrained``); the run's model YAML copy records the file, as for ``backbone_weights``.
     ``teacher`` (a run folder or a .pt; ignored on resume, where the run keeps its own) distils into the student
-    through the engine (``lwdet.distill``), with the engine's loss weight ``dis`` set to ``distill_weight`` if given. It is loaded through lwdet's checkpoint
-    allow-list (``trust_checkpoint`` skips it) and must detect at the student's strides. Epoch-count settings the
-    caller does not set are scaled to ``epochs`` (``budget_defaults``).
+    through the engine (``lwdet.distill``), with the engine's loss weight ``dis`` set to ``distill_weight`` if given.
+    It is loaded through lwdet's checkpoint allow-list (``trust_checkpoint`` skips it) and must detect at the
+    student's strides. Epoch-count settings the caller does not set are scaled to ``epochs`` (``budget_defaults``).
     """
     if distill_weight is not None and teacher is None:
         raise ValueError("a distillation weight needs a teacher (--teacher RUN_OR_PT)")

@@ -36,6 +36,27 @@ def test_run_folder_holds_weights_csv_events_and_its_inputs(run):
     assert f"tensorboard --logdir {run_dir.parent}" in r.stdout
 
 
+@pytest.mark.parametrize("epochs, close_mosaic, warmup", [(1, 1, 1.0), (10, 1, 1.0), (30, 3, 1.0), (50, 5, 1.5),
+                                                        (100, 10, 3.0), (300, 10, 3.0)])
+def test_epoch_settings_scale_with_the_budget(epochs, close_mosaic, warmup):
+    from lwdet.training import budget_defaults
+
+    assert budget_defaults(epochs) == {"close_mosaic": close_mosaic, "warmup_epochs": warmup}
+
+
+def test_epoch_settings_the_caller_sets_are_kept():
+    from lwdet.training import budget_defaults
+
+    assert budget_defaults(10, {"close_mosaic": 10, "epochs": 10}) == {"warmup_epochs": 1.0}
+
+
+def test_short_run_gets_scaled_settings(run):
+    import yaml
+
+    args = yaml.safe_load((run[0] / "args.yaml").read_text())
+    assert (args["close_mosaic"], args["warmup_epochs"]) == (1, 1.0)  # engine defaults: 10 and 3.0
+
+
 def test_csv_has_every_metric_finite(run):
     run_dir, _ = run
     rows = list(csv.DictReader((run_dir / "results.csv").open()))
@@ -43,6 +64,7 @@ def test_csv_has_every_metric_finite(run):
     for tag in TAGS:
         value = float(rows[0][tag])
         assert math.isfinite(value), tag
+    assert float(rows[0]["train/dis_loss"]) == 0.0  # no teacher: the distillation column is there, at 0
     p, r, f1 = (float(rows[0][f"metrics/{k}(B)"]) for k in ("precision", "recall", "F1"))
     assert 0.0 <= f1 <= 1.0 and 0.0 <= p <= 1.0 and 0.0 <= r <= 1.0
 
