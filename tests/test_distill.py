@@ -90,3 +90,24 @@ def test_teacher_without_weights_names_the_folder(tmp_path):
 
     with pytest.raises(FileNotFoundError, match=f"teacher run folder {tmp_path} has no weights/best.pt"):
         resolve_teacher(tmp_path)
+
+
+def test_a_distillation_checkpoint_passes_the_allow_list(tmp_path):
+    """last.pt of a distillation run holds the engine's DistillationModel EMA (teacher stripped): resume loads it."""
+    from copy import deepcopy
+
+    from ultralytics.cfg import get_cfg
+    from ultralytics.nn.distill_model import DistillationModel
+    from ultralytics.utils.torch_utils import ModelEMA
+
+    from lwdet.checkpoints import load_checkpoint
+    from lwdet.models import LwdetModel, model_yaml
+
+    student = LwdetModel(model_yaml("mobilenetv3_small", "lite"), nc=5, verbose=False)
+    student.args = get_cfg(overrides={"imgsz": 64})
+    teacher = LwdetModel(model_yaml("yolov5n"), nc=5, verbose=False)
+    ema = deepcopy(ModelEMA(DistillationModel(teacher, student)).ema)  # what the trainer saves as "ema"
+    torch.save({"ema": ema, "model": None}, tmp_path / "last.pt")
+    loaded = load_checkpoint(tmp_path / "last.pt")["ema"]
+    assert type(loaded) is DistillationModel and type(loaded.student_model) is LwdetModel
+    assert loaded.teacher_model is None
