@@ -16,8 +16,9 @@ import torch
 from torch import nn
 
 TRUSTED_PACKAGES = ("torch", "torchvision", "timm", "ultralytics", "lwdet")
-# Plain data classes the backbones pickle besides their modules (checked: every shipped YAML's model).
-DATA_CLASSES = {"timm.models._features.FeatureInfo"}
+# Plain data classes pickled besides the modules: timm's backbones (checked: every shipped YAML's model), and the
+# engine's distillation feature hook (a dict and an int; a distillation run's last.pt holds them, so resume needs it).
+DATA_CLASSES = {"timm.models._features.FeatureInfo", "ultralytics.nn.distill_model.FeatureHook"}
 
 
 class UntrustedCheckpointError(ValueError):

@@ -2,7 +2,9 @@
 
 Every epoch the results CSV and TensorBoard get the same names for every backbone:
 ``metrics/precision(B)``, ``metrics/recall(B)``, ``metrics/mAP50(B)``, ``metrics/mAP50-95(B)``,
-``metrics/F1(B)``, ``train/{box,cls,dfl}_loss``, ``val/{box,cls,dfl}_loss``, ``lr/pg{0,1,2}``, ``time/epoch_s``.
+``metrics/F1(B)``, ``train/{box,cls,dfl,dis}_loss``, ``val/{box,cls,dfl,dis}_loss``, ``lr/pg{0,1,2}``,
+``time/epoch_s``. ``dis_loss`` is the engine's distillation loss: 0 in runs without a teacher, and 0 in validation
+always (the engine computes it only on training batches).
 """
 
 from __future__ import annotations
@@ -20,12 +22,30 @@ from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.utils import RANK
 
 from lwdet.checkpoints import check_checkpoint
+from lwdet.distill import DIS_LOSS, check_teacher
 from lwdet.models import LwdetModel, load_spec
 
 LOGGER = logging.getLogger(__name__)
 
 F1 = "metrics/F1(B)"
 EPOCH_TIME = "time/epoch_s"
+ENGINE_EPOCHS = 100  # the engine's default budget, for which its epoch-count defaults below were chosen
+# setting: (the engine's default, the fewest epochs lwdet lets it scale down to)
+EPOCH_SETTINGS = {"close_mosaic": (10, 1), "warmup_epochs": (3.0, 1.0)}
+
+
+def budget_defaults(epochs: int, overrides: dict | None = None) -> dict:
+    """Epoch-count settings scaled to a budget of ``epochs``, as the engine's defaults are to its 100 epochs.
+
+    ``close_mosaic`` = max(1, round(0.1 * epochs)) and ``warmup_epochs`` = max(1, 0.03 * epochs), each capped at the
+    engine's default (so runs of 100+ epochs are unchanged). With the engine's fixed close_mosaic=10, a 10-epoch run
+    never sees a mosaic, and its warmup (3 epochs) takes 30 % of the run. Keys set in ``overrides`` are left out.
+    """
+    out = {}
+    for key, (default, floor) in EPOCH_SETTINGS.items():
+        value = min(default, max(floor, default * epochs / ENGINE_EPOCHS))
+        out[key] = round(value) if isinstance(default, int) else round(value, 2)
+    return {k: v for k, v in out.items() if k not in (overrides or {})}
 
 
 def mean_f1(validator) -> float:
@@ -75,6 +95,15 @@ class LwdetTrainer(DetectionTrainer):
         if weights:
             model.load(weights)
         return model
+
+    def label_loss_items(self, loss_items=None, prefix="train"):
+        """The engine's loss items plus ``dis_loss`` (0 without a teacher), so every run logs the same columns."""
+        items = super().label_loss_items(loss_items, prefix)
+        key = f"{prefix}/{DIS_LOSS}"
+        if loss_items is None:
+            return items if key in items else [*items, key]
+        items.setdefault(key, 0.0)
+        return items
 
     def validate(self):
         metrics, fitness = super().validate()
@@ -194,6 +223,7 @@ def _n_bad(report) -> int:
 
 def train(model_yaml: str | Path, data_yaml: str | Path, run_dir: Path, *, resume: bool = False,
           backbone_weights: str | Path | None = None, skip_bad: bool = False, trust_checkpoint: bool = False,
+          pretrained: bool = False, teacher: str | Path | None = None, distill_weight: float | None = None,
           **overrides) -> dict:
     """Train ``model_yaml`` on ``data_yaml`` into ``run_dir``; returns the final metrics of best.pt.
 
@@ -201,7 +231,18 @@ def train(model_yaml: str | Path, data_yaml: str | Path, run_dir: Path, *, resum
     model YAML (plus ``backbone_weights`` when given). ``overrides`` are engine training arguments (epochs, imgsz,
     batch, device, workers, seed, ...). The dataset is checked first (``lwdet.data.check``): errors stop training
     with a DataCheckError unless ``skip_bad``, which trains on the images without errors. No user file is changed.
+
+    ``pretrained`` takes the backbone's ImageNet weights from timm's / torchvision's cache, downloading them there
+    when online (``lwdet.pretrained``); the run's model YAML copy records the file, as for ``backbone_weights``.
+    ``teacher`` (a run folder or a .pt; ignored on resume, where the run keeps its own) distils into the student
+    through the engine (``lwdet.distill``), with the engine's loss weight ``dis`` set to ``distill_weight`` if given.
+    It is loaded through lwdet's checkpoint allow-list (``trust_checkpoint`` skips it) and must detect at the
+    student's strides. Epoch-count settings the caller does not set are scaled to ``epochs`` (``budget_defaults``).
     """
+    if distill_weight is not None and teacher is None:
+        raise ValueError("a distillation weight needs a teacher (--teacher RUN_OR_PT)")
+    if distill_weight is not None and not distill_weight > 0:
+        raise ValueError(f"the distillation weight must be > 0, got {distill_weight}")
     from lwdet.data import ensure_dataset, write_engine_yaml
     from lwdet.data.check import check_dataset, write_good_yaml
 
@@ -215,8 +256,19 @@ def train(model_yaml: str | Path, data_yaml: str | Path, run_dir: Path, *, resum
         trainer = LwdetTrainer(overrides={"resume": str(last), "save_dir": str(run_dir), **overrides})
     else:
         spec = load_spec(model_yaml)
-        LwdetModel(model_yaml, verbose=False)  # a width mistake fails here, before the run folder exists
+        student = LwdetModel(model_yaml, verbose=False)  # a width mistake fails here, before the run folder exists
+        if teacher is not None:
+            path = check_teacher(teacher, student.stride.tolist(), Path(model_yaml).name, trust=trust_checkpoint)
+            overrides = {**overrides, "distill_model": str(path)}
+            if distill_weight is not None:
+                overrides["dis"] = float(distill_weight)
         text = Path(model_yaml).read_text(encoding="utf-8")
+        if pretrained:
+            from lwdet.pretrained import hub_weights, spec_backbone
+
+            if backbone_weights:
+                raise ValueError("--pretrained and --backbone-weights both set the backbone's weights; pick one")
+            backbone_weights = hub_weights(spec_backbone(spec))
         if backbone_weights:
             if not Path(backbone_weights).is_file():
                 raise FileNotFoundError(f"backbone weights not found: {backbone_weights}")
@@ -239,6 +291,7 @@ def train(model_yaml: str | Path, data_yaml: str | Path, run_dir: Path, *, resum
             engine_data = write_good_yaml(report, run_dir / "data-good")
             LOGGER.warning("--skip-bad: training without %d images that have errors", _n_bad(report))
         args = {"model": str(model_copy), "data": str(engine_data), "save_dir": str(run_dir)}
+        overrides = {**budget_defaults(int(overrides.get("epochs", ENGINE_EPOCHS)), overrides), **overrides}
         trainer = LwdetTrainer(overrides={**args, **overrides})
     try:
         with _stop_on_signals(trainer):

@@ -9,7 +9,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 TAGS = ["metrics/mAP50(B)", "metrics/mAP50-95(B)", "metrics/precision(B)", "metrics/recall(B)", "metrics/F1(B)",
-        "train/box_loss", "train/cls_loss", "train/dfl_loss", "val/box_loss", "val/cls_loss", "val/dfl_loss",
+        "train/box_loss", "train/cls_loss", "train/dfl_loss", "train/dis_loss", "val/box_loss", "val/cls_loss",
+        "val/dfl_loss", "val/dis_loss",
         "lr/pg0", "time/epoch_s"]
 
 
@@ -35,6 +36,27 @@ def test_run_folder_holds_weights_csv_events_and_its_inputs(run):
     assert f"tensorboard --logdir {run_dir.parent}" in r.stdout
 
 
+@pytest.mark.parametrize("epochs, close_mosaic, warmup", [(1, 1, 1.0), (10, 1, 1.0), (30, 3, 1.0), (50, 5, 1.5),
+                                                        (100, 10, 3.0), (300, 10, 3.0)])
+def test_epoch_settings_scale_with_the_budget(epochs, close_mosaic, warmup):
+    from lwdet.training import budget_defaults
+
+    assert budget_defaults(epochs) == {"close_mosaic": close_mosaic, "warmup_epochs": warmup}
+
+
+def test_epoch_settings_the_caller_sets_are_kept():
+    from lwdet.training import budget_defaults
+
+    assert budget_defaults(10, {"close_mosaic": 10, "epochs": 10}) == {"warmup_epochs": 1.0}
+
+
+def test_short_run_gets_scaled_settings(run):
+    import yaml
+
+    args = yaml.safe_load((run[0] / "args.yaml").read_text())
+    assert (args["close_mosaic"], args["warmup_epochs"]) == (1, 1.0)  # engine defaults: 10 and 3.0
+
+
 def test_csv_has_every_metric_finite(run):
     run_dir, _ = run
     rows = list(csv.DictReader((run_dir / "results.csv").open()))
@@ -42,6 +64,7 @@ def test_csv_has_every_metric_finite(run):
     for tag in TAGS:
         value = float(rows[0][tag])
         assert math.isfinite(value), tag
+    assert float(rows[0]["train/dis_loss"]) == 0.0  # no teacher: the distillation column is there, at 0
     p, r, f1 = (float(rows[0][f"metrics/{k}(B)"]) for k in ("precision", "recall", "F1"))
     assert 0.0 <= f1 <= 1.0 and 0.0 <= p <= 1.0 and 0.0 <= r <= 1.0
 

@@ -35,13 +35,20 @@ def build_parser():
     ap.add_argument("--device", default="cpu", help="cpu, mps, 0 or 0,1 (several GPUs train with the engine's DDP)")
     ap.add_argument("--workers", type=int, default=2, help="data loader workers")
     ap.add_argument("--seed", type=int, default=0, help="random seed")
+    ap.add_argument("--close-mosaic", type=int, help="no mosaic in the last N epochs (default: 10%% of epochs, 1-10)")
+    ap.add_argument("--warmup-epochs", type=float, help="LR warmup epochs (default: 3%% of --epochs, 1-3)")
     ap.add_argument("--project", type=Path, help="runs folder (default: runs/<data name>)")
     ap.add_argument("--name", help="run name (default: the model name; -2, -3, ... if taken)")
     ap.add_argument("--resume", action="store_true", help="continue the run PROJECT/NAME from its last.pt")
     ap.add_argument("--backbone-weights", type=common.existing_file,
                     help="local file with the backbone's classifier weights")
+    ap.add_argument("--pretrained", action="store_true",
+                    help="ImageNet backbone weights from timm's / torchvision's cache, downloaded there when online")
+    ap.add_argument("--teacher", type=common.existing_path,
+                    help="distil from this run folder (its weights/best.pt) or .pt, with the engine's distillation")
+    ap.add_argument("--distill-weight", type=float, help="weight of the distillation loss (default: the engine's 6.0)")
     ap.add_argument("--no-plots", action="store_true", help="skip the engine's plots (faster on a CPU)")
-    ap.add_argument("--trust-checkpoint", action="store_true", help="resume from a last.pt outside the allow-list")
+    ap.add_argument("--trust-checkpoint", action="store_true", help="use a last.pt or teacher outside the allow-list")
     ap.add_argument("--skip-bad", action="store_true", help="train on the images without errors (default: stop)")
     ap.add_argument("--aug", default="default", choices=("default", "topdown"),
                     help="topdown: + vertical flips and 90-degree rotations (aerial / top-down images)")
@@ -85,13 +92,18 @@ def _train(args) -> int:
         overrides = {k: v for k, v in overrides.items() if v != defaults[k]}
     if args.no_plots:
         overrides["plots"] = False
+    for key in ("close_mosaic", "warmup_epochs"):  # unset: lwdet.training scales them to --epochs
+        if getattr(args, key) is not None:
+            overrides[key] = getattr(args, key)
     if args.aug != "default":
         from lwdet.data.augment import augment_overrides
 
         overrides.update(augment_overrides(args.aug))
     try:
         metrics = train(yaml_path, data, run_dir, resume=args.resume, skip_bad=args.skip_bad,
-                        trust_checkpoint=args.trust_checkpoint, backbone_weights=args.backbone_weights, **overrides)
+                        trust_checkpoint=args.trust_checkpoint, backbone_weights=args.backbone_weights,
+                        pretrained=args.pretrained, teacher=args.teacher, distill_weight=args.distill_weight,
+                        **overrides)
     except TrainingInterrupted as e:
         print(f"{e}\ncontinue with: {PROG} --project {run_dir.parent} --name {run_dir.name} --resume")
         return 130 if e.signal_name == "SIGINT" else 143
