@@ -31,7 +31,7 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
     def _get_help_string(self, action):
         text = action.help or ""
-        if action.default in (None, False, argparse.SUPPRESS) or "default" in text:
+        if any(action.default is v for v in (None, False, argparse.SUPPRESS)) or "default" in text:  # not 0
             return text
         return super()._get_help_string(action) if text else "(default: %(default)s)"
 
