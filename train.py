@@ -21,7 +21,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                     help="sppf / aspp: that block at P5 feeding the CSP-PAN; lite / nano: the lite PAN (depthwise, "
                          "ReLU, width 64 / 48); p45: the lite PAN at P4/P5 only (two detection levels)")
     ap.add_argument("--head", default="yolo", choices=HEAD_KINDS, help="yolo: the engine's Detect; lite: LiteDetect (depthwise); nano: LiteDetect without DFL")
-    ap.add_argument("--model", type=Path, help="train this model YAML instead of --backbone/--neck")
+    ap.add_argument("--model", type=Path, help="train this model YAML instead of --backbone/--neck: a file, or an "
+                    "engine name such as yolo26n.yaml, yolo11n.yaml, yolov8n.yaml")
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="data YAML (default: the embedded dataset)")
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--imgsz", type=int, default=320, help="square input size, a multiple of 32")
@@ -43,7 +44,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         ap.error(f"--imgsz must be a positive multiple of 32 (the largest stride), got {args.imgsz}")
     if args.batch < 1:
         ap.error(f"--batch must be >= 1, got {args.batch}")
-    for flag in ("data", "model", "backbone_weights"):
+    for flag in ("data", "backbone_weights"):
         path = getattr(args, flag)
         if path is not None and not path.is_file():
             ap.error(f"--{flag.replace('_', '-')}: file not found: {path}")

@@ -20,7 +20,7 @@ from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.utils import RANK
 
 from lwdet.checkpoints import check_checkpoint
-from lwdet.models import LwdetModel, load_spec
+from lwdet.models import build_model, load_spec, resolve_yaml
 
 LOGGER = logging.getLogger(__name__)
 
@@ -49,7 +49,8 @@ def with_f1(metrics: dict, validator) -> dict:
 
 
 class LwdetTrainer(DetectionTrainer):
-    """DetectionTrainer that builds LwdetModel and logs F1, epoch time and TensorBoard scalars.
+    """DetectionTrainer that builds lwdet and engine model YAMLs (``build_model``) and logs F1, epoch time and
+    TensorBoard scalars.
 
     Callbacks are registered here, not by the caller, so the engine's DDP workers (which re-create the trainer
     from its class) log the same way.
@@ -70,7 +71,7 @@ class LwdetTrainer(DetectionTrainer):
             self.args.epochs = epochs
 
     def get_model(self, cfg=None, weights=None, verbose=True):
-        model = LwdetModel(cfg, nc=self.data["nc"], ch=self.data["channels"], verbose=verbose and RANK == -1)
+        model = build_model(cfg, nc=self.data["nc"], ch=self.data["channels"], verbose=verbose and RANK == -1)
         model = self.set_model_names_for_load(model)
         if weights:
             model.load(weights)
@@ -215,8 +216,8 @@ def train(model_yaml: str | Path, data_yaml: str | Path, run_dir: Path, *, resum
         trainer = LwdetTrainer(overrides={"resume": str(last), "save_dir": str(run_dir), **overrides})
     else:
         spec = load_spec(model_yaml)
-        LwdetModel(model_yaml, verbose=False)  # a width mistake fails here, before the run folder exists
-        text = Path(model_yaml).read_text(encoding="utf-8")
+        build_model(model_yaml, verbose=False)  # a width mistake fails here, before the run folder exists
+        text = resolve_yaml(model_yaml).read_text(encoding="utf-8")
         if backbone_weights:
             if not Path(backbone_weights).is_file():
                 raise FileNotFoundError(f"backbone weights not found: {backbone_weights}")
