@@ -137,3 +137,17 @@ def is_engine_model(model: nn.Module) -> bool:
     """A detector built from an engine YAML (its ``yaml`` has ``scales``)."""
     return is_engine_spec(getattr(model, "yaml", None))
 
+
+
+def deployed(model: nn.Module) -> nn.Module:
+    """``model`` (changed in place) as lwdet exports it: an end-to-end head (YOLO26) keeps only its one-to-many branch.
+
+    Export runs that branch in the raw Detect layout (see docs/engine-models.md); counting the unused one-to-one
+    branch too would overstate parameters and FLOPs by the head's size.
+    """
+    from ultralytics.nn.modules import Detect
+
+    for m in model.modules():
+        if isinstance(m, Detect) and getattr(m, "one2one_cv2", None) is not None and not m.end2end:
+            m.fuse()  # the engine's own removal of the unused branch (it fuses no convolutions)
+    return model

@@ -47,7 +47,11 @@ class Prefix(nn.Module):
 
 
 def split(model: nn.Module) -> dict[str, nn.Module]:
-    """{'backbone': ..., 'backbone+neck': ..., 'full': model} for an lwdet detector (export-ready copy)."""
+    """{'backbone': ..., 'backbone+neck': ..., 'full': model} for an lwdet or engine detector (export-ready copy).
+
+    The backbone is the rows of the YAML's ``backbone:`` section, the head the last row (Detect), the neck the rest;
+    for the engine's YAMLs too (yolo26n: layers 0-10 with SPPF and C2PSA, 11-22, 23).
+    """
     layers = model.model
     n_backbone = len(model.yaml["backbone"])
     detect = layers[-1]
@@ -150,16 +154,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, help="write the rows here as well")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    from lwdet.models import LwdetModel
+    from lwdet.models import ModelConfigError, build_model
 
     rows = []
     print(f"{'model':<45}{'backbone ms':>12}{'neck ms':>9}{'head ms':>9}{'total ms':>10}")
     for spec in a.model:
         path = Path(spec)
-        if not path.is_file():
+        try:  # a YAML may also be a shipped or engine name (yolo26n.yaml)
+            model = build_model(path, nc=10, verbose=False) if path.suffix in (".yaml", ".yml") else path
+        except ModelConfigError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        if not isinstance(model, nn.Module) and not path.is_file():
             print(f"error: {path}: not found", file=sys.stderr)
             return 2
-        model = LwdetModel(path, nc=10, verbose=False) if path.suffix in (".yaml", ".yml") else path
         r = {"model": path.stem, **part_latency(model, a.imgsz, a.threads, a.loops, a.warmup)}
         rows.append(r)
         print(f"{r['model']:<45}{r['backbone_ms']:>12.2f}{r['neck_ms']:>9.2f}{r['head_ms']:>9.2f}{r['total_ms']:>10.2f}")
