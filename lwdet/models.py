@@ -247,6 +247,8 @@ class LwdetModel(DetectionModel):
         else:
             spec = load_spec(cfg)
             lines = _row_lines(resolve_yaml(cfg).read_text(encoding="utf-8"))
+        if "scales" in spec:
+            raise ModelConfigError(f"{spec.get('yaml_file')}: an engine YAML; build it with lwdet.models.build_model")
         spec["channels"] = ch
         if nc and nc != spec["nc"]:
             LOGGER.info(f"Overriding model.yaml nc={spec['nc']} with nc={nc}")
