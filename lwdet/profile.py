@@ -359,7 +359,7 @@ def resolve_detector(source: str | Path, nc: int | None = None, trust: bool = Fa
     """(detector, weights file or None) from a model YAML, a .pt checkpoint, a run folder (weights/best.pt) or an
     export (a *_ncnn_model folder or a .onnx file, profiled through the weights it was exported from)."""
     path = Path(source)
-    if path.suffix in (".yaml", ".yml"):  # a file, a shipped name or an engine name such as yolo26n.yaml
+    if path.suffix in (".yaml", ".yml") and (path.is_file() or path.parent == Path(".")):  # or a shipped/engine name
         from lwdet.models import build_model
 
         return build_model(path, nc=nc, verbose=False), None
