@@ -33,7 +33,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--backbones", nargs="+", default=DEFAULT)
     ap.add_argument("--neck", default="sppf")
-    ap.add_argument("--models", nargs="+", help="model YAML stems (models/yaml/) instead of --backbones/--neck")
+    ap.add_argument("--models", nargs="+", help="model YAML stems (models/yaml/, or the engine's: yolo26n, yolo11n) instead of --backbones/--neck")
     ap.add_argument("--study", type=Path, help="a study config: its detectors, imgsz and class count")
     ap.add_argument("--half", action="store_true", help="also export and time each with fp16 ncnn weights")
     ap.add_argument("--imgsz", type=int, default=320)
@@ -53,7 +53,7 @@ def main() -> None:
     import lwdet  # noqa: F401
     from lwdet.edge.bench import merge_rounds
     from lwdet.export import export_ncnn
-    from lwdet.models import MODEL_DIR, LwdetModel, model_yaml
+    from lwdet.models import build_model, model_yaml
 
     if args.study:
         import yaml
@@ -64,14 +64,14 @@ def main() -> None:
         args.imgsz = int(cfg["budget"]["imgsz"])
         args.nc = len(yaml.safe_load(Path(cfg["data"]).read_text(encoding="utf-8"))["names"])
     else:
-        paths = [MODEL_DIR / f"{m}.yaml" for m in args.models] if args.models else [
+        paths = [Path(f"{m}.yaml") for m in args.models] if args.models else [  # shipped or engine (yolo26n)
             model_yaml(b, args.neck) for b in args.backbones]
     exports = args.out / (f"exports-{args.imgsz}" + (f"-nc{args.nc}" if args.nc != 5 else ""))
     for path in paths:
         for half in (False, True) if args.half else (False,):
             name = f"{path.stem}-fp16" if half else path.stem
             if not (exports / f"{name}_ncnn_model").exists():
-                export_ncnn(LwdetModel(path, nc=args.nc, verbose=False), exports, args.imgsz, half=half,
+                export_ncnn(build_model(path, nc=args.nc, verbose=False), exports, args.imgsz, half=half,
                             map_check=False, name=name)
     passes = [bench_pass(args, exports, i) for i in range(args.passes)]
     if args.peers.is_dir():  # and at the sizes their authors published

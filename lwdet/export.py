@@ -135,6 +135,8 @@ def load_model(weights_or_model: str | Path | nn.Module) -> tuple[nn.Module, Pat
         model, _ = load_checkpoint(source)
     if not isinstance(getattr(model, "model", [None])[-1], Detect):
         raise ValueError(f"{source or type(model).__name__}: not a detection model (its last layer is not Detect)")
+    if getattr(model, "end2end", False):  # YOLO26: export runs the one-to-many branch (export_ready); so does the
+        model.end2end = False  # reference, else it would return top-k (1, 300, 6) rows instead of (1, 4 + nc, N)
     return model, source
 
 
@@ -165,8 +167,8 @@ def export_ready(model: nn.Module, imgsz: tuple[int, int], fmt: str) -> tuple[nn
     model = deepcopy(model).float().eval()
     for p in model.parameters():
         p.requires_grad = False
-    if getattr(model, "end2end", False):  # ncnn has no top-k; lwdet heads are not end-to-end anyway
-        model.end2end = False
+    if getattr(model, "end2end", False):  # ncnn has no top-k: YOLO26 exports its one-to-many branch, raw layout, as
+        model.end2end = False  # the engine's own ncnn export does (docs/engine-models.md)
     model = model.fuse(verbose=False)
     anchors = _n_anchors(model, imgsz)
     for m in model.modules():

@@ -56,21 +56,47 @@ def _row_lines(text: str) -> dict:
     return lines
 
 
+def resolve_yaml(name: str | Path) -> Path:
+    """The file a model name means: a path, else a YAML shipped in models/yaml/, else the engine's (yolo26n.yaml)."""
+    from lwdet.engine_models import engine_names, engine_yaml
+
+    path = Path(name)
+    if path.is_file():
+        return path
+    if path.parent == Path(".") and (MODEL_DIR / path.name).is_file():
+        return MODEL_DIR / path.name
+    found = engine_yaml(path)
+    if found is None:
+        raise ModelConfigError(f"{path}: model YAML not found (neither a file, nor shipped in {MODEL_DIR}, nor one of "
+                               f"the engine's: {', '.join(engine_names())})")
+    return found
+
+
 def load_spec(path: str | Path) -> dict:
-    """Read and validate a model YAML; raise ModelConfigError naming file and line on any problem."""
-    path = Path(path)
-    if not path.is_file():
-        raise ModelConfigError(f"{path}: model YAML not found")
-    text = path.read_text(encoding="utf-8")
+    """Read and validate a model YAML; raise ModelConfigError naming file and line on any problem.
+
+    ``path`` may also name a shipped YAML or one of the engine's (``yolo26n.yaml``): see ``resolve_yaml``. An engine
+    YAML (one with ``scales``) is validated by ``lwdet.engine_models``; its scale comes from the name, as the engine
+    reads it.
+    """
+    from lwdet import engine_models
+
+    file = resolve_yaml(path)
+    text = file.read_text(encoding="utf-8")
     try:
         spec = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        where = f"{file}:{mark.line + 1}" if mark else str(file)
         raise ModelConfigError(f"{where}: not valid YAML ({getattr(e, 'problem', e)})") from None
     if not isinstance(spec, dict):
-        raise ModelConfigError(f"{path}: a model YAML must be a mapping with 'backbone' and 'head' sections")
-    spec["yaml_file"] = str(path)
+        raise ModelConfigError(f"{file}: a model YAML must be a mapping with 'backbone' and 'head' sections")
+    if engine_models.is_engine_spec(spec):
+        spec["scale"] = engine_models.scale_of(path)
+        spec["yaml_file"] = str(path)  # the name as given: the engine reads the scale from it again
+        engine_models.validate_spec(spec, _row_lines(text))
+        return spec
+    spec["yaml_file"] = str(file)
     validate_spec(spec, _row_lines(text))
     return spec
 
@@ -104,15 +130,24 @@ def validate_spec(spec: dict, lines: dict | None = None) -> None:
     for key in ("nc", "backbone", "head"):
         if key not in spec:
             raise ModelConfigError(f"{_where(spec, lines, None)}: missing key '{key}'")
-    nc = spec["nc"]
-    if not isinstance(nc, int) or isinstance(nc, bool) or nc < 1:
-        raise ModelConfigError(f"{_where(spec, lines, 'nc')}: 'nc' must be a positive integer, got {nc!r}")
     act = spec.get("activation")
     if act is not None and act not in ACTIVATIONS:
         raise ModelConfigError(
             f"{_where(spec, lines, 'activation')}: activation {act!r} is not allowed{suggest(act, ACTIVATIONS)} "
             f"Allowed: {', '.join(ACTIVATIONS)}"
         )
+    validate_rows(spec, lines, known=lambda m: m in MODULES, multi_input=lambda m: MODULES[m].multi_input,
+                  heads=HEADS, known_names=MODULES)
+
+
+def validate_rows(spec: dict, lines: dict, known, multi_input, heads, known_names=(), what: str = "") -> None:
+    """Rows are [from, repeats, module, args] with earlier sources, a known module and literal args; a head last."""
+    for key in ("nc", "backbone", "head"):
+        if key not in spec:
+            raise ModelConfigError(f"{_where(spec, lines, None)}: missing key '{key}'")
+    nc = spec["nc"]
+    if not isinstance(nc, int) or isinstance(nc, bool) or nc < 1:
+        raise ModelConfigError(f"{_where(spec, lines, 'nc')}: 'nc' must be a positive integer, got {nc!r}")
     i = 0
     for section in ("backbone", "head"):
         rows = spec[section]
@@ -131,19 +166,19 @@ def validate_spec(spec: dict, lines: dict | None = None) -> None:
                     raise ModelConfigError(f"{where}: 'from' {s} does not name an earlier layer")
             if not isinstance(n, int) or isinstance(n, bool) or n < 1:
                 raise ModelConfigError(f"{where}: repeats must be a positive integer, got {n!r}")
-            if module not in MODULES:
-                raise ModelConfigError(
-                    f"{where}: module {module!r} is not known{suggest(module, MODULES)} Known: {', '.join(MODULES)}"
-                )
-            if isinstance(src, list) and not MODULES[module].multi_input:
+            if not known(module):
+                listed = f" Known: {', '.join(known_names)}" if known_names else f" Expected {what}."
+                raise ModelConfigError(f"{where}: module {module!r} is not known{suggest(str(module), known_names)}"
+                                       f"{listed}")
+            if isinstance(src, list) and not multi_input(module):
                 raise ModelConfigError(f"{where}: {module} takes one input, got 'from' {src!r}")
             if not isinstance(args, list):
                 raise ModelConfigError(f"{where}: args must be a list, got {args!r}")
             _check_literal(args, where)
             i += 1
-    if spec["head"][-1][2] not in HEADS:
+    if spec["head"][-1][2] not in heads:
         raise ModelConfigError(f"{_where(spec, lines, ('head', len(spec['head']) - 1))}: the last row must be one of "
-                               f"{', '.join(HEADS)}")
+                               f"{', '.join(heads)}")
 
 
 def build_layers(spec: dict, ch: int = 3, lines: dict | None = None, verbose: bool = False):
@@ -212,7 +247,9 @@ class LwdetModel(DetectionModel):
             validate_spec(spec, lines)
         else:
             spec = load_spec(cfg)
-            lines = _row_lines(Path(cfg).read_text(encoding="utf-8"))
+            lines = _row_lines(resolve_yaml(cfg).read_text(encoding="utf-8"))
+        if "scales" in spec:
+            raise ModelConfigError(f"{spec.get('yaml_file')}: an engine YAML; build it with lwdet.models.build_model")
         spec["channels"] = ch
         if nc and nc != spec["nc"]:
             LOGGER.info(f"Overriding model.yaml nc={spec['nc']} with nc={nc}")
@@ -241,6 +278,22 @@ class LwdetModel(DetectionModel):
             initialize_weights(m)
         if verbose:
             self.info()
+
+
+def build_model(cfg: str | Path | dict, ch: int = 3, nc: int | None = None, verbose: bool = True) -> DetectionModel:
+    """The detector a model YAML (path, shipped name or engine name such as 'yolo26n.yaml') or spec dict describes.
+
+    lwdet YAMLs build an ``LwdetModel``; engine YAMLs (with ``scales``) the engine's own ``DetectionModel``, see
+    ``lwdet.engine_models``.
+    """
+    from lwdet import engine_models
+
+    spec = cfg if isinstance(cfg, dict) else load_spec(cfg)
+    if engine_models.is_engine_spec(spec):
+        if isinstance(cfg, dict):
+            engine_models.validate_spec(spec)
+        return engine_models.build(spec, ch=ch, nc=nc, verbose=verbose)
+    return LwdetModel(cfg, ch=ch, nc=nc, verbose=verbose)
 
 
 def _is_backbone(m: nn.Module) -> bool:

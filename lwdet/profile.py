@@ -4,6 +4,7 @@ activation memory and file sizes, from one batch-1 inference forward on CPU.
     lwdet profile models/yaml/yolov5n-ghostnet_100.yaml --imgsz 320 --nc 5
     lwdet profile runs/exp/yolov5n-ghostnet_100 --json profile.json      # run folder -> weights/best.pt
     lwdet profile --backbone shufflenetv2_100 --classifier --imgsz 224
+    lwdet profile yolo26n.yaml --imgsz 640 --nc 80                          # the engine's own detectors
 
 Conventions (each report repeats them under ``conventions``):
 
@@ -357,12 +358,12 @@ def resolve_detector(source: str | Path, nc: int | None = None, trust: bool = Fa
     """(detector, weights file or None) from a model YAML, a .pt checkpoint, a run folder (weights/best.pt) or an
     export (a *_ncnn_model folder or a .onnx file, profiled through the weights it was exported from)."""
     path = Path(source)
+    if path.suffix in (".yaml", ".yml") and (path.is_file() or path.parent == Path(".")):  # or a shipped/engine name
+        from lwdet.models import build_model
+
+        return build_model(path, nc=nc, verbose=False), None
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file or folder")
-    if path.suffix in (".yaml", ".yml"):
-        from lwdet.models import LwdetModel
-
-        return LwdetModel(path, nc=nc, verbose=False), None
     weights = _weights_of(path)
     if nc is not None:
         LOGGER.warning("--nc %d ignored: %s fixes its number of classes", nc, weights)
@@ -429,8 +430,10 @@ def profile_detector(source: str | Path, imgsz: int | tuple[int, int] = 320, nc:
                      trust: bool = False) -> Profile:
     """Profile a detector from a model YAML, .pt, run folder or export; lists the weights and exports beside it."""
     source = Path(source)
+    from lwdet.engine_models import deployed
+
     model, weights = resolve_detector(source, nc, trust)
-    model = model.float().eval()
+    model = deployed(model.float().eval())  # what export runs: a YOLO26 head without its unused branch
     hw = check_imgsz(imgsz, int(max(model.stride)))
     stem = Path(getattr(model, "yaml", {}).get("yaml_file", "") or source).stem
     profile = profile_model(model, hw, name=stem, kind="detector", source=str(source))

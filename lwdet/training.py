@@ -23,7 +23,7 @@ from ultralytics.utils import RANK
 
 from lwdet.checkpoints import check_checkpoint
 from lwdet.distill import DIS_LOSS, check_teacher
-from lwdet.models import LwdetModel, load_spec
+from lwdet.models import build_model, load_spec, resolve_yaml
 
 LOGGER = logging.getLogger(__name__)
 
@@ -69,7 +69,8 @@ def with_f1(metrics: dict, validator) -> dict:
 
 
 class LwdetTrainer(DetectionTrainer):
-    """DetectionTrainer that builds LwdetModel and logs F1, epoch time and TensorBoard scalars.
+    """DetectionTrainer that builds lwdet and engine model YAMLs (``build_model``) and logs F1, epoch time and
+    TensorBoard scalars.
 
     Callbacks are registered here, not by the caller, so the engine's DDP workers (which re-create the trainer
     from its class) log the same way.
@@ -90,7 +91,7 @@ class LwdetTrainer(DetectionTrainer):
             self.args.epochs = epochs
 
     def get_model(self, cfg=None, weights=None, verbose=True):
-        model = LwdetModel(cfg, nc=self.data["nc"], ch=self.data["channels"], verbose=verbose and RANK == -1)
+        model = build_model(cfg, nc=self.data["nc"], ch=self.data["channels"], verbose=verbose and RANK == -1)
         model = self.set_model_names_for_load(model)
         if weights:
             model.load(weights)
@@ -256,13 +257,13 @@ def train(model_yaml: str | Path, data_yaml: str | Path, run_dir: Path, *, resum
         trainer = LwdetTrainer(overrides={"resume": str(last), "save_dir": str(run_dir), **overrides})
     else:
         spec = load_spec(model_yaml)
-        student = LwdetModel(model_yaml, verbose=False)  # a width mistake fails here, before the run folder exists
+        student = build_model(model_yaml, verbose=False)  # a width mistake fails here, before the run folder exists
         if teacher is not None:
             path = check_teacher(teacher, student.stride.tolist(), Path(model_yaml).name, trust=trust_checkpoint)
             overrides = {**overrides, "distill_model": str(path)}
             if distill_weight is not None:
                 overrides["dis"] = float(distill_weight)
-        text = Path(model_yaml).read_text(encoding="utf-8")
+        text = resolve_yaml(model_yaml).read_text(encoding="utf-8")
         if pretrained:
             from lwdet.pretrained import hub_weights, spec_backbone
 

@@ -63,4 +63,4 @@ def test_cli_prints_a_row_per_model_and_writes_json(tmp_path):
     rows = json.loads(out.read_text())
     assert [row["model"] for row in rows] == ["yolov5n-litepan-litehead"]
     r = subprocess.run([sys.executable, "-m", "lwdet.parts", "nope.yaml"], capture_output=True, text=True, cwd=ROOT)
-    assert r.returncode == 2 and "not found: nope.yaml" in r.stderr
+    assert r.returncode == 2 and "nope.yaml: model YAML not found" in r.stderr and "yolo26n.yaml" in r.stderr

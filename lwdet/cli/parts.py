@@ -18,8 +18,9 @@ PROG = "lwdet parts"
 
 def build_parser():
     p = common.parser(PROG, __doc__)
-    p.add_argument("model", nargs="+", type=common.existing_file,
-                   help="model YAMLs (random weights: timing only) or trained weights (.pt)")
+    p.add_argument("model", nargs="+", type=Path,
+                   help="model YAMLs (random weights: timing only; also engine names such as yolo26n.yaml) or "
+                        "trained weights (.pt)")
     p.add_argument("--imgsz", type=common.imgsz, default=320, help="square input size, a multiple of 32")
     p.add_argument("--threads", type=common.int_list, default=[1], help="e.g. 1,2,4: one row per value (default: 1)")
     p.add_argument("--loops", type=common.positive_int, default=50, help="timed runs per graph")
@@ -29,13 +30,18 @@ def build_parser():
 
 
 def _parts(a) -> int:
-    from lwdet.models import LwdetModel
+    from lwdet.models import build_model
     from lwdet.parts import part_latency
 
     rows = []
     print(f"{'model':<45}{'threads':>8}{'backbone ms':>12}{'neck ms':>9}{'head ms':>9}{'total ms':>10}")
     for path in a.model:
-        model = LwdetModel(path, nc=10, verbose=False) if path.suffix in (".yaml", ".yml") else path
+        if path.suffix in (".yaml", ".yml"):  # also a shipped or engine name (yolo26n.yaml)
+            model = build_model(path, nc=10, verbose=False)
+        elif path.is_file():
+            model = path
+        else:
+            raise FileNotFoundError(f"{path}: not found")
         for threads in a.threads:
             r = {"model": path.stem, **part_latency(model, a.imgsz, threads, a.loops, a.warmup)}
             rows.append(r)

@@ -26,7 +26,8 @@ def build_parser():
                          "ReLU, width 64 / 48); p45: the lite PAN at P4/P5 only (two detection levels)")
     ap.add_argument("--head", default="yolo", choices=HEAD_KINDS,
                     help="yolo: the engine's Detect; lite: LiteDetect (depthwise); nano: LiteDetect without DFL")
-    ap.add_argument("--model", type=common.existing_file, help="train this model YAML instead of --backbone/--neck")
+    ap.add_argument("--model", type=Path, help="train this model YAML instead of --backbone/--neck: a file, or an "
+                    "engine name such as yolo26n.yaml, yolo11n.yaml, yolov8n.yaml")
     ap.add_argument("--data", type=common.existing_file,
                     help="data YAML (default: the embedded set fmnist-det, generated into ./datasets on first use)")
     ap.add_argument("--epochs", type=common.positive_int, default=30, help="training epochs")
