@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_presets():
-    assert AUG_PRESETS == ("default", "topdown") and augment_overrides("default") == {}
+    assert AUG_PRESETS == ("engine", "topdown") and augment_overrides("engine") == {}
     with pytest.raises(ValueError, match="choose from default, topdown"):
         augment_overrides("aerial")
     o = augment_overrides("topdown")

@@ -33,15 +33,17 @@ def _parts(a) -> int:
     from lwdet.models import build_model
     from lwdet.parts import part_latency
 
-    rows = []
-    print(f"{'model':<45}{'threads':>8}{'backbone ms':>12}{'neck ms':>9}{'head ms':>9}{'total ms':>10}")
-    for path in a.model:
+    models = []
+    for path in a.model:  # every model resolved before any output
         if path.suffix in (".yaml", ".yml"):  # also a shipped or engine name (yolo26n.yaml)
-            model = build_model(path, nc=10, verbose=False)
+            models.append((path, build_model(path, nc=10, verbose=False)))
         elif path.is_file():
-            model = path
+            models.append((path, path))
         else:
             raise FileNotFoundError(f"{path}: not found")
+    rows = []
+    print(f"{'model':<45}{'threads':>8}{'backbone ms':>12}{'neck ms':>9}{'head ms':>9}{'total ms':>10}")
+    for path, model in models:
         for threads in a.threads:
             r = {"model": path.stem, **part_latency(model, a.imgsz, threads, a.loops, a.warmup)}
             rows.append(r)

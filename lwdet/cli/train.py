@@ -17,6 +17,7 @@ PROG = "lwdet train"
 def build_parser():
     from lwdet.backbones import BACKBONES, FAMILIES
     from lwdet.models import BASELINE, HEAD_KINDS, NECKS
+    from lwdet.data.augment import AUG_PRESETS
 
     ap = common.parser(PROG, __doc__)
     ap.add_argument("--backbone", default="ghostnet",
@@ -51,8 +52,9 @@ def build_parser():
     ap.add_argument("--no-plots", action="store_true", help="skip the engine's plots (faster on a CPU)")
     ap.add_argument("--trust-checkpoint", action="store_true", help="use a last.pt or teacher outside the allow-list")
     ap.add_argument("--skip-bad", action="store_true", help="train on the images without errors (default: stop)")
-    ap.add_argument("--aug", default="default", choices=("default", "topdown"),
-                    help="topdown: + vertical flips and 90-degree rotations (aerial / top-down images)")
+    ap.add_argument("--aug", default="engine", choices=AUG_PRESETS,
+                    help="engine: the engine's augmentation; topdown: + vertical flips and 90-degree rotations "
+                         "(aerial / top-down images)")
     return ap
 
 
@@ -96,7 +98,7 @@ def _train(args) -> int:
     for key in ("close_mosaic", "warmup_epochs"):  # unset: lwdet.training scales them to --epochs
         if getattr(args, key) is not None:
             overrides[key] = getattr(args, key)
-    if args.aug != "default":
+    if args.aug != "engine":
         from lwdet.data.augment import augment_overrides
 
         overrides.update(augment_overrides(args.aug))

@@ -14,14 +14,14 @@ from typing import Any
 
 __all__ = ["AUG_PRESETS", "augment_overrides"]
 
-AUG_PRESETS = ("default", "topdown")
+AUG_PRESETS = ("engine", "topdown")
 
 
-def augment_overrides(preset: str = "default") -> dict[str, Any]:
-    """Engine training arguments for ``preset``; {} for 'default' (the engine's own augmentation)."""
+def augment_overrides(preset: str = "engine") -> dict[str, Any]:
+    """Engine training arguments for ``preset``; {} for 'engine' (the engine's own augmentation)."""
     if preset not in AUG_PRESETS:
         raise ValueError(f"unknown augmentation preset {preset!r}; choose from {', '.join(AUG_PRESETS)}")
-    if preset == "default":
+    if preset == "engine":
         return {}
     try:
         import albumentations as A
