@@ -111,13 +111,14 @@ def detection_record(name: str, index: int, image_shape, detections, latency_ms:
 
 
 class JsonlSink:
-    """JSON lines of detections, one object per frame, to a file or ``-`` (stdout), flushed per line."""
+    """JSON lines of detections, one object per frame, to a file or ``-`` (stdout), flushed per line. A file is
+    appended to, never truncated: a service restarted by systemd continues the same log."""
 
     def __init__(self, target: str | Path):
         self.stdout = str(target) == "-"
-        if not self.stdout and Path(target).exists():
-            raise FileExistsError(f"{target}: already exists; not overwriting it (remove it or give another name)")
-        self.f = sys.stdout if self.stdout else open(target, "w")
+        if not self.stdout:
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+        self.f = sys.stdout if self.stdout else open(target, "a")
 
     def write(self, record: dict) -> None:
         self.f.write(json.dumps(record, separators=(",", ":")) + "\n")
