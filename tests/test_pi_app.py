@@ -9,9 +9,7 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -84,8 +82,9 @@ def test_read_folder_glob_video_and_mixed(media):
 
 
 # ------------------------------------------------------------------------------- a local MJPEG stream server
-def _mjpeg_server(frames_per_connection: int, delay: float = 0.02):
-    """A thread serving multipart JPEG (as an IP camera) on 127.0.0.1; each connection ends after N frames."""
+def _mjpeg_server(frames_per_connection: int, delay: float = 0.02, stall: float = 0.0):
+    """A thread serving multipart JPEG (as an IP camera) on 127.0.0.1; each connection ends after N frames (after
+    ``stall`` s of silence, as a stream that hangs)."""
     jpegs = [cv2.imencode(".jpg", _image(48, 64, seed=i))[1].tobytes() for i in range(4)]
 
     class Handler(BaseHTTPRequestHandler):
@@ -100,6 +99,7 @@ def _mjpeg_server(frames_per_connection: int, delay: float = 0.02):
                                      + str(len(data)).encode() + b"\r\n\r\n" + data + b"\r\n")
                     self.wfile.flush()
                     time.sleep(delay)
+                time.sleep(stall)
             except (BrokenPipeError, ConnectionResetError):
                 pass
 
@@ -139,6 +139,25 @@ def test_http_stream_and_reconnect(mjpeg, caplog):
     assert [f.name for f in frames[:6]] == [f"x_{i:06d}" for i in range(5)] + ["x_000000"]  # reopened
     assert waits == [1.0, 1.0]  # each drop after frames: the back-off starts again at 1 s
     assert sum("retry 1 in 1.0 s" in r.getMessage() for r in caplog.records) == 2
+
+
+def test_stalled_stream_times_out_and_is_retried():
+    server, url = _mjpeg_server(frames_per_connection=3, delay=0.02, stall=30.0)  # 3 frames, then silence
+    try:
+        source = parse_source(url)
+        source.timeout = 1.0
+        waits, names = [], []
+        t0 = time.monotonic()
+        for frame in resilient(source, sleep=waits.append):
+            names.append(frame.name)
+            if len(names) == 4:
+                break
+        if not names:
+            pytest.skip(f"this OpenCV cannot read a multipart JPEG stream from {url}")
+        assert names == ["x_000000", "x_000001", "x_000002", "x_000000"] and waits == [1.0]
+        assert time.monotonic() - t0 < 20  # the read timed out (1 s); it did not wait for the 30 s stall
+    finally:
+        server.shutdown()
 
 
 # --------------------------------------------------------------------------------------------------- back-off
@@ -257,10 +276,10 @@ def _detect(args, env, cwd):
 
 @pytest.mark.export
 @pytest.mark.slow  # the shared export fixture takes ~1-3 min on 2 busy cores
-def test_detect_sources_jsonl_without_torch(request, media, no_torch_env):
-    model = request.getfixturevalue("exported")
+def test_detect_sources_jsonl_without_torch(request, media):
+    model, env = request.getfixturevalue("exported"), request.getfixturevalue("no_torch_env")
     base = ["--model", model, "--threads", "1"]
-    r = _detect([*base, "--source", media / "imgs" / "*.png", "--jsonl", "-", "--save", media / "o1"], no_torch_env,
+    r = _detect([*base, "--source", media / "imgs" / "*.png", "--jsonl", "-", "--save", media / "o1"], env,
                 media)
     assert r.returncode == 0, r.stderr
     rows = [json.loads(line) for line in r.stdout.splitlines()]  # stdout is only JSON lines with --jsonl -
@@ -269,23 +288,44 @@ def test_detect_sources_jsonl_without_torch(request, media, no_torch_env):
     assert dets and all(len(d["box"]) == 4 and 0 <= d["score"] <= 1 and d["class"] in NAMES for d in dets)
     assert sorted(p.name for p in (media / "o1").iterdir()) == ["a.png", "b.png", "detections.csv"]
     r = _detect([*base, "--source", media / "clip.avi", "--jsonl", media / "v.jsonl", "--status-every", "0",
-                 "--warmup", "1"], no_torch_env, media)
+                 "--warmup", "1"], env, media)
     assert r.returncode == 0, r.stderr
     assert len((media / "v.jsonl").read_text().splitlines()) == 4 and "frames 4" in r.stdout and "FPS" in r.stdout
-    r = _detect([*base, "--source", media / "missing.mp4"], no_torch_env, media)
+    big = media / "big.png"
+    cv2.imwrite(str(big), _image(160, 200, seed=3))
+    r = _detect([*base, "--source", big, "--fp16", "off", "--tile", "96", "--overlap", "16", "--jsonl",
+                 media / "t.jsonl"], env, media)
+    try:
+        import lwdet.edge.slicing  # noqa: F401  (sliced inference: issue 9's branch)
+    except ImportError:
+        assert r.returncode == 2 and "--tile needs sliced inference" in r.stderr
+    else:
+        assert r.returncode == 0, r.stderr
+        boxes = [d["box"] for d in json.loads((media / "t.jsonl").read_text())["detections"]]
+        assert boxes and all(0 <= x1 < x2 <= 200 and 0 <= y1 < y2 <= 160 for x1, y1, x2, y2 in boxes)
+    r = _detect([*base, "--source", media / "missing.mp4"], env, media)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "no such file, folder or camera" in r.stderr
     assert KINDS in r.stderr
-    r = _detect([*base, "--source", media / "imgs", "--fp16", "sometimes"], no_torch_env, media)
+    r = _detect([*base, "--source", media / "imgs", "--fp16", "sometimes"], env, media)
     assert r.returncode == 2 and r.stderr.count("\n") == 1
 
 
 @pytest.mark.export
 @pytest.mark.slow
-def test_detect_http_stream_without_torch(request, mjpeg, no_torch_env, tmp_path):
-    model = request.getfixturevalue("exported")
+def test_detect_http_stream_without_torch(request, mjpeg, tmp_path):
+    model, env = request.getfixturevalue("exported"), request.getfixturevalue("no_torch_env")
     r = _detect(["--model", model, "--threads", "1", "--source", mjpeg, "--max-frames", "3", "--jsonl",
-                 tmp_path / "s.jsonl", "--save", tmp_path / "out"], no_torch_env, tmp_path)
+                 tmp_path / "s.jsonl", "--save", tmp_path / "out"], env, tmp_path)
     assert r.returncode == 0, r.stderr
     rows = [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()]
     assert [x["frame"] for x in rows] == [f"x_{i:06d}" for i in range(3)]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["detections.csv", "x.mp4"]
+
+
+def test_app_modules_import_without_torch(request):
+    env = request.getfixturevalue("no_torch_env")
+    code = ("import lwdet.edge.sources, lwdet.edge.overlay, lwdet.edge.outputs, sys; "
+            "assert not {'torch', 'ultralytics', 'yaml'} & set(sys.modules), sorted(sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr

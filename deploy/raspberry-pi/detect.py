@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root: l
 from lwdet.edge import Detection, NcnnDetector  # noqa: E402
 from lwdet.edge.outputs import Display, JsonlSink, Meter, Saver, StatusPrinter, detection_record  # noqa: E402
 from lwdet.edge.overlay import draw_detections, draw_status  # noqa: E402
-from lwdet.edge.sources import KINDS, SourceError, SourceLost, parse_source, resilient  # noqa: E402
+from lwdet.edge.sources import KINDS, SourceLost, parse_source, resilient  # noqa: E402
 
 FP16 = {"auto": None, "on": True, "off": False}
 

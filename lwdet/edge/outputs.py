@@ -64,7 +64,7 @@ class Meter:
             if self.rate == self.rate:
                 line += f", {self.rate:.1f} FPS overall"
         else:
-            line += f" (warm-up, {self.warmup} not timed)"
+            line += f" (all in the warm-up: the first {self.warmup} are not timed)"
         line += f", detections {self.detections}"
         return line + (f" ({found} in the last frame)" if found is not None else "")
 

@@ -25,6 +25,7 @@ IMAGES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 VIDEOS = {".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mjpg", ".mjpeg", ".h264", ".ts"}
 STREAMS = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
 PICAM = ("picam", "picamera2")
+STREAM_TIMEOUT = 10.0  # s: a stream that delivers nothing for this long counts as dropped (FFmpeg backend)
 KINDS = ("a camera index (0), picam or picamera2:N (Pi camera), an image or video file, a folder, "
          "a glob ('dir/*.jpg'), or an rtsp:// or http(s):// stream")
 
@@ -48,6 +49,7 @@ class Source:
 
     def __init__(self, spec: str, kind: str, target, live: bool, size: tuple[int, int] | None = None):
         self.spec, self.kind, self.target, self.live, self.size = spec, kind, target, live, size
+        self.timeout = STREAM_TIMEOUT  # streams only: open / read timeout in s
 
     def __repr__(self) -> str:
         return f"Source({self.kind}: {self.spec})"
@@ -59,7 +61,7 @@ class Source:
             return _picamera2(self.target, self.size)
         if self.kind == "files":
             return _files(self.target, self.size)
-        return _capture(self.target, self.name, self.live, self.size)
+        return _capture(self.target, self.name, self.live, self.size, self.timeout if self.kind == "stream" else None)
 
     @property
     def name(self) -> str:
@@ -124,8 +126,13 @@ def _files(files: list[Path], size) -> Iterator[Frame]:
             yield from _capture(f, f.stem, False, size)
 
 
-def _capture(target, stem: str, live: bool, size) -> Iterator[Frame]:
-    cap = cv2.VideoCapture(target if isinstance(target, int) else str(target))
+def _capture(target, stem: str, live: bool, size, timeout: float | None = None) -> Iterator[Frame]:
+    if timeout:  # a stalled stream must not block read() forever: FFmpeg with open / read timeouts
+        ms = int(1e3 * timeout)
+        cap = cv2.VideoCapture(str(target), cv2.CAP_FFMPEG,
+                               [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms])
+    else:
+        cap = cv2.VideoCapture(target if isinstance(target, int) else str(target))
     if not cap.isOpened():
         cap.release()
         what = f"camera {target}" if isinstance(target, int) else str(target)
