@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 import pytest
 
-from lwdet.edge.outputs import Display, JsonlSink, Meter, StatusPrinter, detection_record
+from lwdet.edge.outputs import Display, JsonlSink, Meter, Saver, StatusPrinter, detection_record
 from lwdet.edge.overlay import class_color, draw_detections, draw_label, label_rect, text_color
 from lwdet.edge.sources import KINDS, Source, SourceError, SourceLost, backoff, parse_source, resilient
 from test_edge import NAMES, _image, exported, no_torch_env  # noqa: F401  (module-scoped fixtures)
@@ -243,6 +243,20 @@ def test_jsonl_record_and_append(tmp_path):
     assert len(rows) == 2 and rows[0]["detections"] == [{"box": [1.0, 2.0, 30.6, 40.0], "score": 0.9123,
                                                          "class_id": 2, "class": "blue"}]
     assert rows[0]["width"] == 64 and rows[0]["height"] == 48 and rows[0]["latency_ms"] == 3.21
+
+
+def test_saver_appends_csv_and_refuses_a_foreign_one(tmp_path):
+    for _ in range(2):  # a restarted service keeps its earlier rows
+        saver = Saver(tmp_path / "out")
+        saver.write("a.png", _image(48, 64), None, [((1, 2, 3, 4), 0.5, 0, "red")])
+        saver.close()
+    lines = (tmp_path / "out" / "detections.csv").read_text().splitlines()
+    assert lines[0].startswith("frame,class_id") and lines[1:] == ["a.png,0,red,0.5000,1.0,2.0,3.0,4.0"] * 2
+    assert cv2.imread(str(tmp_path / "out" / "a.png")).shape == (48, 64, 3)
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "detections.csv").write_text("id,value\n1,2\n")
+    with pytest.raises(ValueError, match="header differs"):
+        Saver(tmp_path / "other")
 
 
 def test_show_refuses_without_display(monkeypatch):

@@ -71,12 +71,17 @@ def build_parser() -> Parser:
     return p
 
 
-def slicer(det, tile: int, overlap: int):
-    """detect(image) -> Detections through lwdet.edge.slicing (imported here: only --tile needs it)."""
+def slicer(det, tile: int, overlap: int, tiles: list):
+    """detect(image) -> Detections through lwdet.edge.slicing (imported here: only --tile needs it); appends each
+    frame's tile count to ``tiles``."""
     from lwdet.edge.slicing import sliced_predict
+    from lwdet.tilegrid import tile_windows
 
-    return lambda image: [Detection(tuple(float(v) for v in d[:4]), float(d[4]), int(d[5]), det.names[int(d[5])])
-                          for d in sliced_predict(det, image, tile, overlap)]
+    def detect(image):
+        tiles.append(len(tile_windows(image.shape[1], image.shape[0], tile, overlap)))
+        return [Detection(tuple(float(v) for v in d[:4]), float(d[4]), int(d[5]), det.names[int(d[5])])
+                for d in sliced_predict(det, image, tile, overlap)]
+    return detect
 
 
 def check_tile(tile: int, overlap: int) -> None:
@@ -102,7 +107,7 @@ def _stop(*_):
 
 def run(args, out) -> int:
     log = logging.getLogger("detect")
-    closers = []
+    closers, tiles = [], []
     meter = Meter(args.warmup)
     printer = StatusPrinter(out, args.status_every)
     start = time.perf_counter()
@@ -111,7 +116,7 @@ def run(args, out) -> int:
         if args.tile:
             check_tile(args.tile, args.overlap)
         det = NcnnDetector(args.model, threads=args.threads, conf=args.conf, iou=args.iou, fp16=FP16[args.fp16])
-        detect = slicer(det, args.tile, args.overlap) if args.tile else det.detect
+        detect = slicer(det, args.tile, args.overlap, tiles) if args.tile else det.detect
         display = Display(f"lwdet: {args.source}") if args.show else None
         saver = Saver(args.save) if args.save else None
         jsonl = JsonlSink(args.jsonl) if args.jsonl else None
@@ -155,7 +160,7 @@ def run(args, out) -> int:
         wall = time.perf_counter() - start
         printer.line(f"{meter.status()}; {meter.frames / wall:.1f} FPS wall (loading, reading"
                      f"{' and saving' if args.save else ''} included); detect = letterbox + ncnn + NMS"
-                     + (f", sliced {args.tile} px tiles" if args.tile else ""))
+                     + (f"; sliced: {sum(tiles) / len(tiles):.1f} tiles/frame of {args.tile} px" if tiles else ""))
     return 0
 
 

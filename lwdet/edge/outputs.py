@@ -130,16 +130,22 @@ class JsonlSink:
 
 
 class Saver:
-    """Annotated images (still sources) or one .mp4 per video stem, and detections.csv (one row per box)."""
+    """Annotated images (still sources) or one .mp4 per video stem, and detections.csv (one row per box). The CSV is
+    appended to (a restarted service keeps its earlier rows); an image or video of the same name is replaced."""
+
+    HEADER = ["frame", "class_id", "class_name", "score", "x1", "y1", "x2", "y2"]
 
     def __init__(self, folder: Path):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
-        if (self.folder / "detections.csv").exists():
-            raise FileExistsError(f"{self.folder / 'detections.csv'}: already exists; give --save a new folder")
-        self.table = open(self.folder / "detections.csv", "w", newline="")
+        table = self.folder / "detections.csv"
+        new = not table.is_file() or table.stat().st_size == 0
+        if not new and table.open().readline().strip() != ",".join(self.HEADER):
+            raise ValueError(f"{table}: not a detect.py detections.csv (its header differs); give --save another folder")
+        self.table = open(table, "a", newline="")
         self.csv = csv.writer(self.table)
-        self.csv.writerow(["frame", "class_id", "class_name", "score", "x1", "y1", "x2", "y2"])
+        if new:
+            self.csv.writerow(self.HEADER)
         self.video = self.stem = None
 
     def write(self, name: str, image, fps: float | None, detections) -> None:
