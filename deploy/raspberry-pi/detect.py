@@ -1,24 +1,33 @@
 #!/usr/bin/env python3
-"""Run an lwdet ncnn export on a camera, a video file, an image or a folder of images; needs numpy, ncnn, OpenCV.
+"""Run an lwdet ncnn export on a camera, the Pi camera, a stream, a video, images, a folder or a glob; needs numpy,
+ncnn and OpenCV (and picamera2 for the Pi camera).
 
-    python detect.py --model best_ncnn_model --source 0 --max-frames 300        # USB camera 0
-    python detect.py --model best_ncnn_model --source clip.mp4 --save out/      # annotated out/clip.mp4
-    python detect.py --model best_ncnn_model --source images/ --save out/ --conf 0.4
+    python detect.py --model best_ncnn_model --source 0 --max-frames 300          # USB camera 0
+    python detect.py --model best_ncnn_model --source picam --save out/           # Pi camera (picamera2)
+    python detect.py --model best_ncnn_model --source rtsp://cam.local/stream --jsonl - --retry 60
+    python detect.py --model best_ncnn_model --source clip.mp4 --save out/        # annotated out/clip.mp4
+    python detect.py --model best_ncnn_model --source 'photos/*.jpg' --save out/ --conf 0.4
+    python detect.py --model best_ncnn_model --source ortho.png --save out/ --tile 640 --overlap 64  # sliced
 
-With --save, annotated images (or an .mp4) and detections.csv (one row per box) go to the folder.
+With --save, annotated images (or an .mp4 per video) and detections.csv (one row per box) go to the folder;
+--jsonl FILE (or - for stdout) writes one JSON object per frame with its detections. Cameras and streams that
+vanish are reopened with an exponential back-off (--retry). Status lines go to stdout (stderr with --jsonl -).
 """
 
 import argparse
-import csv
+import logging
+import signal
 import sys
 import time
 from pathlib import Path
 
-import cv2
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root: lwdet.edge without installing lwdet
+from lwdet.edge import Detection, NcnnDetector  # noqa: E402
+from lwdet.edge.outputs import Display, JsonlSink, Meter, Saver, StatusPrinter, detection_record  # noqa: E402
+from lwdet.edge.overlay import draw_detections, draw_status  # noqa: E402
+from lwdet.edge.sources import KINDS, SourceLost, parse_source, resilient  # noqa: E402
 
-from lwdet.edge import NcnnDetector  # setup.sh makes this copy's lwdet/ importable in the Pi's venv
-
-IMAGES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+FP16 = {"auto": None, "on": True, "off": False}
 
 
 class Parser(argparse.ArgumentParser):
@@ -26,102 +35,141 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def frames(source: str):
-    """(name, BGR frame, fps or None) from a camera index, a video file, an image or a folder of images."""
-    path = Path(source)
-    if path.is_dir() or path.suffix.lower() in IMAGES:
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGES) if path.is_dir() else [path]
-        if not files:
-            raise ValueError(f"{path}: no images ({', '.join(sorted(IMAGES))}) in this folder")
-        for f in files:
-            image = cv2.imread(str(f))
-            if image is None:
-                raise ValueError(f"{f}: cannot read this image")
-            yield f.name, image, None
-        return
-    if not source.isdigit() and not path.exists():
-        raise FileNotFoundError(f"{source}: no such file or folder (a camera is given by its index, e.g. 0)")
-    cap = cv2.VideoCapture(int(source) if source.isdigit() else str(path))
-    if not cap.isOpened():
-        raise ValueError(f"{source}: cannot open this camera or video (a CSI camera needs libcamera; use a USB one)")
-    fps, stem, i = cap.get(cv2.CAP_PROP_FPS) or 30.0, f"camera{source}" if source.isdigit() else path.stem, 0
+def size(text: str) -> tuple[int, int]:
     try:
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                return
-            yield f"{stem}_{i:06d}", frame, fps
-            i += 1
-    finally:
-        cap.release()
+        w, h = (int(v) for v in text.lower().split("x"))
+        assert w > 0 and h > 0
+    except (ValueError, AssertionError):
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 640x480, got {text!r}") from None
+    return w, h
 
 
-def draw(image, detections):
-    for (x1, y1, x2, y2), score, class_id, name in detections:
-        color = ((class_id * 67) % 256, (class_id * 149 + 80) % 256, (class_id * 211 + 160) % 256)  # BGR per class
-        p1, p2 = (round(x1), round(y1)), (round(x2), round(y2))
-        cv2.rectangle(image, p1, p2, color, 2)
-        cv2.putText(image, f"{name} {score:.2f}", (p1[0], max(p1[1] - 4, 10)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, color, 1)
-    return image
-
-
-def main(argv=None):
-    p = Parser(description=__doc__.splitlines()[0])
+def build_parser() -> Parser:
+    p = Parser(prog="detect.py", description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True, type=Path, help="ncnn export folder (<stem>_ncnn_model/)")
-    p.add_argument("--source", required=True, help="camera index (0), video file, image, or folder of images")
+    p.add_argument("--source", required=True, help=KINDS)
     p.add_argument("--conf", type=float, default=0.25)
     p.add_argument("--iou", type=float, default=0.7)
     p.add_argument("--threads", type=int, default=4, help="ncnn threads (a Pi 4/5 has 4 cores)")
+    p.add_argument("--fp16", default="auto", choices=tuple(FP16),
+                   help="ncnn fp16 storage/arithmetic; auto: the board's default (off on a Pi 5 for an fp32 export, "
+                        "ncnn's defaults elsewhere; see deploy/raspberry-pi/README.md)")
+    p.add_argument("--tile", type=int, metavar="SIZE", help="sliced inference: SIZE x SIZE px tiles (as at import)")
+    p.add_argument("--overlap", type=int, default=64, metavar="PX", help="tile overlap in px (with --tile)")
+    p.add_argument("--camera-size", type=size, metavar="WxH", help="capture size for a camera / the Pi camera")
     p.add_argument("--save", type=Path, help="folder for annotated images / video and detections.csv")
+    p.add_argument("--jsonl", metavar="FILE", help="JSON lines of detections, one object per frame ('-': stdout)")
+    p.add_argument("--show", action="store_true", help="show annotated frames in a window (needs a display)")
     p.add_argument("--max-frames", type=int, default=0, help="stop after this many frames (0: until the end)")
-    args = p.parse_args(argv)
-    writer = video = None
-    n, busy, start = 0, 0.0, time.perf_counter()
+    p.add_argument("--warmup", type=int, default=3, help="first frames not counted in FPS / latency")
+    p.add_argument("--status-every", type=float, default=5.0, metavar="S",
+                   help="seconds between status lines for videos, cameras and streams (0: every frame)")
+    p.add_argument("--retry", type=float, default=30.0, metavar="MAX",
+                   help="longest wait in s between attempts to reopen a lost camera / stream (waits double from 1 s)")
+    p.add_argument("--retry-limit", type=int, default=0, metavar="N",
+                   help="give up (exit 1) after N consecutive failed attempts (0: never, as a service should)")
+    return p
+
+
+def slicer(det, tile: int, overlap: int, tiles: list):
+    """detect(image) -> Detections through lwdet.edge.slicing (imported here: only --tile needs it); appends each
+    frame's tile count to ``tiles``."""
+    from lwdet.edge.slicing import sliced_predict
+    from lwdet.tilegrid import tile_windows
+
+    def detect(image):
+        tiles.append(len(tile_windows(image.shape[1], image.shape[0], tile, overlap)))
+        return [Detection(tuple(float(v) for v in d[:4]), float(d[4]), int(d[5]), det.names[int(d[5])])
+                for d in sliced_predict(det, image, tile, overlap)]
+    return detect
+
+
+def check_tile(tile: int, overlap: int) -> None:
     try:
-        det = NcnnDetector(args.model, threads=args.threads, conf=args.conf, iou=args.iou)
-        if args.save:
-            args.save.mkdir(parents=True, exist_ok=True)
-            table = open(args.save / "detections.csv", "w", newline="")
-            writer = csv.writer(table)
-            writer.writerow(["frame", "class_id", "class_name", "score", "x1", "y1", "x2", "y2"])
-        for name, frame, fps in frames(args.source):
+        from lwdet.edge import slicing  # noqa: F401
+        from lwdet.tilegrid import check_tile as check
+    except ImportError as e:
+        raise ValueError(f"--tile needs sliced inference (lwdet/edge/slicing.py, lwdet/tilegrid.py): {e}") from None
+    check(tile, overlap)
+
+
+def describe_fp16(fp16) -> str | None:
+    try:
+        from lwdet.edge.boards import describe
+    except ImportError:
+        return None
+    return describe(fp16)
+
+
+def _stop(*_):
+    raise KeyboardInterrupt  # systemd's SIGTERM: close the video and tables, then exit 0
+
+
+def run(args, out) -> int:
+    log = logging.getLogger("detect")
+    closers, tiles = [], []
+    meter = Meter(args.warmup)
+    printer = StatusPrinter(out, args.status_every)
+    start = time.perf_counter()
+    try:
+        source = parse_source(args.source, args.camera_size)
+        if args.tile:
+            check_tile(args.tile, args.overlap)
+        det = NcnnDetector(args.model, threads=args.threads, conf=args.conf, iou=args.iou, fp16=FP16[args.fp16])
+        detect = slicer(det, args.tile, args.overlap, tiles) if args.tile else det.detect
+        display = Display(f"lwdet: {args.source}") if args.show else None
+        saver = Saver(args.save) if args.save else None
+        jsonl = JsonlSink(args.jsonl) if args.jsonl else None
+        closers = [c for c in (display, saver, jsonl) if c]
+        line = describe_fp16(getattr(det, "fp16", FP16[args.fp16]))
+        printer.line(f"{det.name} on {source.kind} {args.source}" + (f"; {line}" if line else ""))
+        for frame in resilient(source, max_wait=args.retry, limit=args.retry_limit):
             t0 = time.perf_counter()
-            found = det.detect(frame)
-            busy += time.perf_counter() - t0
-            n += 1
-            summary = ", ".join(f"{d.class_name} {d.score:.2f}" for d in found[:5]) + (" ..." if len(found) > 5 else "")
-            if fps is None or n % 30 == 0:
-                print(f"{name}: {len(found)} objects ({summary}) {1e3 * busy / n:.1f} ms/frame, {n / busy:.1f} FPS",
-                      flush=True)
-            if writer:
-                writer.writerows([name, d.class_id, d.class_name, f"{d.score:.4f}", *(f"{v:.1f}" for v in d.xyxy)]
-                                 for d in found)
-                draw(frame, found)
-                if fps is None:
-                    cv2.imwrite(str(args.save / name), frame)
-                else:
-                    if video is None:
-                        stem = name.rsplit("_", 1)[0]
-                        video = cv2.VideoWriter(str(args.save / f"{stem}.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), fps,
-                                                (frame.shape[1], frame.shape[0]))
-                    video.write(frame)
-            if args.max_frames and n >= args.max_frames:
+            found = detect(frame.image)
+            dt = time.perf_counter() - t0
+            meter.add(dt, len(found))
+            if jsonl:
+                jsonl.write(detection_record(frame.name, meter.frames - 1, frame.image.shape, found, 1e3 * dt))
+            if saver or display:
+                draw_detections(frame.image, found)
+                if frame.fps is not None:
+                    draw_status(frame.image, meter.overlay_lines())
+                if saver:
+                    saver.write(frame.name, frame.image, frame.fps, found)
+                if display and not display.show(frame.image):
+                    break
+            if frame.fps is None:  # still images: one line each
+                summary = ", ".join(f"{d.class_name} {d.score:.2f}" for d in found[:5]) + (" ..." * (len(found) > 5))
+                printer.line(f"{frame.name}: {len(found)} objects ({summary}) {1e3 * dt:.1f} ms")
+            else:
+                printer(meter.status(len(found)))
+            if args.max_frames and meter.frames >= args.max_frames:
                 break
-    except (OSError, ValueError, RuntimeError) as e:
+    except SourceLost as e:
+        log.error("%s", e)
+        return 1
+    except (OSError, ValueError, KeyError, RuntimeError) as e:
         print(f"detect.py: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         pass
     finally:
-        if video is not None:
-            video.release()
-        if writer:
-            table.close()
-    wall = time.perf_counter() - start
-    if n:
-        print(f"{n} frames: {1e3 * busy / n:.1f} ms/frame detect (letterbox + ncnn + NMS), {n / busy:.1f} FPS; "
-              f"{n / wall:.1f} FPS overall (reading{' and saving' if args.save else ''} frames included)")
+        for c in closers:
+            c.close()
+    if meter.frames:
+        wall = time.perf_counter() - start
+        printer.line(f"{meter.status()}; {meter.frames / wall:.1f} FPS wall (loading, reading"
+                     f"{' and saving' if args.save else ''} included); detect = letterbox + ncnn + NMS"
+                     + (f"; sliced: {sum(tiles) / len(tiles):.1f} tiles/frame of {args.tile} px" if tiles else ""))
     return 0
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    out = sys.stderr if args.jsonl == "-" else sys.stdout
+    logging.basicConfig(level=logging.INFO, stream=out, format="%(levelname)s: %(message)s")
+    signal.signal(signal.SIGTERM, _stop)
+    return run(args, out)
 
 
 if __name__ == "__main__":

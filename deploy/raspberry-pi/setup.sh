@@ -44,4 +44,16 @@ import platform, cv2, ncnn, numpy, lwdet.edge
 print(f"ok: Python {platform.python_version()} {platform.machine()}, ncnn {ncnn.__version__}, numpy {numpy.__version__}, "
       f"opencv {cv2.__version__}, {ncnn.get_cpu_count()} cores")
 EOF
+# The Pi camera (detect.py --source picam) goes through picamera2, which Raspberry Pi OS ships as an apt package
+# (python3-picamera2, with libcamera's bindings; not on PyPI in a usable form): SYSTEM_SITE_PACKAGES=1 lets this venv
+# see apt's packages. The venv's pinned numpy still comes first on sys.path.
+if [[ "${SYSTEM_SITE_PACKAGES:-0}" == 1 ]]; then
+    sed -i 's/^include-system-site-packages = false$/include-system-site-packages = true/' "$VENV/pyvenv.cfg"
+    if "$VENV/bin/python" -c 'import picamera2' 2>/dev/null; then
+        echo "ok: picamera2 (the Pi camera: detect.py --source picam)"
+    else
+        echo "setup.sh: warning: picamera2 is not importable from $VENV: sudo apt install python3-picamera2" \
+            "(USB cameras, files and streams work without it)" >&2
+    fi
+fi
 echo "activate with: source $VENV/bin/activate"
