@@ -21,11 +21,10 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root: lwdet.edge without installing lwdet
-from lwdet.edge import Detection, NcnnDetector  # noqa: E402
-from lwdet.edge.outputs import Display, JsonlSink, Meter, Saver, StatusPrinter, detection_record  # noqa: E402
-from lwdet.edge.overlay import draw_detections, draw_status  # noqa: E402
-from lwdet.edge.sources import KINDS, SourceLost, parse_source, resilient  # noqa: E402
+from lwdet.edge import Detection, NcnnDetector  # setup.sh makes this copy's lwdet/ importable in the Pi's venv
+from lwdet.edge.outputs import Display, JsonlSink, Meter, Saver, StatusPrinter, detection_record
+from lwdet.edge.overlay import draw_detections, draw_status
+from lwdet.edge.sources import KINDS, SourceLost, parse_source, resilient
 
 FP16 = {"auto": None, "on": True, "off": False}
 
