@@ -4,6 +4,7 @@
     python detect.py --model best_ncnn_model --source 0 --max-frames 300        # USB camera 0
     python detect.py --model best_ncnn_model --source clip.mp4 --save out/      # annotated out/clip.mp4
     python detect.py --model best_ncnn_model --source images/ --save out/ --conf 0.4
+    python detect.py --model best_ncnn_model --source ortho.png --save out/ --tile 640 --overlap 64  # sliced
 
 With --save, annotated images (or an .mp4) and detections.csv (one row per box) go to the folder.
 """
@@ -17,7 +18,9 @@ from pathlib import Path
 import cv2
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root: lwdet.edge without installing lwdet
-from lwdet.edge import NcnnDetector  # noqa: E402
+from lwdet.edge import Detection, NcnnDetector  # noqa: E402
+from lwdet.edge.slicing import sliced_predict  # noqa: E402
+from lwdet.tilegrid import check_tile, tile_windows  # noqa: E402
 
 IMAGES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
@@ -75,10 +78,14 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=4, help="ncnn threads (a Pi 4/5 has 4 cores)")
     p.add_argument("--save", type=Path, help="folder for annotated images / video and detections.csv")
     p.add_argument("--max-frames", type=int, default=0, help="stop after this many frames (0: until the end)")
+    p.add_argument("--tile", type=int, metavar="SIZE", help="sliced inference: SIZE x SIZE px tiles (as at import)")
+    p.add_argument("--overlap", type=int, default=64, metavar="PX", help="tile overlap in px (with --tile)")
     args = p.parse_args(argv)
     writer = video = None
-    n, busy, start = 0, 0.0, time.perf_counter()
+    n, busy, start, tiles = 0, 0.0, time.perf_counter(), 0
     try:
+        if args.tile:
+            check_tile(args.tile, args.overlap)
         det = NcnnDetector(args.model, threads=args.threads, conf=args.conf, iou=args.iou)
         if args.save:
             args.save.mkdir(parents=True, exist_ok=True)
@@ -87,7 +94,12 @@ def main(argv=None):
             writer.writerow(["frame", "class_id", "class_name", "score", "x1", "y1", "x2", "y2"])
         for name, frame, fps in frames(args.source):
             t0 = time.perf_counter()
-            found = det.detect(frame)
+            if args.tile:  # windows of the full-size frame, merged back into its pixels
+                found = [Detection(tuple(float(v) for v in d[:4]), float(d[4]), int(d[5]), det.names[int(d[5])])
+                         for d in sliced_predict(det, frame, args.tile, args.overlap)]
+                tiles += len(tile_windows(frame.shape[1], frame.shape[0], args.tile, args.overlap))
+            else:
+                found = det.detect(frame)
             busy += time.perf_counter() - t0
             n += 1
             summary = ", ".join(f"{d.class_name} {d.score:.2f}" for d in found[:5]) + (" ..." if len(found) > 5 else "")
@@ -121,7 +133,8 @@ def main(argv=None):
     wall = time.perf_counter() - start
     if n:
         print(f"{n} frames: {1e3 * busy / n:.1f} ms/frame detect (letterbox + ncnn + NMS), {n / busy:.1f} FPS; "
-              f"{n / wall:.1f} FPS overall (reading{' and saving' if args.save else ''} frames included)")
+              f"{n / wall:.1f} FPS overall (reading{' and saving' if args.save else ''} frames included)"
+              + (f"; sliced: {tiles / n:.1f} tiles/frame, {tiles / busy:.1f} tiles/s" if tiles else ""))
     return 0
 
 
