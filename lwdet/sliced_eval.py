@@ -181,6 +181,7 @@ def evaluate(detector, images: str | Path, labels: str | Path | None = None, til
                                             max_det=max_det, window_max_det=max_det),
     }
     out = {m: Evaluation(m, names) for m in modes}
+    detector.predict(np.zeros((64, 64, 3), np.uint8))  # untimed: the engine builds its predictor on the first call
     for image_file, label_file in progress(pairs) if progress else pairs:
         image = cv2.imread(str(image_file))
         if image is None:

@@ -208,6 +208,7 @@ from test_edge import exported  # noqa: E402,F401  (the module-scoped tiny expor
 
 
 @pytest.mark.export
+@pytest.mark.slow  # the shared export fixture takes ~1-3 min on 2 busy cores
 def test_ncnn_export_sliced_end_to_end(exported):
     from lwdet.edge import NcnnDetector
 
@@ -224,6 +225,7 @@ def test_ncnn_export_sliced_end_to_end(exported):
 
 
 @pytest.mark.export
+@pytest.mark.slow  # the shared export fixture takes ~1-3 min on 2 busy cores
 def test_detect_cli_tiles_without_torch(exported, no_torch_env, tmp_path):
     rng = np.random.default_rng(1)
     cv2.imwrite(str(tmp_path / "big.png"), cv2.GaussianBlur(rng.integers(0, 256, (250, 330, 3), np.uint8), (7, 7), 0))
@@ -238,3 +240,26 @@ def test_detect_cli_tiles_without_torch(exported, no_torch_env, tmp_path):
     r = _run([script, "--model", exported, "--source", tmp_path / "big.png", "--tile", "96", "--overlap", "96"],
              no_torch_env)
     assert r.returncode == 2 and "overlap" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.export
+@pytest.mark.slow  # the shared export fixture takes ~1-3 min on 2 busy cores
+def test_bench_sliced_row(exported):
+    from lwdet.edge.slicing import bench_sliced
+
+    row = bench_sliced(exported, np.zeros((250, 330, 3), np.uint8), tile=96, overlap=32, loops=2, warmup=1)
+    assert row["tiles"] == 20 and row["model"] == "tiny" and row["input"] == "96x96x3"  # 5 x 4 windows
+    assert row["tiles_per_s"] > 0 and row["sliced_median_ms"] > 0
+
+
+def test_sliced_eval_cli_bad_input(tmp_path, capsys):
+    from lwdet.cli import sliced_eval
+
+    (tmp_path / "m_ncnn_model").mkdir()
+    assert sliced_eval.main([str(tmp_path / "m_ncnn_model"), "--images", str(tmp_path), "--overlap", "640"]) == 2
+    assert capsys.readouterr().err == "error: tile overlap must be in [0, 640) px, got 640\n"
+    assert sliced_eval.main([str(tmp_path / "m_ncnn_model"), "--images", str(tmp_path)]) == 2  # not an export
+    assert "not an ncnn export folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        sliced_eval.main([str(tmp_path / "missing"), "--images", str(tmp_path)])
+    assert e.value.code == 2

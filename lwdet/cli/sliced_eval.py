@@ -38,7 +38,9 @@ def build_parser():
 
 def _body(args) -> int:
     from lwdet.sliced_eval import evaluate, load_detector, table
+    from lwdet.tilegrid import check_tile
 
+    check_tile(args.tile, args.overlap)  # before the model loads
     det = load_detector(args.model, args.imgsz, args.threads, args.trust_checkpoint)
     results = evaluate(det, args.images, args.labels, args.tile, args.overlap, args.full_image, args.conf, args.iou,
                        args.max_det)

@@ -138,3 +138,14 @@ def time_sliced(detector: Detector, image: np.ndarray, tile: int = TILE, overlap
             "tiles_per_s": 1e3 * n_tiles / stats["mean_ms"], "ms_per_tile": stats["mean_ms"] / n_tiles,
             "detections": len(last[0]), "loops": loops, "warmup": warmup,
             "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+def bench_sliced(folder, image: np.ndarray, tile: int = TILE, overlap: int = OVERLAP, threads: int = 1,
+                 full_image: bool = False, loops: int = 10, warmup: int = 2, **predict_kwargs) -> dict:
+    """:func:`time_sliced` for an ncnn export folder: one row (model, threads, input size + the timing)."""
+    from lwdet.edge.runner import NcnnDetector
+
+    with NcnnDetector(folder, threads=threads) as det:
+        row = time_sliced(det, image, tile, overlap, full_image, loops, warmup, **predict_kwargs)
+        return {"kind": "sliced", "model": det.name, "runtime": "ncnn", "threads": threads,
+                "input": f"{det.imgsz[1]}x{det.imgsz[0]}x3", **row, "path": str(det.folder)}
