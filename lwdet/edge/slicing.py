@@ -31,7 +31,7 @@ from lwdet.tilegrid import tile_windows
 LOGGER = logging.getLogger(__name__)
 
 TILE, OVERLAP = 640, 64
-MERGE_IOU = 0.5  # seam duplicates come from different windows and agree less than one pass's boxes (SAHI: 0.5)
+MERGE_IOU = 0.5  # seam duplicates come from different windows and agree less than one pass's boxes
 CUT_IOS = 0.6
 EDGE_MARGIN = 2.0  # px: a box side this close to an inner window edge counts as cut there
 
