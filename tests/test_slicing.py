@@ -7,7 +7,6 @@ under test is the slicing and the merge; one test runs a real tiny ncnn export e
 from __future__ import annotations
 
 import csv
-import json
 import os
 import subprocess
 import sys
@@ -19,6 +18,7 @@ import pytest
 
 from lwdet.edge.slicing import cut_mask, merge_detections, sliced_predict, time_sliced
 from lwdet.tilegrid import tile_windows
+from test_edge import exported  # noqa: F401  (the module-scoped tiny export fixture, pnnx)
 
 ROOT = Path(__file__).resolve().parents[1]
 COLORS = [(0, 0, 255), (0, 255, 0)]  # class 0 red, class 1 green (BGR)
@@ -92,7 +92,8 @@ def test_without_the_cut_rule_a_sliver_would_be_a_duplicate():
     parts[1][:, [0, 2]] += 192
     both = np.concatenate(parts)
     assert len(merge_detections(both)) == 2  # NMS alone: the sliver (IoU 0.27) survives
-    cut = np.concatenate([cut_mask(parts[0], (0, 0, 256, 256), 448, 448), cut_mask(parts[1], (192, 0, 448, 256), 448, 448)])
+    cut = np.concatenate([cut_mask(parts[0], (0, 0, 256, 256), 448, 448),
+                          cut_mask(parts[1], (192, 0, 448, 256), 448, 448)])
     assert cut.tolist() == [True, False]
     assert _boxes(merge_detections(both, cut)) == [obj]
 
@@ -196,7 +197,8 @@ def test_evaluate_sliced_vs_letterbox_on_files(tmp_path):
     (tmp_path / "labels").mkdir()
     cv2.imwrite(str(tmp_path / "images" / "a.png"), _scene(448, 448, objects))
     (tmp_path / "labels" / "a.txt").write_text("".join(
-        f"{c} {(x1 + x2) / 896} {(y1 + y2) / 896} {(x2 - x1) / 448} {(y2 - y1) / 448}\n" for x1, y1, x2, y2, c in objects))
+        f"{c} {(x1 + x2) / 896} {(y1 + y2) / 896} {(x2 - x1) / 448} {(y2 - y1) / 448}\n"
+        for x1, y1, x2, y2, c in objects))
     rows = {r["mode"]: r for r in table(evaluate(RectDetector(), tmp_path / "images", tile=256, overlap=64))}
     assert rows["sliced"]["boxes"] == 3 and rows["sliced"]["detections"] == 3
     assert rows["sliced"]["mAP50-95"] == pytest.approx(0.995) and rows["sliced"]["coco_mAP50-95"] == pytest.approx(1)
@@ -204,17 +206,16 @@ def test_evaluate_sliced_vs_letterbox_on_files(tmp_path):
 
 
 # ------------------------------------------------------------------------------------ a real ncnn export, and detect.py
-from test_edge import exported  # noqa: E402,F401  (the module-scoped tiny export fixture)
-
 
 @pytest.mark.export
 @pytest.mark.slow  # the shared export fixture takes ~1-3 min on 2 busy cores
-def test_ncnn_export_sliced_end_to_end(exported):
+def test_ncnn_export_sliced_end_to_end(request):
+    folder = request.getfixturevalue("exported")
     from lwdet.edge import NcnnDetector
 
     rng = np.random.default_rng(0)
     image = cv2.GaussianBlur(rng.integers(0, 256, (250, 330, 3), dtype=np.uint8), (7, 7), 0)
-    det = NcnnDetector(exported, conf=0.01)
+    det = NcnnDetector(folder, conf=0.01)
     whole = det.predict(image[:90, :90])
     np.testing.assert_array_equal(sliced_predict(det, image[:90, :90], tile=96, overlap=32), whole)
     out = sliced_predict(det, image, tile=96, overlap=32, full_image=True, max_det=1000)
@@ -226,28 +227,30 @@ def test_ncnn_export_sliced_end_to_end(exported):
 
 @pytest.mark.export
 @pytest.mark.slow  # the shared export fixture takes ~1-3 min on 2 busy cores
-def test_detect_cli_tiles_without_torch(exported, no_torch_env, tmp_path):
+def test_detect_cli_tiles_without_torch(request, no_torch_env, tmp_path):
+    folder = request.getfixturevalue("exported")
     rng = np.random.default_rng(1)
     cv2.imwrite(str(tmp_path / "big.png"), cv2.GaussianBlur(rng.integers(0, 256, (250, 330, 3), np.uint8), (7, 7), 0))
     script = ROOT / "deploy" / "raspberry-pi" / "detect.py"
-    r = _run([script, "--model", exported, "--source", tmp_path / "big.png", "--save", tmp_path / "out",
+    r = _run([script, "--model", folder, "--source", tmp_path / "big.png", "--save", tmp_path / "out",
               "--tile", "96", "--overlap", "32", "--conf", "0.01", "--threads", "1"], no_torch_env, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "tiles" in r.stdout
     with open(tmp_path / "out" / "detections.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert rows and max(float(x["x2"]) for x in rows) > 96
-    r = _run([script, "--model", exported, "--source", tmp_path / "big.png", "--tile", "96", "--overlap", "96"],
+    r = _run([script, "--model", folder, "--source", tmp_path / "big.png", "--tile", "96", "--overlap", "96"],
              no_torch_env)
     assert r.returncode == 2 and "overlap" in r.stderr and "Traceback" not in r.stderr
 
 
 @pytest.mark.export
 @pytest.mark.slow  # the shared export fixture takes ~1-3 min on 2 busy cores
-def test_bench_sliced_row(exported):
+def test_bench_sliced_row(request):
+    folder = request.getfixturevalue("exported")
     from lwdet.edge.slicing import bench_sliced
 
-    row = bench_sliced(exported, np.zeros((250, 330, 3), np.uint8), tile=96, overlap=32, loops=2, warmup=1)
+    row = bench_sliced(folder, np.zeros((250, 330, 3), np.uint8), tile=96, overlap=32, loops=2, warmup=1)
     assert row["tiles"] == 20 and row["model"] == "tiny" and row["input"] == "96x96x3"  # 5 x 4 windows
     assert row["tiles_per_s"] > 0 and row["sliced_median_ms"] > 0
 
