@@ -266,3 +266,21 @@ def test_sliced_eval_cli_bad_input(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         sliced_eval.main([str(tmp_path / "missing"), "--images", str(tmp_path)])
     assert e.value.code == 2
+
+
+@pytest.mark.export
+@pytest.mark.slow  # the shared export fixture takes ~1-3 min on 2 busy cores
+def test_engine_predictor_slices_like_the_ncnn_export(request):
+    """The workstation path (the engine's predictor per tile) and the Pi path give the same merged boxes."""
+    folder = request.getfixturevalue("exported")
+    from lwdet.edge import NcnnDetector
+    from lwdet.sliced_eval import EngineDetector, load_detector
+
+    image = cv2.GaussianBlur(np.random.default_rng(2).integers(0, 256, (250, 330, 3), np.uint8), (7, 7), 0)
+    torch_det = EngineDetector(folder.parent / "tiny.pt", imgsz=96, conf=0.3)
+    ncnn_det = NcnnDetector(folder, conf=0.3)
+    assert isinstance(load_detector(folder.parent / "tiny.pt", 96), EngineDetector)
+    assert isinstance(load_detector(folder), NcnnDetector)
+    ours, theirs = (sliced_predict(d, image, tile=96, overlap=32) for d in (torch_det, ncnn_det))
+    assert len(ours) == len(theirs) > 0
+    np.testing.assert_allclose(ours[np.argsort(-ours[:, 4])], theirs[np.argsort(-theirs[:, 4])], atol=0.05)
