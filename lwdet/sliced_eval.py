@@ -162,11 +162,14 @@ def coco_map(truths: Sequence[tuple[np.ndarray, np.ndarray]], preds: Sequence[np
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its progress
         gt.createIndex()
         ev = COCOeval(gt, gt.loadRes(dets), "bbox")
-        ev.params.maxDets = [1, 10, max(100, max(len(d) for d in preds))]
+        ev.params.maxDets = [max(len(d) for d in preds)]  # every detection counts (COCO's default: 100)
         ev.evaluate()
         ev.accumulate()
-        ev.summarize()
-    return {"mAP50": float(ev.stats[1]), "mAP50-95": float(ev.stats[0])}
+    # what summarize() prints as AP @[IoU=0.50:0.95 | area=all] and AP @[IoU=0.50], read at our maxDets (its
+    # summary lines hard-code maxDets=100 for the first one)
+    p = ev.eval["precision"][:, :, :, 0, -1]  # (IoU thresholds, recall points, classes), -1 where undefined
+    mean = lambda a: float(a[a > -1].mean()) if (a > -1).any() else 0.0  # noqa: E731
+    return {"mAP50": mean(p[0]), "mAP50-95": mean(p)}
 
 
 def evaluate(detector, images: str | Path, labels: str | Path | None = None, tile: int = TILE,

@@ -188,6 +188,11 @@ def test_evaluation_perfect_and_shifted_predictions():
     assert ours["mAP50"] == pytest.approx(0.995) and ours["mAP50-95"] == pytest.approx(0.995 / 2)
     assert coco == pytest.approx({"mAP50": 1.0, "mAP50-95": 0.5})
 
+    # 150 objects in one image (more than COCOeval's default maxDets of 100): every detection still counts
+    many = [(10 * i, 0, 10 * i + 8, 8, 0) for i in range(150)]
+    det = [np.array([[*o[:4], 0.9, 0] for o in many], np.float32)]
+    assert coco_map([_truth(many)], det, ["red"]) == pytest.approx({"mAP50": 1.0, "mAP50-95": 1.0})
+
 
 def test_evaluate_sliced_vs_letterbox_on_files(tmp_path):
     from lwdet.sliced_eval import evaluate, table
