@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["TileOptions", "Tile", "tile_offsets", "tile_boxes"]
+from lwdet.tilegrid import MIN_TILE, tile_offsets  # one grid for import and sliced inference
 
-MIN_TILE = 32  # the detector's largest stride
+__all__ = ["TileOptions", "Tile", "tile_offsets", "tile_boxes"]
 
 
 @dataclass(frozen=True)
@@ -48,18 +48,6 @@ class Tile:
     @property
     def height(self) -> int:
         return self.y1 - self.y0
-
-
-def tile_offsets(length: int, size: int, overlap: int) -> list[int]:
-    """Start offsets along one side: stride ``size - overlap``, the last tile aligned to the far border.
-
-    A side no longer than ``size`` gets the single offset 0 (that tile is the whole side).
-    """
-    if length <= size:
-        return [0]
-    offsets = list(range(0, length - size, size - overlap))
-    offsets.append(length - size)  # the last tile ends exactly at the border instead of running past it
-    return offsets
 
 
 def tile_boxes(width: int, height: int, boxes: np.ndarray, opts: TileOptions) -> list[Tile]:
