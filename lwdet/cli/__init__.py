@@ -16,6 +16,7 @@ COMMANDS = {
     "profile": "params, multiply-adds, memory-access cost and peak memory of a detector or backbone",
     "parts": "ncnn latency of a detector's backbone, neck and head",
     "data": "import VOC / COCO / CSV datasets into the YOLO layout, or check a dataset",
+    "sliced-eval": "mAP of full-size images: sliced (tiled) inference vs whole-image letterbox",
     "study": "train, export and time a list of detectors from a study config, then report",
     "report": "tables and plots from a study's results CSV",
 }
@@ -51,4 +52,4 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"lwdet: error: unknown command {name!r} (choose from {', '.join(COMMANDS)})", file=sys.stderr)
         return 2
-    return int(importlib.import_module(f"lwdet.cli.{name}").main(rest) or 0)
+    return int(importlib.import_module(f"lwdet.cli.{name.replace('-', '_')}").main(rest) or 0)
