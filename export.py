@@ -43,14 +43,14 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.imgsz < 32 or args.imgsz % 32:
         return fail(f"--imgsz must be a positive multiple of 32 (the largest stride), got {args.imgsz}", 2)
-    from lwdet.export import EXPORTERS, ExportError, ParityError, output_path, parity_file, read_parity, resolve_source
-
-    from lwdet.checkpoints import check_checkpoint
+    from lwdet.artifacts import resolve_source
+    from lwdet.checkpoints import vet
+    from lwdet.export import EXPORTERS, ExportError, ParityError, output_path, parity_file, read_parity
 
     try:
-        weights, data = resolve_source(args.source, args.data)
-        if not args.trust_checkpoint:
-            check_checkpoint(weights)  # a .pt is a pickle: refuse classes outside the allow-list before loading it
+        src = resolve_source(args.source, args.data)
+        weights, data = src.weights, src.data
+        vet(weights, args.trust_checkpoint)  # a .pt is a pickle: refuse classes outside the allow-list up front
     except (FileNotFoundError, ValueError) as e:
         return fail(str(e), 2)
     formats = ("ncnn", "onnx") if args.format == "all" else (args.format,)
@@ -62,7 +62,7 @@ def main(argv=None) -> int:
     for fmt in formats:
         try:
             path = EXPORTERS[fmt](weights, imgsz=args.imgsz, half=args.half, data=data, map_check=not args.no_map,
-                                  overwrite=args.overwrite)
+                                  overwrite=args.overwrite, trust=args.trust_checkpoint)
             reports.append(read_parity(path))
         except ParityError as e:
             reports.append(e.report)
