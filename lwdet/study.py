@@ -33,6 +33,7 @@ import yaml
 
 from lwdet.report import COLUMNS as REPORT_COLUMNS
 from lwdet.report import LAYER_TIMES, PEERS_CSV
+from lwdet.units import MB
 
 LOGGER = logging.getLogger(__name__)
 
@@ -48,7 +49,6 @@ BUDGET_DEFAULTS = {"epochs": 30, "imgsz": 320, "batch": 16, "seed": 0, "device":
 BENCH_DEFAULTS = {"threads": [1, 2], "loops": 50, "warmup": 5, "parts": True, "peers": "../shared/peers/ncnn",
                   "onnx": True}
 EXPORT_DEFAULTS = {"map_check": True, "half": False}
-MB = 1e6  # as lwdet.profile
 
 
 class StudyConfigError(ValueError):
@@ -220,12 +220,10 @@ def evaluate(weights: Path, data_yaml: Path, split: str, budget: dict) -> dict:
     """P, R, mAP50, mAP50-95 and F1 (as lwdet.training.mean_f1) of ``weights`` on ``split``."""
     import numpy as np
 
-    from lwdet import YOLO
-    from lwdet.checkpoints import check_checkpoint
+    from lwdet.checkpoints import load_yolo
 
-    check_checkpoint(weights)
     with tempfile.TemporaryDirectory(prefix="lwdet-study-val-") as tmp:
-        m = YOLO(str(weights)).val(data=str(data_yaml), split=split, imgsz=budget["imgsz"], batch=budget["batch"],
+        m = load_yolo(weights).val(data=str(data_yaml), split=split, imgsz=budget["imgsz"], batch=budget["batch"],
                                    device=budget.get("device", "cpu"), workers=0, plots=False, verbose=False,
                                    project=tmp, name="val")
     f1 = np.asarray(m.box.f1, dtype=float)
