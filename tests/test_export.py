@@ -17,7 +17,8 @@ from lwdet.backbones import BACKBONES
 from lwdet.export import files as lx_files
 from lwdet.export import ncnn as lx_ncnn
 from lwdet.export import parity as lx_parity
-from lwdet.models import BASELINE, MODEL_DIR, LwdetModel, shipped_yamls
+from lwdet.models import BASELINE as BASELINE_NAME
+from lwdet.models import MODEL_DIR, LwdetModel, shipped_yamls
 from conftest import expected_strides
 
 pytestmark = pytest.mark.export
@@ -33,11 +34,11 @@ PAIRS_ON = "shufflenetv2_050"  # the backbone every neck/head pair is exported o
 
 def backbone_and_pair(path: Path) -> tuple[str, str]:
     """('ghostnet_100', 'litepan-litehead') from yolov5n-ghostnet_100-litepan-litehead.yaml ('' = SPPF + Detect)."""
-    rest = path.stem.removeprefix(BASELINE)
+    rest = path.stem.removeprefix(BASELINE_NAME)
     for name in sorted(BACKBONES, key=len, reverse=True):
         if rest.startswith(f"-{name}"):
             return name, rest[len(name) + 1:].lstrip("-")
-    return BASELINE, rest.lstrip("-")
+    return BASELINE_NAME, rest.lstrip("-")
 
 
 SHIPPED = shipped_yamls()
