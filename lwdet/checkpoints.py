@@ -75,3 +75,36 @@ def load_checkpoint(path: str | Path, trust: bool = False) -> dict:
     allowed = check_checkpoint(path)
     with torch.serialization.safe_globals(allowed):
         return torch.load(str(path), map_location="cpu", weights_only=True)
+
+
+def load_weights(path: str | Path, trust: bool = False):
+    """(model, checkpoint dict) of a .pt: the allow-list check (unless ``trust``), then the engine's own loader
+    (EMA weights when saved, fp32, eval, ``args``/``stride``/``task`` set as the engine sets them).
+
+    The one way lwdet turns a weights file into a model (export, profile, parts, bench's torch runtime, study):
+    the engine unpickles in full, so the allow-list check must come first, and it does here.
+    """
+    from ultralytics.nn.tasks import load_checkpoint as engine_load_checkpoint
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights not found: {path}")
+    if not trust:
+        check_checkpoint(path)
+    return engine_load_checkpoint(path)
+
+
+def load_yolo(path: str | Path, trust: bool = False):
+    """An ``lwdet.YOLO`` on a .pt (for ``.val`` / ``.predict``), after the allow-list check unless ``trust``."""
+    from lwdet.yolo import YOLO
+
+    path = Path(path)
+    if not trust:
+        check_checkpoint(path)
+    return YOLO(str(path))
+
+
+def vet(path: str | Path, trust: bool = False) -> None:
+    """The allow-list check alone, for a .pt that the engine will load itself (training resume, a teacher)."""
+    if not trust:
+        check_checkpoint(path)

@@ -59,7 +59,8 @@ def split(model: nn.Module) -> dict[str, nn.Module]:
 
 
 def _export_graph(module: nn.Module, im: torch.Tensor, folder: Path) -> Path:
-    from lwdet.export import _run_pnnx, _trace
+    from lwdet.export.ncnn import _run_pnnx
+    from lwdet.export.prepare import _trace
 
     folder.mkdir(parents=True)
     _trace(module, im).save(str(folder / "model.pt"))

@@ -24,6 +24,8 @@ import sys
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from lwdet import artifacts
+
 LOGGER = logging.getLogger(__name__)
 
 COLUMNS = (
@@ -33,7 +35,7 @@ COLUMNS = (
 )
 TEXT_COLUMNS = ("model", "backbone", "neck", "head", "run_dir")
 PEERS_CSV = "peers.csv"  # beside a study's results.csv: the peer graphs timed at the study's input size
-LAYER_TIMES = "ncnn_layer_type_ms.json"  # in a run folder: ncnn ms per layer type (lwdet.parts)
+LAYER_TIMES = artifacts.LAYER_TIMES  # in a run folder: ncnn ms per layer type (lwdet.parts)
 DATA = "data"  # in a report folder: the study CSV and each run's epoch CSV, so the report can be written again
 LATENCY = "latency_ms_t1"  # the x axis of the Pareto plot and what --max-latency-ms limits
 ACCURACY = "map5095"

@@ -32,12 +32,9 @@ class EngineDetector:
     def __init__(self, weights: str | Path, imgsz: int = 640, conf: float = 0.25, iou: float = 0.7,
                  max_det: int = 300, device: str = "cpu", trust: bool = False):
         from lwdet import YOLO
-        from lwdet.checkpoints import check_checkpoint
 
         weights = Path(weights)
-        if not trust:
-            check_checkpoint(weights)  # the engine's own loader would unpickle anything
-        self.model, self.weights = YOLO(str(weights)), weights
+        self.model, self.weights = YOLO(str(weights), trust=trust), weights  # allow-listed unless trusted
         self.names = [self.model.names[i] for i in sorted(self.model.names)]
         self.imgsz, self.conf, self.iou, self.max_det, self.device = imgsz, conf, iou, max_det, device
 

@@ -31,8 +31,10 @@ from pathlib import Path
 
 import yaml
 
+from lwdet.artifacts import best_weights, last_weights, ncnn_folder
 from lwdet.report import COLUMNS as REPORT_COLUMNS
 from lwdet.report import LAYER_TIMES, PEERS_CSV
+from lwdet.units import MB
 
 LOGGER = logging.getLogger(__name__)
 
@@ -48,7 +50,6 @@ BUDGET_DEFAULTS = {"epochs": 30, "imgsz": 320, "batch": 16, "seed": 0, "device":
 BENCH_DEFAULTS = {"threads": [1, 2], "loops": 50, "warmup": 5, "parts": True, "peers": "../shared/peers/ncnn",
                   "onnx": True}
 EXPORT_DEFAULTS = {"map_check": True, "half": False}
-MB = 1e6  # as lwdet.profile
 
 
 class StudyConfigError(ValueError):
@@ -184,7 +185,7 @@ def train_run(run: dict, run_dir: Path, data: str, budget: dict) -> None:
     if marker.is_file():
         return
     overrides = {**budget, "seed": run["seed"]}
-    last = run_dir / "weights" / "last.pt"
+    last = last_weights(run_dir)
     if last.is_file():
         LOGGER.info("%s: resuming %s", run["name"], last)
         try:
@@ -199,7 +200,7 @@ def train_run(run: dict, run_dir: Path, data: str, budget: dict) -> None:
             run_dir.rename(aside)
         LOGGER.info("%s: training", run["name"])
         train(run["yaml"], data, run_dir, **overrides)
-    if not (run_dir / "weights" / "best.pt").is_file():
+    if not best_weights(run_dir).is_file():
         raise RuntimeError(f"{run_dir}: training ended without weights/best.pt")
     marker.write_text(json.dumps({"finished": time.strftime("%Y-%m-%dT%H:%M:%S")}) + "\n", encoding="utf-8")
 
@@ -220,12 +221,10 @@ def evaluate(weights: Path, data_yaml: Path, split: str, budget: dict) -> dict:
     """P, R, mAP50, mAP50-95 and F1 (as lwdet.training.mean_f1) of ``weights`` on ``split``."""
     import numpy as np
 
-    from lwdet import YOLO
-    from lwdet.checkpoints import check_checkpoint
+    from lwdet.checkpoints import load_yolo
 
-    check_checkpoint(weights)
     with tempfile.TemporaryDirectory(prefix="lwdet-study-val-") as tmp:
-        m = YOLO(str(weights)).val(data=str(data_yaml), split=split, imgsz=budget["imgsz"], batch=budget["batch"],
+        m = load_yolo(weights).val(data=str(data_yaml), split=split, imgsz=budget["imgsz"], batch=budget["batch"],
                                    device=budget.get("device", "cpu"), workers=0, plots=False, verbose=False,
                                    project=tmp, name="val")
     f1 = np.asarray(m.box.f1, dtype=float)
@@ -262,9 +261,9 @@ def bench(folder: Path, threads: int, loops: int, warmup: int, runtime: str | No
 
 def export(weights: Path, data: str, imgsz: int, opts: dict) -> tuple[Path | None, bool]:
     """(ncnn folder or None, parity passed); an export that exists and passed is reused."""
-    from lwdet.export import NCNN_SUFFIX, ParityError, export_ncnn, read_parity
+    from lwdet.export import ParityError, export_ncnn, read_parity
 
-    folder = weights.parent / f"{weights.stem}{NCNN_SUFFIX}"
+    folder = ncnn_folder(weights)
     if folder.is_dir():
         try:
             if read_parity(folder).passed:
@@ -284,7 +283,7 @@ def study_row(run: dict, run_dir: Path, cfg: dict) -> dict:
     from lwdet.profile import profile_detector
 
     budget = cfg["budget"]
-    best = run_dir / "weights" / "best.pt"
+    best = best_weights(run_dir)
     engine_data = run_dir / "data.yaml"
     if not Path((yaml.safe_load(engine_data.read_text(encoding="utf-8")) or {}).get("path", "")).is_dir():
         # trained on another machine (a GPU box): point the engine at this machine's copy of the dataset
@@ -310,10 +309,8 @@ def study_row(run: dict, run_dir: Path, cfg: dict) -> dict:
 
 def bench_row(row: dict, cfg: dict) -> dict:
     """The latency, memory and per-part columns of a finished row, measured again."""
-    from lwdet.export import NCNN_SUFFIX
-
-    best = Path(row["run_dir"]) / "weights" / "best.pt"
-    folder = best.parent / f"{best.stem}{NCNN_SUFFIX}"
+    best = best_weights(row["run_dir"])
+    folder = ncnn_folder(best)
     row = dict(row)
     for t in cfg["bench"]["threads"]:
         b = bench(folder, int(t), int(cfg["bench"]["loops"]), int(cfg["bench"]["warmup"]))

@@ -21,7 +21,8 @@ import numpy as np
 from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.utils import RANK
 
-from lwdet.checkpoints import check_checkpoint
+from lwdet.artifacts import last_weights
+from lwdet.checkpoints import vet
 from lwdet.distill import DIS_LOSS, check_teacher
 from lwdet.models import build_model, load_spec, resolve_yaml
 
@@ -249,11 +250,10 @@ def train(model_yaml: str | Path, data_yaml: str | Path, run_dir: Path, *, resum
 
     run_dir = Path(run_dir)
     if resume:
-        last = run_dir / "weights" / "last.pt"
+        last = last_weights(run_dir)
         if not last.is_file():
             raise FileNotFoundError(f"cannot resume: {last} does not exist")
-        if not trust_checkpoint:
-            check_checkpoint(last)  # the engine unpickles it in full; only let allow-listed classes through
+        vet(last, trust_checkpoint)  # the engine unpickles it in full; only let allow-listed classes through
         trainer = LwdetTrainer(overrides={"resume": str(last), "save_dir": str(run_dir), **overrides})
     else:
         spec = load_spec(model_yaml)

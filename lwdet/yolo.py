@@ -34,10 +34,9 @@ class YOLO(_EngineYOLO):
             if not Path(weights).is_file():
                 raise FileNotFoundError(f"{weights}: weights not found; lwdet never downloads weights (train one, or "
                                         "fetch the file yourself and pass its path)")
-            if not self._trust:
-                from lwdet.checkpoints import check_checkpoint
+            from lwdet.checkpoints import vet
 
-                check_checkpoint(weights)
+            vet(weights, self._trust)
         super()._load(weights, task)
 
     @property

@@ -69,3 +69,20 @@ def test_export_cli_refuses_an_untrusted_checkpoint(tmp_path):
     assert r.returncode == 2
     assert "outside lwdet's allow-list" in r.stderr and "--trust-checkpoint" in r.stderr
     assert not (tmp_path / "pwned").exists()
+
+
+@pytest.mark.parametrize("loader", ["lwdet.export.load_model", "lwdet.checkpoints.load_weights",
+                                    "lwdet.profile.resolve_detector", "lwdet.export.check_parity"])
+def test_library_loaders_refuse_an_untrusted_pickle(loader, tmp_path, monkeypatch):
+    """Every library path from a .pt to a model goes through the allow-list, not only the CLIs."""
+    import importlib
+
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "evil.pt"
+    torch.save({"model": Payload()}, path)
+    module, _, name = loader.rpartition(".")
+    fn = getattr(importlib.import_module(module), name)
+    args = (path, tmp_path / "x_ncnn_model", 64) if name == "check_parity" else (path,)
+    with pytest.raises(UntrustedCheckpointError, match="outside lwdet's allow-list"):
+        fn(*args)
+    assert not (tmp_path / "pwned").exists()

@@ -25,7 +25,8 @@ import pytest
 
 from lwdet.edge import (NcnnDetector, NcnnParamNet, export_siblings, letterbox, non_max_suppression, parse_param,
                         preprocess, read_export_meta, scale_boxes)
-from lwdet.edge import bench
+from lwdet.artifacts import Blob, ExportMeta
+from lwdet.edge import bench, nms
 
 ROOT = Path(__file__).resolve().parents[1]
 PEERS = ROOT.parent / "shared" / "peers" / "ncnn"
@@ -121,6 +122,39 @@ def test_nms_equals_the_engines(agnostic):
     ours = non_max_suppression(pred, 0.25, 0.7, agnostic=agnostic)
     assert len(ref) > 50
     np.testing.assert_allclose(ours, ref, atol=1e-5)
+
+
+def _numpy_greedy_nms(boxes, scores, iou, max_keep=None):
+    """The numpy NMS lwdet.edge used before OpenCV's: the reference the OpenCV one must agree with."""
+    order = np.argsort(-scores, kind="stable")
+    x1, y1, x2, y2 = boxes.T
+    areas = (x2 - x1) * (y2 - y1)
+    keep = []
+    while order.size and (max_keep is None or len(keep) < max_keep):
+        i, rest = order[0], order[1:]
+        keep.append(i)
+        w = np.clip(np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]), 0, None)
+        h = np.clip(np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]), 0, None)
+        inter = w * h
+        union = areas[i] + areas[rest] - inter
+        overlap = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+        order = rest[overlap <= iou]
+    return np.asarray(keep, dtype=np.int64)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_opencv_nms_keeps_the_boxes_the_numpy_greedy_nms_kept(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(50, 400))
+    xy, wh = rng.uniform(0, 200, (n, 2)), rng.uniform(1, 60, (n, 2))
+    boxes = np.concatenate([xy, xy + wh], 1).astype(np.float32)
+    scores, cls = rng.uniform(0.01, 1, n).astype(np.float32), rng.integers(0, 3, n)
+    for iou in (0.3, 0.5, 0.7):
+        for max_keep in (None, 10):
+            ref = _numpy_greedy_nms(boxes, scores, iou, max_keep)
+            assert len(ref) > 5 and np.array_equal(nms(boxes, scores, iou, max_keep), ref)
+            per_class = _numpy_greedy_nms(boxes + cls[:, None].astype(np.float32) * 7680, scores, iou, max_keep)
+            assert np.array_equal(nms(boxes, scores, iou, max_keep, class_ids=cls), per_class)
 
 
 def test_summarize_and_time_loops():
@@ -239,10 +273,9 @@ def exported(tmp_path_factory) -> Path:
     finally:
         os.chdir(cwd)
     shutil.rmtree(scratch)
-    (folder / "lwdet.json").write_text(json.dumps({  # the export module's schema
-        "format": "ncnn", "model": "tiny", "names": NAMES, "imgsz": [IMGSZ, IMGSZ], "strides": [8, 16, 32],
-        "input": {"blob": "in0", "shape": [1, 3, IMGSZ, IMGSZ]}, "output": {"blob": "out0", "shape": [7, 189]},
-        "fp16": False, "source": {"weights": "tiny.pt"}}))
+    ExportMeta(format="ncnn", model="tiny", names=NAMES, imgsz=[IMGSZ, IMGSZ], strides=[8, 16, 32],
+               input=Blob("in0", [1, 3, IMGSZ, IMGSZ]), output=Blob("out0", [7, 189]), fp16=False,
+               source={"weights": "tiny.pt"}).save(folder)  # the export module's contract
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         YOLO(str(d / "tiny.pt")).export(format="onnx", imgsz=IMGSZ, simplify=False, verbose=False)  # -> d/tiny.onnx
@@ -266,7 +299,7 @@ def _image(h=200, w=190, seed=0) -> np.ndarray:
 
 def test_export_meta_and_siblings(exported):
     meta = read_export_meta(exported)
-    assert (meta["input"], meta["output"], meta["names"], meta["imgsz"]) == ("in0", "out0", NAMES, [IMGSZ, IMGSZ])
+    assert (meta.input.blob, meta.output.blob, meta.names, meta.imgsz) == ("in0", "out0", NAMES, [IMGSZ, IMGSZ])
     assert export_siblings(exported) == {"pt": exported.parent / "tiny.pt", "onnx": exported.parent / "tiny.onnx"}
 
 
@@ -281,8 +314,8 @@ def test_engine_metadata_fallback(exported, tmp_path):
         {"description": "x", "stride": 32, "task": "detect", "imgsz": [IMGSZ, 128],
          "names": {0: "person", 1: "traffic light", 2: "yes"}, "args": {"batch": 1}}, sort_keys=False))
     meta = read_export_meta(folder)
-    assert meta["names"] == ["person", "traffic light", "yes"] and meta["imgsz"] == [IMGSZ, 128]
-    assert (meta["input"], meta["output"], meta["model"]) == ("in0", "out0", "engine")
+    assert meta.names == ["person", "traffic light", "yes"] and meta.imgsz == [IMGSZ, 128]
+    assert (meta.input.blob, meta.output.blob, meta.model) == ("in0", "out0", "engine")
     (folder / "model.ncnn.bin").unlink()
     with pytest.raises(FileNotFoundError, match="model.ncnn.bin"):
         read_export_meta(folder)

@@ -1,3 +1,4 @@
+import functools
 import hashlib
 import json
 import subprocess
@@ -11,8 +12,16 @@ from torch import nn
 
 import export as cli
 from lwdet import export as lx
+from lwdet.artifacts import ExportMeta
+from lwdet.backbones import BACKBONES
+from lwdet.export import files as lx_files
+from lwdet.export import ncnn as lx_ncnn
+from lwdet.export import parity as lx_parity
+from lwdet.models import BASELINE as BASELINE_NAME
 from lwdet.models import MODEL_DIR, LwdetModel, shipped_yamls
 from conftest import expected_strides
+
+pytestmark = pytest.mark.export
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = 64
@@ -20,10 +29,36 @@ BASELINE = MODEL_DIR / "yolov5n.yaml"
 ASPP = MODEL_DIR / "yolov5n-mobilenetv3_small_075-aspp.yaml"  # timm features_only + ASPP, and quick to export
 SMALL = MODEL_DIR / "yolov5n-shufflenetv2_050.yaml"  # the quickest to export, for the atomicity tests
 NCNN_FILES = ["lwdet.json", "metadata.yaml", "model.ncnn.bin", "model.ncnn.param", "parity.json"]
+PAIRS_ON = "shufflenetv2_050"  # the backbone every neck/head pair is exported on in the default tier (the quickest)
 
 
+def backbone_and_pair(path: Path) -> tuple[str, str]:
+    """('ghostnet_100', 'litepan-litehead') from yolov5n-ghostnet_100-litepan-litehead.yaml ('' = SPPF + Detect)."""
+    rest = path.stem.removeprefix(BASELINE_NAME)
+    for name in sorted(BACKBONES, key=len, reverse=True):
+        if rest.startswith(f"-{name}"):
+            return name, rest[len(name) + 1:].lstrip("-")
+    return BASELINE_NAME, rest.lstrip("-")
+
+
+SHIPPED = shipped_yamls()
+# default tier: every neck/head pair on one backbone, every backbone on the plain pair; the rest of the cross
+# product is the slow tier (pytest -m slow; make test runs every tier)
+DEFAULT_TIER = [p for p in SHIPPED if backbone_and_pair(p)[0] == PAIRS_ON or backbone_and_pair(p)[1] == ""]
+
+
+def test_default_tier_covers_every_backbone_and_every_pair():
+    split = [backbone_and_pair(p) for p in SHIPPED]
+    default = [backbone_and_pair(p) for p in DEFAULT_TIER]
+    assert {b for b, _ in default} == {b for b, _ in split} and {n for _, n in default} == {n for _, n in split}
+    assert len(SHIPPED) > 3 * len(DEFAULT_TIER) and len(set(split)) == len(SHIPPED)
+
+
+@functools.lru_cache(maxsize=None)
 def randomized(path: Path, seed: int = 0) -> LwdetModel:
     """A detector whose output depends on its input, so a parity check on it means something.
+
+    Cached: tests that export the same YAML share one model (export copies it and never changes it).
 
     Freshly built, activations vanish with depth and the head sits at its bias priors: every anchor gets the same
     box and score, and a broken export could still match. Kaiming weights, random conv biases and BN statistics
@@ -56,7 +91,8 @@ def digest(folder: Path) -> dict:
 
 
 # ------------------------------------------------------------------------------------------ every shipped model
-@pytest.mark.parametrize("path", shipped_yamls(), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", [p if p in DEFAULT_TIER else pytest.param(p, marks=pytest.mark.slow) for p in SHIPPED],
+                         ids=lambda p: p.stem)
 def test_every_shipped_yaml_exports_to_ncnn_with_parity(path, tmp_path):
     model = randomized(path)
     out = lx.export_ncnn(model, tmp_path, SIZE)
@@ -66,12 +102,12 @@ def test_every_shipped_yaml_exports_to_ncnn_with_parity(path, tmp_path):
     report = lx.read_parity(out)
     assert report.passed and report.n_random == 2
     assert report.box_max_abs_diff <= report.box_tolerance and report.score_max_abs_diff <= report.score_tolerance
-    runtime = json.loads((out / "lwdet.json").read_text())
+    runtime = ExportMeta.load(out)  # the contract lwdet.edge reads
     strides = expected_strides(path)
     n = sum((SIZE // s) ** 2 for s in strides)
-    assert runtime["output"]["shape"] == [4 + 3, n] and runtime["strides"] == strides
-    assert runtime["names"] == ["0", "1", "2"] and runtime["imgsz"] == [SIZE, SIZE] and runtime["fp16"] is False
-    assert (runtime["input"]["blob"], runtime["output"]["blob"]) == ("in0", "out0")
+    assert runtime.output.shape == [4 + 3, n] and runtime.strides == strides and runtime.version == 1
+    assert runtime.names == ["0", "1", "2"] and runtime.imgsz == [SIZE, SIZE] and runtime.fp16 is False
+    assert (runtime.input.blob, runtime.output.blob) == ("in0", "out0")
 
 
 def test_randomized_models_are_not_constant():
@@ -105,7 +141,7 @@ def test_failure_mid_export_leaves_no_folder(small, tmp_path, monkeypatch):
         (folder / "model.ncnn.param").write_text("7767517\n")  # half-written output
         raise lx.ExportError("pnnx crashed")
 
-    monkeypatch.setattr(lx, "_run_pnnx", broken_pnnx)
+    monkeypatch.setattr(lx_ncnn, "_run_pnnx", broken_pnnx)
     with pytest.raises(lx.ExportError, match="pnnx crashed"):
         lx.export_ncnn(small, tmp_path, SIZE)
     assert list(tmp_path.iterdir()) == []
@@ -118,7 +154,7 @@ def test_existing_export_is_refused_kept_on_failure_and_swapped_on_success(small
         lx.export_ncnn(small, tmp_path, SIZE)
 
     with monkeypatch.context() as m:  # the new export fails its parity check: the old one stays as it was
-        m.setattr(lx, "TOLERANCES", {False: lx.Tolerance(box_rel=-1.0, score=-1.0)})
+        m.setattr(lx_parity, "TOLERANCES", {False: lx.Tolerance(box_rel=-1.0, score=-1.0)})
         with pytest.raises(lx.ParityError, match="fails the parity check") as e:
             lx.export_ncnn(small, tmp_path, SIZE, overwrite=True)
     assert e.value.report.path == str(out) and e.value.report.box_max_abs_diff < 1e-2
@@ -133,20 +169,20 @@ def test_existing_export_is_refused_kept_on_failure_and_swapped_on_success(small
 @pytest.mark.parametrize("renameat2", [True, False], ids=["renameat2", "fallback"])
 def test_move_into_place_swaps_folders_or_refuses(renameat2, tmp_path, monkeypatch):
     if not renameat2:  # systems without renameat2 (macOS, old kernels): rename aside, then in
-        monkeypatch.setattr(lx, "_renameat2", lambda *args: False)
+        monkeypatch.setattr(lx_files, "_renameat2", lambda *args: False)
     src, dst = tmp_path / ".new", tmp_path / "m_ncnn_model"
     for folder, text in ((src, "new"), (dst, "old")):
         folder.mkdir()
         (folder / "f").write_text(text)
     with pytest.raises(FileExistsError):
-        lx._move_into_place(src, dst, overwrite=False)
+        lx_files._move_into_place(src, dst, overwrite=False)
     assert (dst / "f").read_text() == "old" and src.exists()
-    lx._move_into_place(src, dst, overwrite=True)
+    lx_files._move_into_place(src, dst, overwrite=True)
     assert (dst / "f").read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["m_ncnn_model"]
 
 
 def test_failed_onnx_parity_writes_nothing(small, tmp_path, monkeypatch):
-    monkeypatch.setattr(lx, "TOLERANCES", {False: lx.Tolerance(box_rel=-1.0, score=-1.0)})
+    monkeypatch.setattr(lx_parity, "TOLERANCES", {False: lx.Tolerance(box_rel=-1.0, score=-1.0)})
     with pytest.raises(lx.ParityError):
         lx.export_onnx(small, tmp_path, SIZE)
     assert list(tmp_path.iterdir()) == []
@@ -186,6 +222,7 @@ def trained_run(tmp_path_factory):
     return project / "r"
 
 
+@pytest.mark.train
 def test_cli_exports_a_run_to_all_formats_with_map_parity(trained_run):
     cmd = [sys.executable, "export.py", str(trained_run), "--format", "all", "--imgsz", str(SIZE)]
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
@@ -197,6 +234,7 @@ def test_cli_exports_a_run_to_all_formats_with_map_parity(trained_run):
         assert report["passed"] and report["n_images"] == 4
         assert report["map_torch"] is not None and report["map_export"] is not None
         assert abs(report["map_torch"] - report["map_export"]) <= lx.MAP_TOLERANCE
+        assert report["map_check"] == (lx.VACUOUS if report["map_torch"] == 0 else "compared")
     runtime = json.loads((ncnn / "lwdet.json").read_text())
     data = yaml.safe_load((trained_run / "data.yaml").read_text())
     assert runtime["names"] == [data["names"][i] for i in range(len(data["names"]))]
@@ -209,10 +247,11 @@ def test_cli_exports_a_run_to_all_formats_with_map_parity(trained_run):
     assert again.returncode == 2 and "--overwrite" in again.stderr
 
 
+@pytest.mark.train
 def test_cli_parity_failure_exits_1_and_writes_nothing(trained_run, monkeypatch, capsys):
     out = trained_run / "weights" / "best_ncnn_model"
     before = digest(out) if out.exists() else None  # the end-to-end test may have exported it already
-    monkeypatch.setattr(lx, "TOLERANCES", {False: lx.Tolerance(box_rel=-1.0, score=-1.0)})
+    monkeypatch.setattr(lx_parity, "TOLERANCES", {False: lx.Tolerance(box_rel=-1.0, score=-1.0)})
     status = cli.main([str(trained_run), "--format", "ncnn", "--imgsz", str(SIZE), "--no-map", "--overwrite"])
     captured = capsys.readouterr()
     assert status == 1 and "fails the parity check" in captured.err and "nothing was written" in captured.err
@@ -220,6 +259,20 @@ def test_cli_parity_failure_exits_1_and_writes_nothing(trained_run, monkeypatch,
     assert (digest(out) if out.exists() else None) == before and leftovers(out.parent) == []
 
 
+@pytest.mark.train
+def test_map_check_of_a_model_that_detects_nothing_says_it_is_vacuous(trained_run, tmp_path, caplog):
+    model, _ = lx.load_model(trained_run / "weights" / "best.pt")
+    for seq in model.model[-1].cv3:  # class logits -50: no score above the validator's conf, mAP 0 in every format
+        seq[-1].bias.data.fill_(-50.0)
+    with caplog.at_level("WARNING", logger="lwdet.export.parity"):
+        out = lx.export_onnx(model, tmp_path, SIZE, data=trained_run / "data.yaml")
+    report = lx.read_parity(out)
+    assert report.passed and report.map_torch == 0 and report.map_export == 0 and report.map_check == lx.VACUOUS
+    assert json.loads(lx.parity_file(out).read_text())["map_check"] == "vacuous: no detections"
+    assert "0 against 0 proves nothing" in caplog.text
+
+
+@pytest.mark.train
 @pytest.mark.parametrize("fmt", ["ncnn", "onnx"])
 def test_fp16_export_of_a_trained_run_passes_the_looser_check(fmt, trained_run, tmp_path):
     # trained weights: random ones are too sensitive for fp16 to say anything (see randomized)

@@ -55,13 +55,12 @@ def load_other(path, threads, x):
         return lambda: session.run(None, feed)
     import torch
 
-    from lwdet import YOLO
-    from lwdet.checkpoints import check_checkpoint
+    from lwdet.checkpoints import load_weights
 
-    check_checkpoint(path)  # a .pt is a pickle: only allow-listed classes (see docs, "Safe by construction")
     torch.set_num_threads(threads)
     torch.set_grad_enabled(False)
-    model, t = YOLO(str(path)).model.float().fuse(verbose=False).eval(), torch.from_numpy(x[None])
+    model, _ = load_weights(path)  # a .pt is a pickle: only allow-listed classes (docs/safety.md)
+    model, t = model.float().fuse(verbose=False).eval(), torch.from_numpy(x[None])
     return lambda: model(t)
 
 

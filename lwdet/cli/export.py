@@ -46,12 +46,13 @@ def table(reports) -> str:
 
 
 def _export(args) -> int:
-    from lwdet.checkpoints import check_checkpoint
-    from lwdet.export import EXPORTERS, ExportError, ParityError, output_path, parity_file, read_parity, resolve_source
+    from lwdet.artifacts import resolve_source
+    from lwdet.checkpoints import vet
+    from lwdet.export import EXPORTERS, ExportError, ParityError, output_path, parity_file, read_parity
 
-    weights, data = resolve_source(args.source, args.data)
-    if not args.trust_checkpoint:
-        check_checkpoint(weights)  # a .pt is a pickle: refuse classes outside the allow-list before loading it
+    src = resolve_source(args.source, args.data)
+    weights, data = src.weights, src.data
+    vet(weights, args.trust_checkpoint)  # a .pt is a pickle: refuse classes outside the allow-list up front
     formats = ("ncnn", "onnx") if args.format == "all" else (args.format,)
     taken = [str(p) for p in (output_path(weights, f) for f in formats) if p.exists()]
     if taken and not args.overwrite:
@@ -60,7 +61,7 @@ def _export(args) -> int:
     for fmt in formats:
         try:
             path = EXPORTERS[fmt](weights, imgsz=args.imgsz, half=args.half, data=data, map_check=not args.no_map,
-                                  overwrite=args.overwrite)
+                                  overwrite=args.overwrite, trust=args.trust_checkpoint)
             reports.append(read_parity(path))
         except ParityError as e:
             reports.append(e.report)

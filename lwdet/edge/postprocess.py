@@ -1,12 +1,13 @@
-"""Decode a Detect head's export output, filter, class-aware NMS and undo the letterbox, in numpy.
+"""Decode a Detect head's export output, filter, class-aware NMS (OpenCV's) and undo the letterbox.
 
 The output is one (4 + nc, N) array: rows 0-3 are cx, cy, w, h in letterboxed-input pixels, rows 4.. the class
 scores, already sigmoid'ed. Defaults and semantics follow the engine's ``non_max_suppression`` as its predictor
-calls it (conf 0.25, iou 0.7, max_det 300, best class per box, classes separated by a coordinate offset).
+calls it (conf 0.25, iou 0.7, max_det 300, best class per box, NMS within each class unless agnostic).
 """
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from lwdet.edge.preprocess import Letterbox
@@ -15,7 +16,6 @@ CONF = 0.25
 IOU = 0.7
 MAX_DET = 300
 MAX_NMS = 30000  # boxes entering NMS, highest scores first
-MAX_WH = 7680  # per-class coordinate offset (pixels) that keeps classes apart in one NMS pass
 
 
 def xywh2xyxy(boxes: np.ndarray) -> np.ndarray:
@@ -27,22 +27,23 @@ def xywh2xyxy(boxes: np.ndarray) -> np.ndarray:
     return out
 
 
-def nms(boxes: np.ndarray, scores: np.ndarray, iou: float = IOU, max_keep: int | None = None) -> np.ndarray:
-    """Greedy NMS on (n, 4) xyxy boxes: indices kept, best first; a box goes when its IoU with a kept one is > iou."""
-    order = np.argsort(-scores, kind="stable")
-    x1, y1, x2, y2 = boxes.T
-    areas = (x2 - x1) * (y2 - y1)
-    keep = []
-    while order.size and (max_keep is None or len(keep) < max_keep):
-        i, rest = order[0], order[1:]
-        keep.append(i)
-        w = np.clip(np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]), 0, None)
-        h = np.clip(np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]), 0, None)
-        inter = w * h
-        union = areas[i] + areas[rest] - inter
-        overlap = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-        order = rest[overlap <= iou]
-    return np.asarray(keep, dtype=np.int64)
+def nms(boxes: np.ndarray, scores: np.ndarray, iou: float = IOU, max_keep: int | None = None,
+        class_ids: np.ndarray | None = None) -> np.ndarray:
+    """Greedy NMS on (n, 4) xyxy boxes with OpenCV (``cv2.dnn.NMSBoxes``; ``NMSBoxesBatched`` per class when
+    ``class_ids`` is given): indices kept, best first; a box goes when its IoU with a kept one of its class is > iou.
+    Scores must be > 0 (sigmoid outputs are)."""
+    if not len(boxes):
+        return np.zeros(0, dtype=np.int64)
+    xywh = np.asarray(boxes, dtype=np.float64).copy()
+    xywh[:, 2:] -= xywh[:, :2]
+    scores = np.asarray(scores, dtype=np.float32)
+    floor = 0.0  # OpenCV keeps scores > 0 (it refuses a negative threshold); callers filter by confidence first
+    if class_ids is None:
+        kept = cv2.dnn.NMSBoxes(xywh, scores, floor, float(iou))
+    else:
+        kept = cv2.dnn.NMSBoxesBatched(xywh, scores, np.asarray(class_ids, dtype=np.int32), floor, float(iou))
+    # not OpenCV's top_k: it caps the candidates before suppression, not the boxes kept
+    return np.asarray(kept, dtype=np.int64).reshape(-1)[:max_keep]
 
 
 def non_max_suppression(
@@ -73,8 +74,7 @@ def non_max_suppression(
         return np.zeros((0, 6), dtype=np.float32)
     boxes = xywh2xyxy(pred[:4, idx].T)
     score, cls = score[idx], cls[idx]
-    offset = 0 if agnostic else cls[:, None].astype(boxes.dtype) * MAX_WH
-    kept = nms(boxes + offset, score, iou, max_keep=max_det)
+    kept = nms(boxes, score, iou, max_keep=max_det, class_ids=None if agnostic else cls)
     return np.concatenate([boxes[kept], score[kept, None], cls[kept, None]], 1).astype(np.float32)
 
 

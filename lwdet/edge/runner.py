@@ -6,7 +6,6 @@ numpy inside the extractor's scope), because a Mat that outlives its Net's pool 
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from pathlib import Path
@@ -15,14 +14,17 @@ from typing import NamedTuple
 import ncnn
 import numpy as np
 
+from lwdet.artifacts import (ENGINE_META, EXPORT_META, INPUT_LAYOUT, NCNN_BIN, NCNN_PARAM, NCNN_SUFFIX,
+                             OUTPUT_LAYOUT, Blob, ExportMeta)
 from lwdet.edge.postprocess import CONF, IOU, MAX_DET, postprocess
 from lwdet.edge.preprocess import preprocess
 
 LOGGER = logging.getLogger(__name__)
 
-PARAM, BIN, META, ENGINE_META = "model.ncnn.param", "model.ncnn.bin", "lwdet.json", "metadata.yaml"
 PARAM_MAGIC = "7767517"
 FILL = 0.01  # benchncnn's input value
+# file names: lwdet.artifacts (the one contract for export folders)
+PARAM, BIN, META = NCNN_PARAM, NCNN_BIN, EXPORT_META
 
 
 class Detection(NamedTuple):
@@ -33,7 +35,7 @@ class Detection(NamedTuple):
 
 
 class ParamGraph(NamedTuple):
-    """What an ncnn .param declares: the Input layer's blob, the blobs produced and never consumed."""
+    """What an ncnn .param declares: its input blob, its output blobs (produced, never consumed), as ncnn reads it."""
 
     input: str
     outputs: list[str]
@@ -42,39 +44,42 @@ class ParamGraph(NamedTuple):
     blobs: int
 
 
+def _input_shape(path: Path, lines: list[str]) -> tuple[int, int, int] | None:
+    """(w, h, c) of the Input layer's 0=, 1=, 2=, read from the text: ncnn's python API does not expose layer
+    parameters, and a peer's bare .param states its input size only there."""
+    for line in lines[2:]:
+        tok = line.split()
+        if tok and tok[0] == "Input":
+            params = dict(p.split("=", 1) for p in tok if "=" in p)
+            try:
+                return tuple(int(params[k]) for k in "012") if all(k in params for k in "012") else None
+            except ValueError:
+                raise ValueError(f"{path}: Input layer sizes are not integers: {line.strip()!r}") from None
+    return None
+
+
 def parse_param(path: str | Path) -> ParamGraph:
-    """Read a text .param; only the first ``layer_count`` layer lines count, as ncnn loads them."""
+    """Input and output blob names and counts from ncnn's own loader (``Net.input_names()/output_names()``); the
+    Input layer's size from the text (see ``_input_shape``)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: ncnn .param not found")
     lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     if not lines or lines[0].strip() != PARAM_MAGIC:
         raise ValueError(f"{path}: not a text ncnn .param (first line must be {PARAM_MAGIC})")
+    net = ncnn.Net()
     try:
-        n_layers, n_blobs = (int(v) for v in lines[1].split()[:2])
-    except (IndexError, ValueError):
-        raise ValueError(f"{path}:2: expected 'layer_count blob_count'") from None
-    inputs, produced, consumed, input_shape = [], [], set(), None
-    for lineno, line in enumerate(lines[2 : 2 + n_layers], start=3):
-        tok = line.split()
-        try:
-            kind, nb, nt = tok[0], int(tok[2]), int(tok[3])
-        except (IndexError, ValueError):
-            raise ValueError(f"{path}:{lineno}: not an ncnn layer line: {line!r}") from None
-        bottoms, tops = tok[4 : 4 + nb], tok[4 + nb : 4 + nb + nt]
-        consumed.update(bottoms)
-        produced.extend(tops)
-        if kind == "Input":
-            inputs.extend(tops)
-            params = dict(p.split("=", 1) for p in tok[4 + nb + nt :] if "=" in p)
-            if all(k in params for k in "012"):
-                input_shape = tuple(int(params[k]) for k in "012")
+        if net.load_param(str(path)) != 0:
+            raise ValueError(f"{path}: ncnn {ncnn.__version__} cannot load this .param")
+        inputs, outputs = list(net.input_names()), list(net.output_names())
+        n_layers, n_blobs = len(net.layers()), len(net.blobs())
+    finally:
+        net.clear()
     if len(inputs) != 1:
         raise ValueError(f"{path}: expected one Input layer, found {len(inputs)}")
-    outputs = [b for b in produced if b not in consumed]
     if not outputs:
         raise ValueError(f"{path}: no output blob (every produced blob is consumed)")
-    return ParamGraph(inputs[0], outputs, input_shape, n_layers, n_blobs)
+    return ParamGraph(inputs[0], outputs, _input_shape(path, lines), n_layers, n_blobs)
 
 
 def _engine_metadata(path: Path) -> dict:
@@ -95,58 +100,27 @@ def _engine_metadata(path: Path) -> dict:
     return {"names": names, "imgsz": meta["imgsz"]}
 
 
-def read_export_meta(folder: str | Path) -> dict:
-    """An export folder's description: lwdet.json, else the engine's metadata.yaml + the .param's blob names."""
+def read_export_meta(folder: str | Path) -> ExportMeta:
+    """An export folder's ``ExportMeta``: its lwdet.json, else (an export by the engine itself) built from the
+    engine's metadata.yaml and the blob names ncnn reads from the .param."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: ncnn export folder not found")
     for f in (PARAM, BIN):
         if not (folder / f).is_file():
-            raise FileNotFoundError(f"{folder}: no {f}; is this an ncnn export folder (<stem>_ncnn_model/)?")
+            raise FileNotFoundError(f"{folder}: no {f}; is this an ncnn export folder (<stem>{NCNN_SUFFIX}/)?")
     if (folder / META).is_file():
-        try:
-            meta = json.loads((folder / META).read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{folder / META}: not valid JSON ({e})") from None
-    elif (folder / ENGINE_META).is_file():
-        meta = _engine_metadata(folder / ENGINE_META)
-    else:
+        return ExportMeta.load(folder)
+    if not (folder / ENGINE_META).is_file():
         raise FileNotFoundError(f"{folder}: neither {META} nor {ENGINE_META}; cannot tell the classes and input size")
-    missing = [k for k in ("names", "imgsz") if k not in meta]
-    if missing:
-        raise ValueError(f"{folder / META}: missing key(s) {', '.join(missing)}")
-    names = meta["names"]
-    if isinstance(names, dict):  # {id: name}, as the engine writes them
-        names = [names[k] for k in sorted(names, key=int)]
-    imgsz = meta["imgsz"]
-    imgsz = [imgsz, imgsz] if isinstance(imgsz, int) else list(imgsz)
-    for key in ("input", "output"):  # a blob name, or {"blob": name, "shape": ..., "layout": ...}
-        if isinstance(meta.get(key), dict):
-            meta[key] = meta[key].get("blob")
-    if not meta.get("input") or not meta.get("output"):
-        graph = parse_param(folder / PARAM)
-        if len(graph.outputs) != 1:
-            raise ValueError(f"{folder / PARAM}: expected one output blob, found {graph.outputs}")
-        meta = {**meta, "input": meta.get("input") or graph.input, "output": meta.get("output") or graph.outputs[0]}
-    return {**meta, "names": [str(n) for n in names], "imgsz": [int(imgsz[0]), int(imgsz[1])],
-            "model": meta.get("model") or meta.get("name") or folder.name.removesuffix("_ncnn_model")}
-
-
-def export_siblings(folder: str | Path) -> dict[str, Path | None]:
-    """The .pt an export came from and an .onnx of it, where present: lwdet.json's ``source.weights`` or
-    ``<stem>.pt``, and ``<stem>.onnx``, beside ``<stem>_ncnn_model/``; else the first such file inside it."""
-    folder = Path(folder)
-    stem = folder.name.removesuffix("_ncnn_model")
-    try:
-        weights = json.loads((folder / META).read_text(encoding="utf-8")).get("source", {}).get("weights")
-    except (OSError, ValueError, AttributeError):
-        weights = None
-    found = {}
-    for suffix in ("pt", "onnx"):
-        names = ([weights] if suffix == "pt" and weights else []) + [f"{stem}.{suffix}"]
-        beside = [folder.parent / n for n in names if (folder.parent / n).is_file()]
-        found[suffix] = (beside or sorted(folder.glob(f"*.{suffix}")) or [None])[0]
-    return found
+    meta = _engine_metadata(folder / ENGINE_META)
+    graph = parse_param(folder / PARAM)
+    if len(graph.outputs) != 1:
+        raise ValueError(f"{folder / PARAM}: expected one output blob, found {graph.outputs}")
+    h, w = meta["imgsz"]
+    return ExportMeta(format="ncnn", model=folder.name.removesuffix(NCNN_SUFFIX), names=meta["names"],
+                      imgsz=[h, w], input=Blob(graph.input, [1, 3, h, w], INPUT_LAYOUT),
+                      output=Blob(graph.outputs[0], [], OUTPUT_LAYOUT))
 
 
 class _NcnnNet:
@@ -206,10 +180,10 @@ class NcnnDetector(_NcnnNet):
                  max_det: int = MAX_DET, fp16: bool | None = None):
         self.folder = Path(folder)
         self.meta = read_export_meta(self.folder)
-        self.names: list[str] = self.meta["names"]
-        self.imgsz: tuple[int, int] = tuple(self.meta["imgsz"])  # (h, w)
-        self.strides: list[int] = [int(s) for s in self.meta.get("strides", [8, 16, 32])]
-        self.input_name, self.output_names = self.meta["input"], [self.meta["output"]]
+        self.names: list[str] = self.meta.names
+        self.imgsz: tuple[int, int] = tuple(self.meta.imgsz)  # (h, w)
+        self.strides: list[int] = list(self.meta.strides)
+        self.input_name, self.output_names = self.meta.input.blob, [self.meta.output.blob]
         self.conf, self.iou, self.max_det = conf, iou, max_det
         self.files = {"param": self.folder / PARAM, "bin": self.folder / BIN}
         super().__init__(self.files["param"], self.files["bin"], threads, fp16)
@@ -218,7 +192,7 @@ class NcnnDetector(_NcnnNet):
 
     @property
     def name(self) -> str:
-        return self.meta["model"]
+        return self.meta.model
 
     def to_mat(self, x: np.ndarray):
         """(3, H, W) or (1, 3, H, W) float32 -> ncnn Mat (sharing memory: keep ``x`` alive while it is used)."""

@@ -1,0 +1,5 @@
+import sys
+
+from lwdet.profile import main
+
+sys.exit(main())
