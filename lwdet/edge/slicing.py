@@ -122,7 +122,7 @@ def time_sliced(detector: Detector, image: np.ndarray, tile: int = TILE, overlap
                 full_image: bool = False, loops: int = 10, warmup: int = 2, **predict_kwargs) -> dict:
     """End-to-end sliced inference on one image (crop, letterbox, inference, NMS, merge): per-image ms stats,
     tiles per image, tiles/s and ms per tile (from the mean), detections of the last run."""
-    from lwdet.edge.bench import summarize, time_loops  # bench imports ncnn; slicing itself does not need it
+    from lwdet.edge.timing import summarize, time_loops
 
     h, w = image.shape[:2]
     n_tiles = len(tile_windows(w, h, tile, overlap))
