@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.lwdet-installed
 
-.PHONY: demo test venv clean-demo
+.PHONY: demo test venv clean-demo pi-check
 
 venv: $(STAMP)
 
@@ -23,3 +23,8 @@ test: $(STAMP)
 
 clean-demo:
 	rm -rf runs/demo
+
+# The Raspberry Pi path under qemu (root): setup.sh, bench_edge.py, detect.py and per-board numerics on an x86 export.
+# make pi-check EXPORT=runs/demo/.../best_ncnn_model VAL=datasets/fmnist-det/images/val
+pi-check:
+	tools/pi_emulated.sh $(EXPORT) $(VAL) $(or $(OUT),/tmp/lwdet-pi-check)

@@ -154,3 +154,22 @@ def test_emulated_pi_runs_setup_bench_detect_and_numerics(request, tmp_path):
         assert rows["cortex-a76-fp16-off"]["asimdhp"] and not rows["cortex-a72-fp16-off"]["asimdhp"]
         assert within_parity(rows["cortex-a76-fp16-off"]) and within_parity(rows["cortex-a72-fp16-on"])
         assert all(np.isfinite(r["map50_95"]) for r in rows.values())
+
+
+def test_estimate_fits_on_the_run_peers_or_a_calibration_csv(tmp_path):
+    import csv
+
+    peers = _rows({1: 3.0})
+    det = {"model": "yolov5n-ghostnet", "runtime": "ncnn", "threads": 1, "kind": "lwdet", "infer_min_ms": 10.0}
+    scales, out = projection.estimate([*peers, det], ["pi4"])
+    assert [(p["model"], p["pi_threads"]) for p in out] == [("yolov5n-ghostnet", 1), ("yolov5n-ghostnet", 4)]
+    assert out[0]["projected_ms"] == pytest.approx(30.0)
+    cal = tmp_path / "peers.csv"
+    with open(cal, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(peers[0]))
+        w.writeheader()
+        w.writerows(peers)
+    _, out2 = projection.estimate([det], ["pi4"], calibration=cal)
+    assert out2[0]["projected_ms"] == pytest.approx(30.0)
+    with pytest.raises(ValueError, match="--peers"):
+        projection.estimate([det], ["pi4"])

@@ -18,6 +18,7 @@ import cv2
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root: lwdet.edge without installing lwdet
 from lwdet.edge import NcnnDetector  # noqa: E402
+from lwdet.edge.boards import describe, parse_fp16  # noqa: E402
 
 IMAGES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
@@ -73,13 +74,17 @@ def main(argv=None):
     p.add_argument("--conf", type=float, default=0.25)
     p.add_argument("--iou", type=float, default=0.7)
     p.add_argument("--threads", type=int, default=4, help="ncnn threads (a Pi 4/5 has 4 cores)")
+    p.add_argument("--fp16", default="auto", choices=("auto", "on", "off"),
+                   help="ncnn fp16 storage/arithmetic; auto: the board's default (off on a Pi 5 for an fp32 export, "
+                        "ncnn's defaults elsewhere; see deploy/raspberry-pi/README.md)")
     p.add_argument("--save", type=Path, help="folder for annotated images / video and detections.csv")
     p.add_argument("--max-frames", type=int, default=0, help="stop after this many frames (0: until the end)")
     args = p.parse_args(argv)
     writer = video = None
     n, busy, start = 0, 0.0, time.perf_counter()
     try:
-        det = NcnnDetector(args.model, threads=args.threads, conf=args.conf, iou=args.iou)
+        det = NcnnDetector(args.model, threads=args.threads, conf=args.conf, iou=args.iou, fp16=parse_fp16(args.fp16))
+        print(describe(det.fp16), flush=True)
         if args.save:
             args.save.mkdir(parents=True, exist_ok=True)
             table = open(args.save / "detections.csv", "w", newline="")

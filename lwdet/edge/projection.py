@@ -124,3 +124,19 @@ def table(projected: list[dict]) -> str:
 def describe(scales: dict[str, Scale]) -> str:
     return "; ".join(f"{t}: x{s.ratio:.3g} of {s.threads_here}-thread ms here, LOO error mean {100 * s.loo_mean:.0f} % "
                      f"max {100 * s.loo_max:.0f} % ({s.n} peers)" for t, s in scales.items())
+
+
+def read_rows(path) -> list[dict]:
+    """Rows of a bench CSV (``bench_edge.py --csv``, or docs/pi/peers.csv), as strings; ``fit`` parses what it uses."""
+    import csv
+
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def estimate(rows: list[dict], boards: Iterable[str], calibration=None, stat: str = STAT) -> tuple[dict, list[dict]]:
+    """What ``--estimate pi4,pi5`` prints: the scales fitted on the peers timed in ``rows`` (or, when the run timed
+    none, in the bench CSV ``calibration`` from the same machine) and the projected rows for everything else."""
+    peers = [r for r in rows if r.get("model") in PUBLISHED]
+    scales = fit(peers or (read_rows(calibration) if calibration else []), stat)
+    return scales, project([r for r in rows if r.get("model") not in PUBLISHED], scales, list(boards), stat)
