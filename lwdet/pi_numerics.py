@@ -27,6 +27,29 @@ def raw_difference(ref: np.ndarray, out: np.ndarray) -> dict:
             "anchors_over_1px": int((box.max(axis=1) > 1).sum()), "anchors": int(box.shape[0] * box.shape[2])}
 
 
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    tl, br = np.maximum(a[:, None, :2], b[None, :, :2]), np.minimum(a[:, None, 2:4], b[None, :, 2:4])
+    inter = np.clip(br - tl, 0, None).prod(-1)
+    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])  # noqa: E731
+    return inter / (area(a)[:, None] + area(b)[None] - inter + 1e-9)
+
+
+def detection_changes(ref: dict[str, list], dets: dict[str, list], conf: float = 0.25, iou: float = 0.9) -> dict:
+    """Detections at ``conf`` or above: how many x86 has, and how many of them (or of the board's) have no
+    same-class partner at IoU >= ``iou`` in the other run (appeared or vanished)."""
+    total = changed = 0
+    for name in ref:
+        a = np.array([d for d in ref[name] if d[4] >= conf], dtype=float).reshape(-1, 6)
+        b = np.array([d for d in dets.get(name, []) if d[4] >= conf], dtype=float).reshape(-1, 6)
+        total += len(a)
+        if len(a) and len(b):
+            same = (_iou(a, b) >= iou) & (a[:, None, 5] == b[None, :, 5])
+            changed += int((~same.any(1)).sum() + (~same.any(0)).sum())
+        else:
+            changed += len(a) + len(b)
+    return {"dets_x86": total, "dets_changed": changed}
+
+
 def coco_ground_truth(labels: str | Path, sizes: dict[str, tuple[int, int]], names: list[str]) -> dict:
     """COCO-format ground truth from YOLO label files (class cx cy w h, normalised) for the images in ``sizes``."""
     images, annotations = [], []
@@ -73,10 +96,12 @@ def board_table(results: str | Path, labels: str | Path, names: list[str], parit
     sizes = {name: tuple(v["hw"]) for name, v in runs[REFERENCE]["detections"].items()}
     gt = coco_ground_truth(labels, sizes, names)
     ref = np.load(results / f"{REFERENCE}.npy")
+    ref_dets = {k: v["dets"] for k, v in runs[REFERENCE]["detections"].items()}
     rows = []
     for tag, run in runs.items():
         dets = {k: v["dets"] for k, v in run["detections"].items()}
         rows.append({"run": tag, **run["info"], **raw_difference(ref, np.load(results / f"{tag}.npy")),
+                     **detection_changes(ref_dets, dets),
                      "map50_95": coco_map(gt, dets),
                      "map_torch": (parity or {}).get("map_torch"), "map_export_x86_validator": (parity or {}).get(
                          "map_export"), "box_tolerance_px": (parity or {}).get("box_tolerance"),
@@ -93,11 +118,12 @@ def within_parity(row: dict) -> bool | None:
 
 def markdown(rows: list[dict]) -> str:
     lines = ["| run | CPU | asimdhp | fp16 | boxes max diff vs x86 (px) | anchors > 1 px | scores max diff | "
-             "within parity tol | mAP50-95 (pycocotools) | PyTorch mAP50-95 (parity.json) |", "|" + "---|" * 10]
+             "within parity tol | dets >= 0.25 changed / x86 | mAP50-95 (pycocotools) | PyTorch mAP50-95 (parity.json) |",
+             "|" + "---|" * 11]
     for r in rows:
         fp16 = {True: "on (ncnn defaults)", False: "off", None: "ncnn defaults"}[r["fp16_used"]]
         torch = "" if r["map_torch"] is None else f"{r['map_torch']:.4f}"
         lines.append(f"| {r['run']} | {r['cpu_part'] or r['machine']} | {r['asimdhp']} | {fp16} | "
                      f"{r['box_max_px']:.4g} | {r['anchors_over_1px']} / {r['anchors']} | {r['score_max']:.4g} | "
-                     f"{within_parity(r)} | {r['map50_95']:.4f} | {torch} |")
+                     f"{within_parity(r)} | {r['dets_changed']} / {r['dets_x86']} | {r['map50_95']:.4f} | {torch} |")
     return "\n".join(lines) + "\n"

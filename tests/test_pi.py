@@ -173,3 +173,34 @@ def test_estimate_fits_on_the_run_peers_or_a_calibration_csv(tmp_path):
     assert out2[0]["projected_ms"] == pytest.approx(30.0)
     with pytest.raises(ValueError, match="--peers"):
         projection.estimate([det], ["pi4"])
+
+
+# -------------------------------------------------------------------------------------------------------- numerics
+def test_raw_difference_and_detection_changes_by_hand():
+    from lwdet.pi_numerics import detection_changes, raw_difference
+
+    ref = np.zeros((1, 6, 4), dtype=np.float32)
+    out = ref.copy()
+    out[0, 0, 1] = 2.5  # one anchor's x moves 2.5 px
+    out[0, 5, 3] = 0.01  # one score moves 0.01
+    d = raw_difference(ref, out)
+    assert d == {"box_max_px": 2.5, "score_max": pytest.approx(0.01), "anchors_over_1px": 1, "anchors": 4}
+    with pytest.raises(ValueError, match="shape"):
+        raw_difference(ref, out[:, :5])
+    a = {"im": [[0, 0, 10, 10, 0.9, 1], [20, 20, 30, 30, 0.5, 2], [0, 0, 5, 5, 0.1, 0]]}
+    assert detection_changes(a, a) == {"dets_x86": 2, "dets_changed": 0}
+    b = {"im": [[0, 0, 10, 10.2, 0.88, 1], [20, 20, 30, 30, 0.5, 3], [40, 40, 50, 50, 0.3, 0]]}
+    # the first box still matches; the second changed class (vanished + appeared); a third appeared
+    assert detection_changes(a, b) == {"dets_x86": 2, "dets_changed": 3}
+
+
+def test_coco_map_is_one_for_the_ground_truth_itself(tmp_path):
+    pytest.importorskip("pycocotools")
+    from lwdet.pi_numerics import coco_ground_truth, coco_map
+
+    (tmp_path / "a.txt").write_text("0 0.5 0.5 0.2 0.4\n1 0.25 0.25 0.1 0.1\n")
+    gt = coco_ground_truth(tmp_path, {"a.jpg": (100, 200)}, ["x", "y"])
+    assert gt["annotations"][0]["bbox"] == pytest.approx([80, 30, 40, 40])
+    perfect = {"a.jpg": [[80, 30, 120, 70, 0.9, 0], [40, 20, 60, 30, 0.8, 1]]}
+    assert coco_map(gt, perfect) == pytest.approx(1.0)
+    assert coco_map(gt, {"a.jpg": [[0, 0, 5, 5, 0.9, 0]]}) == pytest.approx(0.0)
