@@ -7,7 +7,7 @@
 #   sudo tools/pi_emulated.sh EXPORT_DIR [VAL_IMAGES_DIR] [OUT_DIR]      # or: make pi-check EXPORT=... VAL=...
 #
 # EXPORT_DIR: an ncnn export folder from export.py (<stem>_ncnn_model/). VAL_IMAGES_DIR: the run's val images
-# (default: none, only setup/bench/detect run). OUT_DIR (default /tmp/lwdet-pi-check): per-run raw outputs and
+# (default: none, only setup/bench/detect run; LWDET_PI_N_IMAGES=N: the first N only). OUT_DIR (default /tmp/lwdet-pi-check): per-run raw outputs and
 # detections; `tools/pi_numerics.py report OUT_DIR ...` turns them into the per-board table.
 # Needs root (apt, binfmt_misc, chroot). The root filesystem is cached in $LWDET_PI_CACHE (default
 # /var/cache/lwdet/pi-rootfs): the first run takes ~5 min of debootstrap, later runs start in seconds.
@@ -65,7 +65,11 @@ mkdir -p "$HOME_PI/lwdet" "$HOME_PI/out"
 git -C "$REPO" ls-files -z --cached --others --exclude-standard \
     | (cd "$REPO" && tar --null -T - -cf - 2>/dev/null) | tar -xf - -C "$HOME_PI/lwdet"
 cp -r "$EXPORT" "$HOME_PI/export"
-[[ -n "$VAL" ]] && cp -r "$VAL" "$HOME_PI/val"
+if [[ -n "$VAL" ]]; then  # LWDET_PI_N_IMAGES: the first N val images only (emulation runs ~10-50x slower)
+    mkdir -p "$HOME_PI/val"
+    find "$VAL" -maxdepth 1 -type f \( -iname '*.jpg' -o -iname '*.jpeg' -o -iname '*.png' -o -iname '*.bmp' \) | sort \
+        | head -n "${LWDET_PI_N_IMAGES:-100000}" | xargs -r cp -t "$HOME_PI/val"
+fi
 cp /etc/resolv.conf "$ROOTFS/etc/resolv.conf"
 cleanup() { for m in dev/pts dev proc; do mountpoint -q "$ROOTFS/$m" && umount -l "$ROOTFS/$m"; done; }
 trap cleanup EXIT
@@ -82,8 +86,9 @@ PY=/home/pi/lwdet-venv/bin/python
 
 # 5. per board CPU model: bench_edge.py and detect.py run (timings printed are emulated, not latencies), then numerics
 if [[ -n "$VAL" ]]; then
-    "$HOST_PY" "$REPO/tools/pi_numerics.py" inputs "$EXPORT" "$VAL" "$HOME_PI/out/inputs.npy"
-    "$HOST_PY" "$REPO/tools/pi_numerics.py" measure "$EXPORT" "$HOME_PI/out/inputs.npy" "$VAL" "$HOME_PI/out/x86" --fp16 off
+    "$HOST_PY" "$REPO/tools/pi_numerics.py" inputs "$EXPORT" "$HOME_PI/val" "$HOME_PI/out/inputs.npy"
+    "$HOST_PY" "$REPO/tools/pi_numerics.py" measure "$EXPORT" "$HOME_PI/out/inputs.npy" "$HOME_PI/val" \
+        "$HOME_PI/out/x86" --fp16 off
 fi
 for cpu in $CPUS; do
     t0=$SECONDS
