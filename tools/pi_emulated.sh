@@ -71,12 +71,14 @@ if [[ -n "$VAL" ]]; then  # LWDET_PI_N_IMAGES: the first N val images only (emul
         | head -n "${LWDET_PI_N_IMAGES:-100000}" | xargs -r cp -t "$HOME_PI/val"
 fi
 cp /etc/resolv.conf "$ROOTFS/etc/resolv.conf"
+# the host's CA bundle for pip: a host behind a TLS-inspecting proxy trusts its CA; a real Pi needs nothing
+cp /etc/ssl/certs/ca-certificates.crt "$ROOTFS/etc/lwdet-host-ca.crt"
 cleanup() { for m in dev/pts dev proc; do mountpoint -q "$ROOTFS/$m" && umount -l "$ROOTFS/$m"; done; }
 trap cleanup EXIT
 mountpoint -q "$ROOTFS/proc" || mount -t proc proc "$ROOTFS/proc"
 mountpoint -q "$ROOTFS/dev" || mount --bind /dev "$ROOTFS/dev"
-in_pi() { chroot "$ROOTFS" env -i HOME=/home/pi PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 QEMU_CPU="$1" \
-          PIP_DISABLE_PIP_VERSION_CHECK=1 bash -c "cd /home/pi/lwdet && $2"; }
+in_pi() { chroot "$ROOTFS" env -i HOME=/home/pi PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 ${1:+QEMU_CPU=$1} \
+          PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_CERT=/etc/lwdet-host-ca.crt bash -c "cd /home/pi/lwdet && $2"; }
 
 # 4. setup.sh exactly as on a Pi (the venv outside the repo copy; pip's cache in the rootfs keeps reruns fast)
 t0=$SECONDS
