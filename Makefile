@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.lwdet-installed
 FAST := not slow and not export and not train
 
-.PHONY: demo test test-fast lint format venv clean-demo
+.PHONY: demo test test-fast lint format venv clean-demo pi-check
 
 venv: $(STAMP)
 
@@ -37,3 +37,8 @@ format: $(STAMP)
 
 clean-demo:
 	rm -rf runs/demo
+
+# The Raspberry Pi path under qemu (root): setup.sh, bench_edge.py, detect.py and per-board numerics on an x86 export.
+# make pi-check EXPORT=runs/demo/.../best_ncnn_model VAL=datasets/fmnist-det/images/val
+pi-check:
+	tools/pi_emulated.sh $(EXPORT) $(VAL) $(or $(OUT),/tmp/lwdet-pi-check)

@@ -5,7 +5,9 @@
 #   bash deploy/raspberry-pi/setup.sh ~/lwdet-venv
 #   PYTHON=python3.13 bash deploy/raspberry-pi/setup.sh
 #
-# Needs 64-bit Raspberry Pi OS (aarch64) with Python >= 3.11 (Bookworm: 3.11, Trixie: 3.13) and python3-venv.
+# Needs Raspberry Pi OS with Python >= 3.11 (Bookworm: 3.11, Trixie: 3.13) and python3-venv. 64-bit (aarch64): the
+# three pins below from PyPI. 32-bit (armv7l, Bookworm): ncnn from PyPI, numpy and OpenCV from apt (python3-numpy,
+# python3-opencv), in a venv with system site packages.
 # Installs exactly three pinned wheels and nothing else (--no-deps: ncnn's own requirements tqdm, requests and
 # portalocker serve only its model zoo, which lwdet does not use). Each pin has manylinux aarch64 wheels for
 # CPython 3.11 and 3.13 (ncnn and numpy: manylinux_2_28, glibc >= 2.28; opencv: manylinux2014), checked with
@@ -28,13 +30,25 @@ command -v "$PYTHON" >/dev/null || die "$PYTHON not found (set PYTHON=/path/to/p
 "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
     || die "$("$PYTHON" -V 2>&1) is too old: numpy $NUMPY_VERSION needs Python >= 3.11 (Raspberry Pi OS Bookworm or later)"
 arch="$(uname -m)"
-if [[ "$arch" != "aarch64" ]]; then
-    [[ "$arch" == armv7l || "$arch" == armv6l ]] && die "32-bit OS ($arch): ncnn/numpy publish no wheels for it; install 64-bit Raspberry Pi OS"
-    echo "setup.sh: warning: $arch is not a Raspberry Pi (aarch64); installing the same pins for a dry run" >&2
+case "$arch" in
+aarch64) ;;
+armv7l)
+    # 32-bit Raspberry Pi OS: ncnn publishes manylinux_2_31_armv7l wheels for this pin (cp311, cp313), numpy and
+    # OpenCV publish none on PyPI, so they come from Raspberry Pi OS's apt packages through a venv that sees them.
+    "$PYTHON" -c 'import numpy, cv2' 2>/dev/null \
+        || die "32-bit OS (armv7l): numpy and OpenCV come from apt here: sudo apt install python3-numpy python3-opencv"
+    "$PYTHON" -m venv --system-site-packages "$VENV" || die "could not create $VENV (sudo apt install python3-venv)"
+    "$VENV/bin/python" -m pip install --no-deps --only-binary=:all: "ncnn==$NCNN_VERSION" \
+        || die "no ncnn $NCNN_VERSION wheel for $("$PYTHON" -V) on armv7l (PyPI has cp311 and cp313 manylinux_2_31_armv7l wheels)"
+    ;;
+armv6l) die "armv6l (Pi Zero / Pi 1): ncnn, numpy and OpenCV publish no wheels for it; use a Pi 3 or later" ;;
+*) echo "setup.sh: warning: $arch is not a Raspberry Pi (aarch64); installing the same pins for a dry run" >&2 ;;
+esac
+if [[ "$arch" != armv7l ]]; then
+    "$PYTHON" -m venv "$VENV" || die "could not create $VENV (sudo apt install python3-venv)"
+    "$VENV/bin/python" -m pip install --no-deps --only-binary=:all: \
+        "ncnn==$NCNN_VERSION" "numpy==$NUMPY_VERSION" "opencv-python-headless==$OPENCV_VERSION"
 fi
-"$PYTHON" -m venv "$VENV" || die "could not create $VENV (sudo apt install python3-venv)"
-"$VENV/bin/python" -m pip install --no-deps --only-binary=:all: \
-    "ncnn==$NCNN_VERSION" "numpy==$NUMPY_VERSION" "opencv-python-headless==$OPENCV_VERSION"
 # lwdet's torch-free files (lwdet/edge, lwdet/cli's bench) from this copy, importable in the venv without installing
 # lwdet (that would pull in torch): a .pth line naming the folder that holds lwdet/
 "$VENV/bin/python" -c 'import sys, sysconfig, pathlib; pathlib.Path(sysconfig.get_paths()["purelib"], "lwdet-edge.pth").write_text(sys.argv[1] + "\n")' \

@@ -16,6 +16,7 @@ import numpy as np
 
 from lwdet.artifacts import (ENGINE_META, EXPORT_META, INPUT_LAYOUT, NCNN_BIN, NCNN_PARAM, NCNN_SUFFIX,
                              OUTPUT_LAYOUT, Blob, ExportMeta)
+from lwdet.edge.boards import default_fp16
 from lwdet.edge.postprocess import CONF, IOU, MAX_DET, postprocess
 from lwdet.edge.preprocess import preprocess
 
@@ -178,6 +179,7 @@ class NcnnDetector(_NcnnNet):
 
     def __init__(self, folder: str | Path, threads: int = 1, conf: float = CONF, iou: float = IOU,
                  max_det: int = MAX_DET, fp16: bool | None = None):
+        """``fp16``: True / False set ncnn's fp16 storage, packing and arithmetic; None the board's default."""
         self.folder = Path(folder)
         self.meta = read_export_meta(self.folder)
         self.names: list[str] = self.meta.names
@@ -186,7 +188,9 @@ class NcnnDetector(_NcnnNet):
         self.input_name, self.output_names = self.meta.input.blob, [self.meta.output.blob]
         self.conf, self.iou, self.max_det = conf, iou, max_det
         self.files = {"param": self.folder / PARAM, "bin": self.folder / BIN}
-        super().__init__(self.files["param"], self.files["bin"], threads, fp16)
+        # None: the board's default (lwdet.edge.boards: fp16 off for an fp32 export where the CPU computes in fp16)
+        self.fp16 = default_fp16(bool(self.meta.fp16)) if fp16 is None else fp16
+        super().__init__(self.files["param"], self.files["bin"], threads, self.fp16)
         h, w = self.imgsz
         self.num_anchors = sum((h // s) * (w // s) for s in self.strides)
 
