@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_presets():
     assert AUG_PRESETS == ("engine", "topdown") and augment_overrides("engine") == {}
-    with pytest.raises(ValueError, match="choose from default, topdown"):
+    with pytest.raises(ValueError, match="choose from engine, topdown"):
         augment_overrides("aerial")
     o = augment_overrides("topdown")
     assert o["flipud"] == 0.5 and o["fliplr"] == 0.5

@@ -107,13 +107,16 @@ def load_image(path: str | Path) -> np.ndarray:
 
 def bench_detector(folder: str | Path, threads: int = 1, loops: int = 100, warmup: int = 10, powersave: int = 0,
                    image: str | Path | None = None, imgsz: int | tuple[int, int] | None = None, conf: float = CONF,
-                   iou: float = IOU, cooldown: float = 0.0, progress: Progress | None = None) -> dict:
-    """One row: inference-only and end-to-end timings, memory and sizes of an lwdet ncnn export."""
+                   iou: float = IOU, cooldown: float = 0.0, progress: Progress | None = None,
+                   fp16: bool | None = None) -> dict:
+    """One row: inference-only and end-to-end timings, memory and sizes of an lwdet ncnn export.
+
+    ``fp16``: ncnn's fp16 storage and arithmetic on / off; None: the board's default (``lwdet.edge.boards``)."""
     img = load_image(image) if image else demo_image()
     _set_cpu(threads, powersave)
     reset = reset_peak_memory()
     base = memory_mb()
-    det = NcnnDetector(folder, threads=threads, conf=conf, iou=iou)
+    det = NcnnDetector(folder, threads=threads, conf=conf, iou=iou, fp16=fp16)
     try:
         _same_imgsz(folder, det.imgsz, imgsz)
         x, _ = preprocess(img, det.imgsz)
@@ -139,7 +142,8 @@ def bench_detector(folder: str | Path, threads: int = 1, loops: int = 100, warmu
         row.update({f"e2e_{k}": v for k, v in summarize(times).items()}, pre_ms=float(pre), post_ms=float(post),
                    detections=len(last[0]), image=str(image) if image else DEMO_IMAGE,
                    param_kb=round(kb(det.files["param"].stat().st_size), 1),
-                   weights_mb=round(mb(det.files["bin"].stat().st_size), 2), fp16=det.meta.fp16)
+                   weights_mb=round(mb(det.files["bin"].stat().st_size), 2), fp16=det.meta.fp16,
+                   ncnn_fp16=det.fp16)
     finally:
         det.close()
     return _finish(row, base, reset)
@@ -202,7 +206,7 @@ def bench_all(models: Iterable[str | Path] = (), params: Iterable[str | Path] = 
               input_shape: tuple[int, int, int] | None = None, image: str | Path | None = None,
               imgsz: int | None = None, conf: float = CONF, powersave: int = 0, cooldown: float = 0.0,
               loops: int = 100, warmup: int = 10, progress: Progress | None = None,
-              on_row: Callable[[dict], None] | None = None, rounds: int = 1) -> list[dict]:
+              on_row: Callable[[dict], None] | None = None, rounds: int = 1, fp16: bool | None = None) -> list[dict]:
     """Rows for every export x runtime and every peer .param, at each thread count; ``on_row`` sees each one.
 
     ``rounds`` > 1 makes that many passes over all of them, round-robin, and merges each one's passes
@@ -235,7 +239,7 @@ def bench_all(models: Iterable[str | Path] = (), params: Iterable[str | Path] = 
                 for runtime in runtimes:
                     if runtime == "ncnn":
                         row = bench_detector(folder, t, image=image, imgsz=imgsz, conf=conf, powersave=powersave,
-                                             cooldown=cooldown, **common)
+                                             cooldown=cooldown, fp16=fp16, **common)
                     else:
                         row = bench_runtime(folder, runtime, load_other, t, image=image, **common)
                     if row:

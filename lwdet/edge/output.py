@@ -14,7 +14,7 @@ from lwdet.edge.timing import STATS
 FIELDS = (
     "kind", "model", "runtime", "threads", "powersave", "input",
     *(f"infer_{s}" for s in STATS), *(f"e2e_{s}" for s in STATS), "pre_ms", "post_ms", "detections", "image",
-    "mem_peak_mb", "mem_model_mb", "mem_peak_reset", "param_kb", "weights_mb", "fp16", "loops", "warmup",
+    "mem_peak_mb", "mem_model_mb", "mem_peak_reset", "param_kb", "weights_mb", "fp16", "ncnn_fp16", "loops", "warmup",
     "rounds", "soc_temp_c", "path", *DEVICE_FIELDS, "time_utc",
 )
 
