@@ -148,7 +148,8 @@ def test_a_model_row_may_name_an_lwdet_yaml(tmp_path):
 
 @pytest.mark.parametrize("detectors, message", [
     ([{"backbone": "yolov5n"}, {"backbone": "ghostnet", "teacher": "yolov5m"}],
-     r"c.yaml: detectors\[1\] \(yolov5n-ghostnet_100-distill-yolov5m\): teacher 'yolov5m' is not the id of another row; "
+     r"c.yaml: detectors\[1\] \(yolov5n-ghostnet_100-distill-yolov5m\): teacher 'yolov5m' is not the id of another "
+     r"row; "
      r"did you mean 'yolov5n'\?"),
     ([{"backbone": "yolov5n", "id": "a", "teacher": "b"}, {"backbone": "ghostnet", "id": "b", "teacher": "a"}],
      r"c.yaml: detectors\[0\] \(a\): teachers form a cycle: a -> b -> a"),

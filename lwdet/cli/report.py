@@ -12,7 +12,7 @@ from lwdet.cli import common
 
 
 def default_out(results_csv: Path) -> Path:
-    """runs/report/<study>: the CSV's stem, or its folder's name for a study's ``results.csv`` (``data/``: the one above)."""
+    """runs/report/<study>: the CSV's stem, or for a ``results.csv`` its folder's name (for ``data/``: the one above)."""
     if results_csv.stem != "results":
         return Path("runs") / "report" / results_csv.stem
     folder = results_csv.resolve().parent

@@ -64,7 +64,8 @@ def curve_figure(runs: dict[str, dict[str, list[float]]], rows: Sequence[dict], 
             draw(ax, BASELINE, color="k", lw=1.6, ls="--")
         for i, model in enumerate(models):
             base = model == BASELINE
-            draw(ax, model, color="k" if base else colors[i % len(colors)], lw=1.6 if base else 1.3, ls="--" if base else "-")
+            draw(ax, model, color="k" if base else colors[i % len(colors)], lw=1.6 if base else 1.3,
+                 ls="--" if base else "-")
         ax.set_title(title, fontsize=9, loc="left")
         ax.set_ylabel(label, fontsize=8)
         ax.grid(alpha=0.3)

@@ -73,8 +73,8 @@ def write_report(results_csv: str | Path, out_dir: str | Path, *, bench_csv: str
     front = pareto_front(points)
     best = best_under(points, **limits)
     keep_data(results_csv, rows, out)
-    md = [f"# Detector comparison\n", f"Source: `{_shown(results_csv)}`; {len(rows)} detectors; latency and memory from "
-          f"{latency_source}. Rows sorted by mAP50-95. `{DENSITY}` = mAP50-95 per million parameters.\n"]
+    md = ["# Detector comparison\n", f"Source: `{_shown(results_csv)}`; {len(rows)} detectors; latency and memory "
+          f"from {latency_source}. Rows sorted by mAP50-95. `{DENSITY}` = mAP50-95 per million parameters.\n"]
     if context := measured_on(points):
         md += [f"Measured at: {context}.\n"]
     shown = [{**r, "run_dir": _shown(Path(r["run_dir"]))} if r.get("run_dir") else r for r in rows]

@@ -1,4 +1,4 @@
-"""The report's inputs: a study results CSV, bench CSVs, each run's epoch CSV (the engine's results.csv) and its data copy."""
+"""The report's inputs: a study results CSV, bench CSVs, each run's epoch CSV (the engine's results.csv), a data copy."""
 
 from __future__ import annotations
 

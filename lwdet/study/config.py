@@ -76,7 +76,8 @@ def _detector(path: Path, i: int, d) -> dict:
             raise StudyConfigError(f"{where}: model '{model}' must be a model YAML (a file, or the engine's name "
                                    f"such as yolo26n.yaml)")
         return {**row, "model": model}
-    return {**row, "backbone": str(d["backbone"]), "neck": str(d.get("neck", "sppf")), "head": str(d.get("head", "yolo"))}
+    return {**row, "backbone": str(d["backbone"]), "neck": str(d.get("neck", "sppf")),
+            "head": str(d.get("head", "yolo"))}
 
 
 def load_config(path: str | Path) -> dict:
