@@ -216,7 +216,7 @@ def test_cli_missing_or_broken_config_is_one_line_and_exit_2(tmp_path):
 
 def _study(config):
     return subprocess.run([sys.executable, "-m", "lwdet.study", str(config)], capture_output=True, text=True,
-                          cwd=ROOT, timeout=300)
+                          cwd=ROOT, timeout=900)
 
 
 def test_tiny_study_completes_rows_then_skips(tmp_path):
@@ -280,7 +280,7 @@ def test_train_only_trains_then_a_second_pass_times_without_retraining(tmp_path)
         "bench": {"threads": [1], "loops": 2, "warmup": 1, "parts": False}, "export": {"map_check": False},
     }))
     r = subprocess.run([sys.executable, "-m", "lwdet.study", str(config), "--train-only"], capture_output=True,
-                       text=True, cwd=ROOT, timeout=300)
+                       text=True, cwd=ROOT, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     run_dir = tmp_path / "out" / "yolov5n-shufflenetv2_050-litehead"
     assert (run_dir / "study_trained.json").is_file() and (run_dir / "weights" / "best.pt").is_file()
@@ -295,7 +295,7 @@ def test_train_only_trains_then_a_second_pass_times_without_retraining(tmp_path)
 
     before = float(row["latency_ms_t1"])
     r = subprocess.run([sys.executable, "-m", "lwdet.study", str(config), "--rebench", "--no-report"],
-                       capture_output=True, text=True, cwd=ROOT, timeout=300)
+                       capture_output=True, text=True, cwd=ROOT, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     again = next(csv.DictReader((tmp_path / "out" / "results.csv").open()))
     assert float(again["latency_ms_t1"]) > 0 and float(again["latency_ms_t1"]) != before  # timed again

@@ -57,7 +57,9 @@ def curve_figure(runs: dict[str, dict[str, list[float]]], rows: Sequence[dict], 
 
     def draw(ax, model, **kw):
         cols = runs[model]
-        ax.plot(cols.get("epoch", list(range(1, len(cols[column]) + 1))), cols[column], label=short_name(model), **kw)
+        few = len(cols[column]) <= 3  # a line through one or two points is invisible: mark them
+        ax.plot(cols.get("epoch", list(range(1, len(cols[column]) + 1))), cols[column], label=short_name(model),
+                marker="o" if few else None, ms=3, **kw)
 
     for ax, (title, models) in zip(axes[:, 0], layout):
         if BASELINE in have and BASELINE not in models:

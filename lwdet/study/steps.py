@@ -115,10 +115,26 @@ def load_onnx(path: Path, threads: int, x):
     return lambda: session.run(None, feed)
 
 
+def _exit_with_parent() -> None:
+    """In the timing process: exit when the study process is gone (killed), instead of lingering as an orphan."""
+    import os
+    import threading
+
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def _time_export(folder: str, threads: int, loops: int, warmup: int, runtime: str) -> tuple[dict | None, str | None]:
     """In the timing process: one bench row of an ncnn export (or its .onnx), and the machine it ran on."""
     from lwdet.edge import bench
 
+    _exit_with_parent()
     rows = bench.bench_all([folder], threads=[threads], runtimes=[runtime], loops=loops, warmup=warmup,
                            load_other=load_onnx if runtime == "onnx" else None)
     return (rows[0] if rows else None), machine_of(bench.device_info())
@@ -128,6 +144,7 @@ def _time_peers(folder: str, size: int, threads: list[int], loops: int, warmup: 
     """In the timing process: every peer .param in ``folder`` at ``size`` px into a bench CSV (device columns on)."""
     from lwdet.edge import bench
 
+    _exit_with_parent()
     rows = bench.bench_all(params=bench.find_params(folder), threads=threads, input_shape=(size, size, 3),
                            loops=loops, warmup=warmup)
     bench.write_csv(rows, csv_path, bench.device_info())
