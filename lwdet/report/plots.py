@@ -71,15 +71,46 @@ def measured_on(rows: Sequence[dict], x: str = LATENCY) -> str:
 
 def place_labels(ax, points: Sequence[tuple[float, float, str]], colors: Sequence[str] | None = None,
                  sizes: Sequence[float] | None = None) -> list:
-    """One text per (x, y, label), moved by adjustText until none overlaps another or a point; leader lines."""
+    """One text per (x, y, label), none overlapping another: adjustText spreads them, then any pair still touching
+    is pulled apart vertically; a leader line joins a label that moved away to its point."""
     from adjustText import adjust_text
 
     texts = [ax.text(x, y, label, fontsize=(sizes[i] if sizes else 7), color=(colors[i] if colors else "0.2"),
-                     ha="left", va="bottom") for i, (x, y, label) in enumerate(points)]
+                     ha="left", va="bottom", bbox=dict(boxstyle="square,pad=0.05", fc="white", ec="none", alpha=0.75))
+             for i, (x, y, label) in enumerate(points)]  # the white ground keeps a label legible over a line
     if len(texts) > 1:
         adjust_text(texts, x=[p[0] for p in points], y=[p[1] for p in points], ax=ax, expand=(1.1, 1.3),
-                    force_text=(0.3, 0.6), arrowprops=dict(arrowstyle="-", color="0.55", lw=0.5))
+                    force_text=(0.3, 0.6))
+        _separate(ax, texts)
+    renderer = ax.figure.canvas.get_renderer()
+    to_data = ax.transData.inverted()
+    for t, (x, y, _) in zip(texts, points):
+        box = t.get_window_extent(renderer)
+        px, py = ax.transData.transform((x, y))
+        near = (min(max(px, box.x0), box.x1), min(max(py, box.y0), box.y1))  # the label's point nearest its dot
+        if ((near[0] - px) ** 2 + (near[1] - py) ** 2) ** 0.5 > 6:
+            ax.annotate("", xy=(x, y), xytext=tuple(to_data.transform(near)),
+                        arrowprops=dict(arrowstyle="-", color="0.55", lw=0.5))
     return texts
+
+
+def _separate(ax, texts, rounds: int = 100) -> None:
+    """Move the upper of every overlapping pair of labels up until no two overlap (display pixels)."""
+    renderer = ax.figure.canvas.get_renderer()
+    for _ in range(rounds):
+        boxes = [t.get_window_extent(renderer) for t in texts]
+        moved = False
+        for i in range(len(texts)):
+            for j in range(i + 1, len(texts)):
+                if boxes[i].overlaps(boxes[j]):
+                    up, down = (i, j) if boxes[i].y0 >= boxes[j].y0 else (j, i)
+                    x, y = ax.transData.transform(texts[up].get_position())
+                    dy = boxes[down].y1 - boxes[up].y0 + 1.0
+                    texts[up].set_position(tuple(ax.transData.inverted().transform((x, y + dy))))
+                    boxes[up] = texts[up].get_window_extent(renderer)
+                    moved = True
+        if not moved:
+            return
 
 
 def _names_note(rows: Sequence[dict]) -> str:
@@ -115,6 +146,9 @@ def pareto_figure(rows: Sequence[dict], peers: Sequence[dict] = (), x: str = LAT
         ax.axvline(lat, color=f"C{(i + 2) % 10}", ls=styles[i % 3], lw=1.0,
                    label=f"{p.get('model')} (peer graph, {lat:.2g} ms, no accuracy here)")
     ax.margins(x=0.08, y=0.1)
+    lo, hi = ax.get_ylim()
+    if min(ys) >= 0:  # mAP is never negative: only a sliver of room below 0
+        ax.set_ylim(max(lo, -0.03 * max(hi, 1e-3)), hi)
     ax.set_xlabel(AXIS.get(x, x))
     ax.set_ylabel(AXIS.get(y, y))
     ax.grid(alpha=0.3, which="both")
