@@ -235,10 +235,12 @@ def test_tiny_study_completes_rows_then_skips(tmp_path):
     assert [(row["neck"], row["head"]) for row in rows] == [("sppf", "yolo"), ("lite", "lite")]
     for row in rows:
         assert list(row) == list(COLUMNS)
-        empty = [k for k, v in row.items() if v == "" and not k.startswith("test_")]
+        empty = [k for k, v in row.items() if v == "" and not k.startswith("test_") and k not in ("teacher",
+                                                                                                  "distill_weight")]
         assert not empty, f"{row['model']}: empty {empty}"
         assert row["status"] == "done" and row["parity_ok"] == "True"
         assert (Path(row["run_dir"]) / "study_trained.json").is_file()
+        assert row["imgsz"] == "64" and "cores)" in row["machine"]  # what the report writes on its plots
     assert (tmp_path / "docs" / "report.md").is_file() and (tmp_path / "docs" / "pareto_latency_map.png").is_file()
     assert (tmp_path / "docs" / "time_by_part.png").is_file() and (tmp_path / "docs" / "time_by_layer_type.png").is_file()
     layer_ms = json.loads((Path(rows[1]["run_dir"]) / "ncnn_layer_type_ms.json").read_text())
@@ -332,10 +334,10 @@ def test_study_leaves_a_run_another_process_holds_and_waits_for_it_at_the_end(tm
     with claim(out / ".yolov5n.lock"):  # held, as by a second `python -m lwdet.study` on the same config
         worker = threading.Thread(target=lambda: (run_study(config, report=False), finished.set()), daemon=True)
         worker.start()
-        deadline = time.time() + 60
+        deadline = time.time() + 300  # plan() imports torch first: slow on a loaded VM
         while "another study process has it" not in caplog.text and time.time() < deadline:
             time.sleep(0.1)
         assert "another study process has it" in caplog.text
         assert not finished.wait(0.5)  # waiting for the held run: not training it, not returning
-    worker.join(30)
+    worker.join(600)  # then it times the peer graphs (peers.csv): minutes on a loaded 2-core VM
     assert finished.is_set() and "yolov5n: complete, skipped" in caplog.text
