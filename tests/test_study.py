@@ -327,7 +327,8 @@ def test_merge_result_keeps_rows_another_process_wrote(tmp_path):
 def test_study_leaves_a_run_another_process_holds_and_waits_for_it_at_the_end(tmp_path, caplog):
     out = tmp_path / "out"
     config = tmp_path / "study.yaml"
-    config.write_text(yaml.safe_dump({"out": str(out), "detectors": [{"backbone": "yolov5n"}]}))
+    config.write_text(yaml.safe_dump({"out": str(out), "detectors": [{"backbone": "yolov5n"}],
+                                      "bench": {"peers": ""}}))  # locks are the point here, not peer timing
     merge_result(out / "results.csv", {"model": "yolov5n", "status": "done"}, ["yolov5n"])  # the other one's row
     finished = threading.Event()
     caplog.set_level("INFO", logger="lwdet.study")
@@ -339,5 +340,5 @@ def test_study_leaves_a_run_another_process_holds_and_waits_for_it_at_the_end(tm
             time.sleep(0.1)
         assert "another study process has it" in caplog.text
         assert not finished.wait(0.5)  # waiting for the held run: not training it, not returning
-    worker.join(600)  # then it times the peer graphs (peers.csv): minutes on a loaded 2-core VM
+    worker.join(60)
     assert finished.is_set() and "yolov5n: complete, skipped" in caplog.text
