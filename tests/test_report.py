@@ -161,12 +161,53 @@ def test_ranking_over_epochs_reads_each_runs_csv(tmp_path):
     assert "1: -1.000, 2: 1.000, 3: 1.000" in section and "| yolov5n-ghostnet_100 | 0.040 | 0.120 | 0.220 |" in section
 
 
-def test_label_lifts_separate_crowded_labels_and_leave_lone_ones():
-    pts = [(1.0, 0.0, 30), (1.1, 0.001, 30), (1.2, 0.002, 30), (5.0, 0.14, 10)]
-    lifts = report.label_lifts(pts)
-    assert lifts[3] == 0 and lifts[0] == 0
-    assert len({b + lift * 0.045 for (_, b, _), lift in zip([(p[0], p[1] / 0.14, p[2]) for p in pts], lifts)}) == 4
-    assert sorted(lifts[:3]) == [0, 1, 2]  # three labels on top of each other become three lines
+FAST_CORNER = [  # names and numbers of the long study's crowded fast corner (docs/study-long)
+    _row("yolov5n", 5.3, 0.138, params=2.5), _row("yolov5n-litepan-litehead", 2.48, 0.050),
+    _row("yolov5n-mobilenetv3_small_100-litepan", 3.07, 0.059, params=1.5),
+    _row("yolov5n-mobilenetv3_small_100-litepan-litehead", 1.63, 0.010),
+    _row("yolov5n-shufflenetv2_050-litepan-litehead", 1.17, 0.005, params=0.25),
+    _row("yolov5n-shufflenetv2_050-nanopan-nanohead", 0.95, 0.002, params=0.2),
+    _row("yolov5n-shufflenetv2_050-p45pan-nanohead", 0.953, 0.000, params=0.2),
+    _row("yolov5n-mobilenetv3_small_100", 4.05, 0.087, params=2.8), _row("yolov5n-ghostnet_100", 6.1, 0.099),
+    _row("yolov5n-shufflenetv2_100", 5.57, 0.082), _row("yolov5n-mobilenetv3_small_100-aspp", 6.2, 0.082),
+]
+
+
+def test_pareto_figure_has_word_axis_titles_context_and_labels_that_do_not_collide():
+    rows = [{**r, "imgsz": 160.0, "machine": "Test CPU (x86_64, 2 cores)"} for r in FAST_CORNER]
+    peers = [{"model": "yolo-fastestv2", "threads": 1, "infer_median_ms": 0.96}, {"model": "mnasnet",
+                                                                                  "infer_median_ms": 5.4}]
+    fig = report.pareto_figure(rows, peers)
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "ncnn latency per image (ms)" and ax.get_ylabel() == "val mAP@0.5:0.95"
+    assert ax.get_title(loc="left") == "input 160x160 px · ncnn, 1 thread · Test CPU (x86_64, 2 cores)"
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any(t.startswith("yolo-fastestv2 (peer graph") for t in legend) and not any("mnasnet" in t for t in legend)
+    labels = {t.get_text(): t for t in ax.texts if t.get_text()}  # (the rest: leader lines)
+    assert set(labels) == {report.short_name(r["model"]) for r in rows}
+    assert "shufflenetv2_050-litepan-litehead" in labels  # the shared prefix is said once, in the legend
+    fig.canvas.draw()
+    boxes = [t.get_window_extent() for t in labels.values()]
+    overlaps = [(a, b) for i, (a, ba) in enumerate(zip(labels, boxes)) for b, bb in list(zip(labels, boxes))[i + 1:]
+                if ba.overlaps(bb)]
+    assert overlaps == []
+    fig.clf()
+
+
+def test_curves_are_small_multiples_with_legends_beside_the_panels(tmp_path):
+    rows = [_row(m, 1.0, 0.1, neck=n, head=h) for m, n, h in
+            [("yolov5n", "sppf", "yolo"), *((f"yolov5n-b{i}", "sppf", "yolo") for i in range(10)),
+             ("yolov5n-aspp", "aspp", "yolo"), ("yolov5n-litepan-litehead", "lite", "lite"), ("yolo26n", "", "")]]
+    runs = {r["model"]: {"epoch": [1.0, 2.0], "metrics/mAP50-95(B)": [0.01, 0.02]} for r in rows}
+    fig = report.curve_figure(runs, rows, "metrics/mAP50-95(B)", "val mAP@0.5:0.95")
+    titles = [ax.get_title(loc="left") for ax in fig.axes]
+    assert titles == ["SPPF neck, YOLOv5n head (1/2)", "SPPF neck, YOLOv5n head (2/2)", "ASPP neck",
+                      "lite / nano neck or head", report.curves.GROUPS[3]]
+    fig.canvas.draw()
+    for ax in fig.axes:
+        assert 2 <= len(ax.lines) <= report.curves.PANEL_LINES + 1  # the baseline is in every panel
+        assert ax.get_legend().get_window_extent().x0 >= ax.get_window_extent().x1  # beside, not over the lines
+    assert sum(len(ax.lines) for ax in fig.axes) == len(rows) + len(fig.axes) - 1
 
 
 def test_seed_runs_are_grouped_reported_as_noise_and_kept_off_the_frontier(tmp_path):
@@ -225,3 +266,27 @@ def test_report_keeps_its_data_and_can_be_written_again_without_the_runs(tmp_pat
     assert text.split("## Accuracy", 1)[1] == first.split("## Accuracy", 1)[1]  # only the Source line differs
     assert write_report(data / "results.csv", out).is_file()  # into its own folder: nothing copied onto itself
     assert (data / "results.csv").is_file()
+
+
+def test_cli_missing_csv_is_one_line_and_exit_2(tmp_path):
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "lwdet.report", str(tmp_path / "nope.csv")], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 2 and r.stderr.strip() == f"error: {tmp_path / 'nope.csv'}: study results CSV not found"
+
+
+def test_cli_writes_under_runs_by_default_and_never_into_a_folder_with_files(tmp_path, monkeypatch, capsys):
+    path = _study_csv(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert report.main([str(path)]) == 0
+    assert (tmp_path / "runs" / "report" / tmp_path.name / "report.md").is_file()  # <study folder>'s name
+    assert not (tmp_path / "docs").exists()
+    out = tmp_path / "taken"
+    out.mkdir()
+    (out / "notes.md").write_text("mine")
+    assert report.main([str(path), "--out", str(out)]) == 2
+    assert "--overwrite" in capsys.readouterr().err and not (out / "report.md").exists()
+    assert report.main([str(path), "--out", str(out), "--overwrite"]) == 0
+    assert (out / "report.md").is_file() and (out / "notes.md").read_text() == "mine"

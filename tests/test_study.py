@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
-from lwdet.study import COLUMNS, StudyConfigError, claim, load_config, merge_result, plan, run_study
+from lwdet.study import COLUMNS, StudyConfigError, claim, load_config, merge_result, plan, run_study, select
 
 ROOT = Path(__file__).resolve().parents[1]
 PEERS = ROOT.parent / "shared" / "peers" / "ncnn"
@@ -109,9 +109,114 @@ def test_config_with_an_unshipped_or_unknown_head_is_refused(tmp_path):
         plan(load_config(bad))
 
 
+def _config(tmp_path, detectors, **extra):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"detectors": detectors, **extra}))
+    return path
+
+
+def test_teachers_train_first_and_students_are_named_after_them(tmp_path):
+    path = _config(tmp_path, [
+        {"backbone": "shufflenetv2_050", "neck": "lite", "head": "lite", "teacher": "big", "distill_weight": 0.5},
+        {"backbone": "mobilenetv3_small", "teacher": "yolov5n"},
+        {"backbone": "yolov5n"},
+        {"model": "yolo26n.yaml", "id": "big", "teacher": "yolov5n"},  # the engine's own YAML: passed through
+        {"model": "yolo11n.yaml"},
+    ])
+    runs = plan(load_config(path))
+    names = [r["name"] for r in runs]
+    assert names == ["yolov5n", "big", "yolov5n-shufflenetv2_050-litepan-litehead-distill-big",
+                     "yolov5n-mobilenetv3_small_100-distill-yolov5n", "yolo11n"]
+    by = {r["name"]: r for r in runs}
+    assert by["big"]["yaml"] == "yolo26n.yaml" and by["yolo11n"]["yaml"] == "yolo11n.yaml"
+    assert (by["big"]["backbone"], by["big"]["neck"], by["big"]["head"]) == ("yolo26n", "", "")
+    student = by["yolov5n-shufflenetv2_050-litepan-litehead-distill-big"]
+    assert (student["teacher"], student["distill_weight"]) == ("big", 0.5)
+    assert by["yolov5n-mobilenetv3_small_100-distill-yolov5n"]["distill_weight"] is None
+    # --only a student brings its teachers along, in plan order
+    assert [r["name"] for r in select(runs, ["yolov5n-shufflenetv2_050-litepan-litehead-distill-big"])] == \
+        ["yolov5n", "big", "yolov5n-shufflenetv2_050-litepan-litehead-distill-big"]
+    with pytest.raises(StudyConfigError, match="--only: no run named 'yolo11'; did you mean 'yolo11n'"):
+        select(runs, ["yolo11"])
+
+
+def test_a_model_row_may_name_an_lwdet_yaml(tmp_path):
+    (tmp_path / "mine.yaml").write_text((ROOT / "models" / "yaml" / "yolov5n.yaml").read_text())
+    runs = plan(load_config(_config(tmp_path, [{"model": "yolov5n-ghostnet_100.yaml"}, {"model": "mine.yaml"}])))
+    assert [r["yaml"] for r in runs] == [ROOT / "models" / "yaml" / "yolov5n-ghostnet_100.yaml", tmp_path / "mine.yaml"]
+
+
+@pytest.mark.parametrize("detectors, message", [
+    ([{"backbone": "yolov5n"}, {"backbone": "ghostnet", "teacher": "yolov5m"}],
+     r"c.yaml: detectors\[1\] \(yolov5n-ghostnet_100-distill-yolov5m\): teacher 'yolov5m' is not the id of another "
+     r"row; "
+     r"did you mean 'yolov5n'\?"),
+    ([{"backbone": "yolov5n", "id": "a", "teacher": "b"}, {"backbone": "ghostnet", "id": "b", "teacher": "a"}],
+     r"c.yaml: detectors\[0\] \(a\): teachers form a cycle: a -> b -> a"),
+    ([{"backbone": "yolov5n", "id": "a", "teacher": "a"}], r"detectors\[0\] \(a\): teachers form a cycle: a -> a"),
+    ([{"backbone": "yolov5n", "distill_weight": 1.0}], r"c.yaml: detectors\[0\]: 'distill_weight' without a 'teacher'"),
+    ([{"backbone": "yolov5n", "id": "a"}, {"backbone": "ghostnet", "teacher": "a", "distill_weight": "x"}],
+     r"detectors\[1\]: distill_weight must be a positive number, got 'x'"),
+    ([{"model": "yolo26n.yaml", "neck": "lite"}], r"detectors\[0\]: give either 'model' or 'backbone'"),
+    ([{"model": "yolo26n"}], r"detectors\[0\]: model 'yolo26n' must be a model YAML"),
+    ([{"backbone": "yolov5n", "techer": "x"}], r"detectors\[0\]: unknown key 'techer'; did you mean 'teacher'"),
+    ([{"backbone": "yolov5n"}, {"backbone": "yolov5n"}], r"c.yaml: detectors repeat a run name \['yolov5n'\]"),
+])
+def test_teacher_and_model_row_errors_name_the_file_and_row(tmp_path, detectors, message):
+    with pytest.raises(StudyConfigError, match=message):
+        plan(load_config(_config(tmp_path, detectors)))
+
+
+def test_inputs_resolve_beside_the_config_and_outputs_in_the_working_folder(tmp_path, monkeypatch):
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "cfg" / "my-data.yaml").write_text("train: a\nval: a\nnames: [x]\n")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    cfg = load_config(_config(tmp_path / "cfg", [{"backbone": "yolov5n"}], data="my-data.yaml", out="runs/s"))
+    assert cfg["data"] == str(tmp_path / "cfg" / "my-data.yaml") and cfg["out"] == str(work / "runs" / "s")
+    shipped = load_config(_config(tmp_path / "cfg", [{"backbone": "yolov5n"}], data="datasets/fmnist-det.yaml"))
+    assert Path(shipped["data"]).is_file() and Path(shipped["data"]).name == "fmnist-det.yaml"  # lwdet's own
+
+
+def test_train_run_passes_a_teacher_only_to_a_student(tmp_path, monkeypatch):
+    import lwdet.training
+
+    calls = []
+
+    def fake_train(model, data, run_dir, **kw):  # records the call; makes the files a finished run has
+        calls.append(kw)
+        (Path(run_dir) / "weights").mkdir(parents=True)
+        (Path(run_dir) / "weights" / "best.pt").write_bytes(b"")
+
+    monkeypatch.setattr(lwdet.training, "train", fake_train)
+    from lwdet.study import train_run
+
+    budget = {"epochs": 1, "imgsz": 64}
+    train_run({"name": "a", "seed": 0, "yaml": "yolo26n.yaml"}, tmp_path / "a", "d.yaml", budget)
+    train_run({"name": "b", "seed": 0, "yaml": "x.yaml", "distill_weight": 0.5}, tmp_path / "b", "d.yaml", budget,
+              teacher=tmp_path / "a" / "weights" / "best.pt")
+    assert calls[0] == {"epochs": 1, "imgsz": 64, "seed": 0}
+    assert calls[1] == {"epochs": 1, "imgsz": 64, "seed": 0, "teacher": tmp_path / "a" / "weights" / "best.pt",
+                        "distill_weight": 0.5}
+    assert (tmp_path / "b" / "study_trained.json").is_file()
+
+
+def test_cli_missing_or_broken_config_is_one_line_and_exit_2(tmp_path):
+    r = _study(tmp_path / "nope.yaml")
+    assert r.returncode == 2 and r.stderr.strip() == f"error: {tmp_path / 'nope.yaml'}: study config not found"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("detectors: [{backbone: yolov5n}\nbudget: {\n")
+    r = _study(bad)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "bad.yaml: line" in r.stderr
+    bad.write_text("detectors: [{backbone: yolov5n, teacher: nobody}]\n")
+    r = _study(bad)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "bad.yaml: detectors[0]" in r.stderr
+
+
 def _study(config):
     return subprocess.run([sys.executable, "-m", "lwdet.study", str(config)], capture_output=True, text=True,
-                          cwd=ROOT, timeout=300)
+                          cwd=ROOT, timeout=900)
 
 
 def test_tiny_study_completes_rows_then_skips(tmp_path):
@@ -130,10 +235,12 @@ def test_tiny_study_completes_rows_then_skips(tmp_path):
     assert [(row["neck"], row["head"]) for row in rows] == [("sppf", "yolo"), ("lite", "lite")]
     for row in rows:
         assert list(row) == list(COLUMNS)
-        empty = [k for k, v in row.items() if v == "" and not k.startswith("test_")]
+        empty = [k for k, v in row.items() if v == "" and not k.startswith("test_") and k not in ("teacher",
+                                                                                                  "distill_weight")]
         assert not empty, f"{row['model']}: empty {empty}"
         assert row["status"] == "done" and row["parity_ok"] == "True"
         assert (Path(row["run_dir"]) / "study_trained.json").is_file()
+        assert row["imgsz"] == "64" and "cores)" in row["machine"]  # what the report writes on its plots
     assert (tmp_path / "docs" / "report.md").is_file() and (tmp_path / "docs" / "pareto_latency_map.png").is_file()
     assert (tmp_path / "docs" / "time_by_part.png").is_file() and (tmp_path / "docs" / "time_by_layer_type.png").is_file()
     layer_ms = json.loads((Path(rows[1]["run_dir"]) / "ncnn_layer_type_ms.json").read_text())
@@ -175,7 +282,7 @@ def test_train_only_trains_then_a_second_pass_times_without_retraining(tmp_path)
         "bench": {"threads": [1], "loops": 2, "warmup": 1, "parts": False}, "export": {"map_check": False},
     }))
     r = subprocess.run([sys.executable, "-m", "lwdet.study", str(config), "--train-only"], capture_output=True,
-                       text=True, cwd=ROOT, timeout=300)
+                       text=True, cwd=ROOT, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     run_dir = tmp_path / "out" / "yolov5n-shufflenetv2_050-litehead"
     assert (run_dir / "study_trained.json").is_file() and (run_dir / "weights" / "best.pt").is_file()
@@ -190,7 +297,7 @@ def test_train_only_trains_then_a_second_pass_times_without_retraining(tmp_path)
 
     before = float(row["latency_ms_t1"])
     r = subprocess.run([sys.executable, "-m", "lwdet.study", str(config), "--rebench", "--no-report"],
-                       capture_output=True, text=True, cwd=ROOT, timeout=300)
+                       capture_output=True, text=True, cwd=ROOT, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     again = next(csv.DictReader((tmp_path / "out" / "results.csv").open()))
     assert float(again["latency_ms_t1"]) > 0 and float(again["latency_ms_t1"]) != before  # timed again
@@ -220,17 +327,18 @@ def test_merge_result_keeps_rows_another_process_wrote(tmp_path):
 def test_study_leaves_a_run_another_process_holds_and_waits_for_it_at_the_end(tmp_path, caplog):
     out = tmp_path / "out"
     config = tmp_path / "study.yaml"
-    config.write_text(yaml.safe_dump({"out": str(out), "detectors": [{"backbone": "yolov5n"}]}))
+    config.write_text(yaml.safe_dump({"out": str(out), "detectors": [{"backbone": "yolov5n"}],
+                                      "bench": {"peers": ""}}))  # locks are the point here, not peer timing
     merge_result(out / "results.csv", {"model": "yolov5n", "status": "done"}, ["yolov5n"])  # the other one's row
     finished = threading.Event()
     caplog.set_level("INFO", logger="lwdet.study")
     with claim(out / ".yolov5n.lock"):  # held, as by a second `python -m lwdet.study` on the same config
         worker = threading.Thread(target=lambda: (run_study(config, report=False), finished.set()), daemon=True)
         worker.start()
-        deadline = time.time() + 60
+        deadline = time.time() + 300  # plan() imports torch first: slow on a loaded VM
         while "another study process has it" not in caplog.text and time.time() < deadline:
             time.sleep(0.1)
         assert "another study process has it" in caplog.text
         assert not finished.wait(0.5)  # waiting for the held run: not training it, not returning
-    worker.join(30)
+    worker.join(60)
     assert finished.is_set() and "yolov5n: complete, skipped" in caplog.text

@@ -1,6 +1,8 @@
-"""PLACEHOLDER (the pkg branch): the studyreport branch writes the real lwdet.cli.study; the coordinator replaces this.
+"""Run a comparison study (train, profile, export, time every detector of a config), resumably; then its report.
 
-Runs ``python -m lwdet.study`` after a missing input file becomes one line and exit status 2.
+    lwdet study configs/study-cpu.yaml                     # again after an interruption: finished runs are skipped
+    lwdet study CONFIG --train-only                        # on a GPU box; then the plain command where it is timed
+    lwdet study CONFIG --rebench                           # time the finished detectors again, in one pass
 """
 
 from __future__ import annotations
@@ -10,13 +12,48 @@ from pathlib import Path
 
 from lwdet.cli import common
 
+RESUME = "run the same command again to go on (finished detectors are skipped)"
 
-def main(argv=None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    first = next((a for a in argv if not a.startswith("-")), None)
-    if first is not None and not Path(first).is_file():
-        print(f"lwdet study: error: not found: {first}", file=sys.stderr)
-        return common.EXIT_USAGE
-    from lwdet.study import main as lib_main
 
-    return lib_main(argv)
+def build_parser():
+    p = common.parser("lwdet study", __doc__)
+    p.add_argument("config", type=Path, help="study config YAML (e.g. the shipped study-cpu.yaml)")
+    p.add_argument("--only", type=lambda s: [n for n in s.split(",") if n],
+                   help="comma-separated run names to do now, with their teachers (default: all)")
+    p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    p.add_argument("--rebench", action="store_true",
+                   help="only time the finished detectors again, in one pass (after a study on a busy machine)")
+    p.add_argument("--train-only", action="store_true",
+                   help="only train (e.g. on a GPU box); run again without it where the detectors are timed")
+    return p
+
+
+def _body(a) -> int:
+    from lwdet.study import rebench, run_study
+
+    try:
+        if a.rebench:
+            results = rebench(a.config, report=not a.no_report)
+        else:
+            results = run_study(a.config, a.only, report=not a.no_report, train_only=a.train_only)
+    except KeyboardInterrupt:
+        print(f"interrupted; {RESUME}", file=sys.stderr)
+        return 130
+    except Exception as e:
+        training = sys.modules.get("lwdet.training")  # only a run that trained can have been interrupted
+        if training is None or not isinstance(e, training.TrainingInterrupted):
+            raise
+        print(f"{e}\n{RESUME}", file=sys.stderr)
+        return 130 if e.signal_name == "SIGINT" else 143
+    print(f"results: {results}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = build_parser().parse_args(argv)
+    common.setup_logging()
+    return common.run(_body, a)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,216 @@
+"""The report's inputs: a study results CSV, bench CSVs, each run's epoch CSV (the engine's results.csv), a data copy."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import re
+import shutil
+from pathlib import Path
+from typing import Sequence
+
+from lwdet import artifacts
+
+LOGGER = logging.getLogger(__name__)
+
+COLUMNS = (
+    "model", "backbone", "neck", "head", "params_m", "gflops", "macs_m", "mac_mb", "peak_act_mb", "pt_mb", "ncnn_bin_mb",
+    "train_s", "epoch_s", "map50", "map5095", "precision", "recall", "f1", "latency_ms_t1", "latency_ms_t2",
+    "ncnn_peak_mb", "onnx_ms_t1", "backbone_ms", "neck_ms", "head_ms", "parity_ok", "run_dir",
+)
+# written by lwdet.study beside COLUMNS; optional here (older results CSVs lack them)
+CONTEXT_COLUMNS = ("imgsz", "machine", "teacher")
+TEXT_COLUMNS = ("model", "backbone", "neck", "head", "run_dir", "machine", "teacher")
+PEERS_CSV = "peers.csv"  # beside a study's results.csv: the peer graphs timed at the study's input size
+LAYER_TIMES = artifacts.LAYER_TIMES  # in a run folder: ncnn ms per layer type (lwdet.parts)
+DATA = "data"  # in a report folder: the study CSV and each run's epoch CSV, so the report can be written again
+LATENCY = "latency_ms_t1"  # the x axis of the Pareto plot and what --max-latency-ms limits
+ACCURACY = "map5095"
+MEMORY = "ncnn_peak_mb"
+DENSITY = "map5095_per_mparam"  # accuracy density, derived
+BENCH_TEXT = ("model", "kind", "runtime", "input", "image", "path", "board", "cpu", "arch", "os", "governor",
+              "time_utc", "python", "ncnn", "numpy", "opencv")
+
+
+def _value(key: str, text):
+    if key in TEXT_COLUMNS or text is None:
+        return text
+    if isinstance(text, (int, float, bool)):
+        return text
+    s = str(text).strip()
+    if s == "" or s.lower() in ("none", "nan"):
+        return None
+    if s.lower() in ("true", "false"):
+        return s.lower() == "true"
+    try:
+        return float(s)
+    except ValueError:
+        return s
+
+
+def _num(row: dict, key: str) -> float | None:
+    v = row.get(key)
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
+
+
+def fmt(v) -> str:
+    """A table cell: 3 significant-ish digits, booleans as yes / NO, missing as -."""
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return "yes" if v else "NO"
+    if isinstance(v, float):
+        if abs(v) >= 100:
+            return f"{v:.0f}"
+        return f"{v:.3f}" if abs(v) < 10 else f"{v:.1f}"
+    return str(v)
+
+
+def _read_csv(path: str | Path, what: str) -> list[dict]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: {what} not found")
+    with path.open(newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def with_density(row: dict) -> dict:
+    """``row`` plus mAP50-95 per million parameters (None when either is missing)."""
+    m, p = row.get(ACCURACY), row.get("params_m")
+    ok = isinstance(m, (int, float)) and isinstance(p, (int, float)) and p > 0
+    return {**row, DENSITY: m / p if ok else None}
+
+
+def read_rows(path: str | Path) -> list[dict]:
+    """Rows of a study results CSV, numbers parsed (empty -> None), with the accuracy density added."""
+    return [with_density({k.strip(): _value(k.strip(), v) for k, v in r.items() if k})
+            for r in _read_csv(path, "study results CSV")]
+
+
+def read_bench(path: str | Path) -> list[dict]:
+    """Rows of a ``bench_edge.py --csv`` file (numbers parsed)."""
+    rows = [{k: (v if k in BENCH_TEXT else _value(k, v)) for k, v in r.items() if k}
+            for r in _read_csv(path, "bench CSV")]
+    for r in rows:
+        r["threads"] = int(r["threads"]) if isinstance(r.get("threads"), float) else r.get("threads")
+    return rows
+
+
+def _key(name: str) -> str:
+    name = str(name).strip().lower()
+    for suffix in ("_ncnn_model", ".ncnn.param", ".param"):
+        name = name.removesuffix(suffix)
+    return name
+
+
+def apply_bench(rows: Sequence[dict], bench: Sequence[dict]) -> tuple[list[dict], list[dict]]:
+    """Replace latency/memory columns by the bench rows of the same model; returns (rows, unmatched bench rows)."""
+    by_model: dict[str, dict[int, dict]] = {}
+    for b in bench:
+        if b.get("runtime", "ncnn") not in (None, "", "ncnn"):
+            continue
+        by_model.setdefault(_key(b.get("model", "")), {})[int(b.get("threads") or 1)] = b
+    out, used = [], set()
+    for r in rows:
+        hit = by_model.get(_key(r.get("model", "")))
+        r = dict(r)
+        if hit:
+            used.add(_key(r["model"]))
+            r["_bench"] = True
+            for threads, col in ((1, "latency_ms_t1"), (2, "latency_ms_t2")):
+                r[col] = hit[threads].get("infer_median_ms") if threads in hit else None
+            first = hit.get(1) or hit[min(hit)]
+            r[MEMORY] = first.get("mem_peak_mb")
+            r["machine"] = machine_of(first) or r.get("machine")
+        else:
+            LOGGER.warning("bench CSV has no row for %s; keeping this machine's latency", r.get("model"))
+        out.append(r)
+    peers = [b for k, t in by_model.items() if k not in used for b in [t.get(1) or t[min(t)]]]
+    return out, peers
+
+
+def machine_of(bench_row: dict) -> str | None:
+    """'board or CPU (arch, N cores)' from a bench row's device columns; None when it has none."""
+    name = bench_row.get("board") or bench_row.get("cpu")
+    if not name:
+        return None
+    cores = _num(bench_row, "cores")
+    extra = ", ".join(x for x in (bench_row.get("arch"), f"{cores:g} cores" if cores else None) if x)
+    return f"{name} ({extra})" if extra else str(name)
+
+
+def read_results(path: str | Path) -> dict[str, list[float]]:
+    """A run's epoch CSV (the engine's results.csv) as column -> float values (NaN where not a number).
+
+    Read with polars, as the engine reads it (``BaseTrainer.read_results_csv``); names are stripped of padding.
+    """
+    import polars as pl
+
+    df = pl.read_csv(path, infer_schema_length=None)
+    return {str(c).strip(): [float("nan") if v is None else float(v)
+                             for v in df[c].cast(pl.Float64, strict=False).to_list()] for c in df.columns}
+
+
+def _run_file(row: dict, base: Path | None, name: str) -> Path | None:
+    """``name`` in the row's run folder: as recorded, relative to ``base``, or a folder of that name in ``base``
+    (a report's data copy)."""
+    run = row.get("run_dir")
+    if not run:
+        return None
+    for cand in (Path(run), (base / run) if base else None, (base / Path(run).name) if base else None):
+        if cand is not None and (cand / name).is_file():
+            return cand / name
+    return None
+
+
+def epoch_curves(rows: Sequence[dict], base: Path | None = None) -> dict[str, dict[str, list[float]]]:
+    """model -> its run's epoch CSV columns, for the rows whose run folder (or data copy) has one."""
+    runs = {}
+    for r in rows:
+        f = _run_file(r, base, "results.csv")
+        if f is None:
+            LOGGER.warning("no results.csv for %s (run_dir %s); left out of the curves", r.get("model"),
+                           r.get("run_dir"))
+            continue
+        runs[str(r.get("model"))] = read_results(f)
+    return runs
+
+
+SEED_RUN = re.compile(r"^(?P<base>.+)-seed(?P<seed>\d+)$")  # lwdet.study names a repeat run "<model>-seed<N>"
+
+
+def load_study(results_csv: str | Path, bench_csv: str | Path | None = None) -> tuple[list[dict], list[dict], str]:
+    """(rows, peer bench rows, where latency comes from): the study CSV, latency/memory from ``bench_csv`` if given.
+
+    Without ``bench_csv`` the peers are the study's own ``peers.csv`` (1 thread), when it timed them.
+    """
+    rows = read_rows(results_csv)
+    if not bench_csv:
+        own = Path(results_csv).parent / PEERS_CSV
+        peers = [b for b in read_bench(own) if b.get("threads") == 1] if own.is_file() else []
+        return rows, peers, "this machine"
+    n = len(rows)
+    rows, peers = apply_bench(rows, read_bench(bench_csv))
+    matched = sum(r.pop("_bench", False) for r in rows)
+    return rows, peers, f"`{bench_csv}` for {matched} of {n} detectors (the rest: the study machine)"
+
+
+def keep_data(results_csv: Path, rows: Sequence[dict], out: Path) -> Path:
+    """Copy the study CSV, its peers CSV and each run's epoch CSV and layer times into ``out/data``: the committed
+    report can then be written again (``python -m lwdet.report out/data/results.csv``, e.g. with a Pi's bench CSV)
+    after the run folders are gone. Nothing is copied onto itself."""
+    data = out / DATA
+    if results_csv.resolve().parent == data.resolve():
+        return data
+    data.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(results_csv, data / "results.csv")
+    if (results_csv.parent / PEERS_CSV).is_file():
+        shutil.copyfile(results_csv.parent / PEERS_CSV, data / PEERS_CSV)
+    for r in rows:
+        for name in ("results.csv", LAYER_TIMES):
+            f = _run_file(r, results_csv.parent, name)
+            if f is not None:
+                (data / f.parent.name).mkdir(exist_ok=True)
+                shutil.copyfile(f, data / f.parent.name / name)
+    return data

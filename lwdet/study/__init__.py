@@ -1,0 +1,42 @@
+"""Comparison study: train, profile, export and bench a list of detectors on one dataset and budget, resumably.
+
+    python -m lwdet.study STUDY.yaml [--only yolov5n,yolov5n-ghostnet_100] [--no-report]
+
+Per detector (run folder ``<out>/<name>/``): train (an unfinished run, i.e. ``weights/last.pt`` without the
+``study_trained.json`` marker, resumes; a row with ``teacher: <another row's id>`` is distilled from that run's
+``weights/best.pt``, which the plan trains first), profile ``weights/best.pt``, export to ncnn (parity-checked),
+bench the ncnn export at threads 1 and 2 in a fresh torch-free process (so memory is the runtime's, as on the Pi),
+final val (and test, when the data has a test split) through the engine's validator. The row goes into
+``<out>/results.csv`` (rewritten atomically after every detector); a row with ``status`` ``done`` is skipped on
+the next invocation. At the end ``lwdet.report`` writes the report.
+
+Several study processes may share one config (e.g. two on a 2-core CPU, where the engine trains on one thread
+per process): each takes the runs no other process holds (a lock file per run, ``<out>/.<name>.lock``), merges
+its rows into ``results.csv`` under a lock, and at the end waits for the runs the others still hold.
+
+Layers: ``config`` (the YAML), ``plan`` (the runs, teachers first), ``results`` (the CSV and locks), ``steps``
+(train / evaluate / export / time one run), ``runner`` (the loop).
+"""
+
+from lwdet.study.config import (BENCH_DEFAULTS, BUDGET_DEFAULTS, CONFIG_KEYS, DETECTOR_KEYS, EXPORT_DEFAULTS,
+                                StudyConfigError, load_config)
+from lwdet.study.plan import plan, select
+from lwdet.study.results import COLUMNS, TEST_COLUMNS, claim, merge_result, read_results, write_results
+from lwdet.study.runner import rebench, run_study
+from lwdet.study.steps import (TRAINED, bench, bench_peers, bench_row, evaluate, export, study_row, train_run,
+                               training_time)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m lwdet.study``: see ``lwdet.cli.study``."""
+    from lwdet.cli.study import main as cli_main
+
+    return cli_main(argv)
+
+
+__all__ = [
+    "BENCH_DEFAULTS", "BUDGET_DEFAULTS", "COLUMNS", "CONFIG_KEYS", "DETECTOR_KEYS", "EXPORT_DEFAULTS", "TEST_COLUMNS",
+    "TRAINED", "StudyConfigError", "bench", "bench_peers", "bench_row", "claim", "evaluate", "export", "load_config",
+    "main", "merge_result", "plan", "read_results", "rebench", "run_study", "select", "study_row", "train_run",
+    "training_time", "write_results",
+]

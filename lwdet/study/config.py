@@ -1,0 +1,126 @@
+"""A study config (YAML): strict keys with "did you mean", defaults filled in, paths resolved.
+
+Where relative paths point: inputs (``data``, ``bench.peers``, a detector's ``model`` file) are looked up beside
+the config file first, then in the working folder, then (``data``) among lwdet's shipped dataset YAMLs by file
+name; outputs (``out``, ``report``) are relative to the working folder, as the engine's ``runs/``.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+import yaml
+
+from lwdet.errors import ConfigError
+
+CONFIG_KEYS = {"name", "data", "out", "budget", "detectors", "baseline_seeds", "bench", "export", "report"}
+# a detector row: {backbone, neck, head} (lwdet's parts) or {model} (a model YAML: lwdet's, or the engine's own
+# name such as yolo26n.yaml); optional id (its run name), teacher (another row's id) and distill_weight
+DETECTOR_KEYS = {"backbone", "neck", "head", "model", "id", "teacher", "distill_weight"}
+BUDGET_DEFAULTS = {"epochs": 30, "imgsz": 320, "batch": 16, "seed": 0, "device": "cpu", "workers": 2,
+                   "plots": False}
+# parts: lwdet.parts split timing; peers: a folder of peer .param graphs timed at the study's imgsz ("" for none)
+# onnx: also export ONNX and time it in onnxruntime at 1 thread (the column onnx_ms_t1)
+BENCH_DEFAULTS = {"threads": [1, 2], "loops": 50, "warmup": 5, "parts": True, "peers": "../shared/peers/ncnn",
+                  "onnx": True}
+EXPORT_DEFAULTS = {"map_check": True, "half": False}
+
+
+class StudyConfigError(ConfigError):
+    """A study config is wrong; the message names the file and the key or detector row."""
+
+
+def strict(section: str, got: dict, allowed) -> None:
+    for k in got:
+        if k not in allowed:
+            hint = difflib.get_close_matches(str(k), list(allowed), n=1)
+            raise StudyConfigError(f"{section}: unknown key '{k}'{f'; did you mean {hint[0]!r}?' if hint else ''} "
+                                   f"Known: {', '.join(sorted(allowed))}")
+
+
+def input_path(value: str | Path, config_dir: Path, shipped: Path | None = None) -> str:
+    """An input file or folder: absolute; beside the config; in the working folder; shipped with lwdet (by name)."""
+    p = Path(value).expanduser()
+    if p.is_absolute():
+        return str(p)
+    for cand in (config_dir / p, Path.cwd() / p, (shipped / p.name) if shipped else None):
+        if cand is not None and cand.exists():
+            return str(cand.resolve())
+    return str((Path.cwd() / p).resolve())  # not there (yet): e.g. a benchmark set built on first use
+
+
+def output_path(value: str | Path) -> str:
+    p = Path(value).expanduser()
+    return str(p if p.is_absolute() else (Path.cwd() / p).resolve())
+
+
+def _detector(path: Path, i: int, d) -> dict:
+    where = f"{path}: detectors[{i}]"
+    if not isinstance(d, dict) or not ({"backbone", "model"} & set(d)):
+        raise StudyConfigError(f"{where} must be a mapping with 'backbone' (and 'neck', 'head') or 'model'")
+    strict(where, d, DETECTOR_KEYS)
+    if "model" in d and {"backbone", "neck", "head"} & set(d):
+        raise StudyConfigError(f"{where}: give either 'model' or 'backbone'/'neck'/'head', not both")
+    if "distill_weight" in d:
+        if not d.get("teacher"):
+            raise StudyConfigError(f"{where}: 'distill_weight' without a 'teacher'")
+        w = d["distill_weight"]
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or w <= 0:
+            raise StudyConfigError(f"{where}: distill_weight must be a positive number, got {w!r}")
+    row = {"id": str(d["id"]) if d.get("id") else None, "teacher": str(d["teacher"]) if d.get("teacher") else None,
+           "distill_weight": float(d["distill_weight"]) if "distill_weight" in d else None}
+    if "model" in d:
+        model = str(d["model"])
+        if not model.endswith((".yaml", ".yml")):
+            raise StudyConfigError(f"{where}: model '{model}' must be a model YAML (a file, or the engine's name "
+                                   f"such as yolo26n.yaml)")
+        return {**row, "model": model}
+    return {**row, "backbone": str(d["backbone"]), "neck": str(d.get("neck", "sppf")),
+            "head": str(d.get("head", "yolo"))}
+
+
+def load_config(path: str | Path) -> dict:
+    """The study config with defaults filled in and paths resolved (see the module docstring)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: study config not found")
+    try:
+        cfg = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" line {mark.line + 1}" if mark is not None else ""
+        raise StudyConfigError(f"{path}:{at} not valid YAML ({getattr(e, 'problem', None) or e})") from None
+    if not isinstance(cfg, dict):
+        raise StudyConfigError(f"{path}: a study config is a mapping of {', '.join(sorted(CONFIG_KEYS))}")
+    strict(str(path), cfg, CONFIG_KEYS)
+    if not cfg.get("detectors") or not isinstance(cfg["detectors"], list):
+        raise StudyConfigError(f"{path}: 'detectors' must list at least one {{backbone, neck, head}} or {{model}}")
+    for key in ("budget", "bench", "export"):
+        if not isinstance(cfg.get(key) or {}, dict):
+            raise StudyConfigError(f"{path}: '{key}' must be a mapping")
+    strict(f"{path}: bench", cfg.get("bench") or {}, BENCH_DEFAULTS)
+    strict(f"{path}: export", cfg.get("export") or {}, EXPORT_DEFAULTS)
+    try:
+        seeds = [int(s) for s in cfg.get("baseline_seeds") or []]
+    except (TypeError, ValueError):
+        raise StudyConfigError(f"{path}: baseline_seeds must be a list of integers") from None
+
+    from lwdet.data import DEFAULT_DATA
+
+    here = path.resolve().parent
+    bench = {**BENCH_DEFAULTS, **(cfg.get("bench") or {})}
+    if bench["peers"]:
+        bench["peers"] = input_path(bench["peers"], here)
+    return {
+        "config": str(path),
+        "name": cfg.get("name", path.stem),
+        "data": input_path(cfg.get("data") or DEFAULT_DATA, here, shipped=Path(DEFAULT_DATA).parent),
+        "out": output_path(cfg.get("out") or f"runs/{path.stem}"),
+        "budget": {**BUDGET_DEFAULTS, **(cfg.get("budget") or {})},
+        "detectors": [_detector(path, i, d) for i, d in enumerate(cfg["detectors"])],
+        "baseline_seeds": seeds,
+        "bench": bench,
+        "export": {**EXPORT_DEFAULTS, **(cfg.get("export") or {})},
+        "report": output_path(cfg["report"]) if cfg.get("report") else None,
+    }

@@ -1,0 +1,87 @@
+"""Run (or finish) a study: every planned run not done yet, resumably, shared safely between study processes."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from lwdet.report import PEERS_CSV
+from lwdet.study.config import StudyConfigError, load_config
+from lwdet.study.plan import plan, select
+from lwdet.study.results import claim, merge_result, read_results, write_results
+from lwdet.study.steps import TRAINED, bench_peers, bench_row, study_row, teacher_weights, train_run
+
+LOGGER = logging.getLogger(__name__)
+
+
+def _write_report(results: Path, cfg: dict) -> None:
+    from lwdet.report import write_report
+
+    write_report(results, cfg["report"] or Path(cfg["out"]) / "report")
+
+
+def rebench(config: str | Path, report: bool = True) -> Path:
+    """Time every finished detector again in one pass (e.g. on a quiet machine, after a study that shared it)."""
+    cfg = load_config(config)
+    results = Path(cfg["out"]) / "results.csv"
+    rows = list(read_results(results).values())
+    if not rows:
+        raise StudyConfigError(f"{results}: no finished detectors to bench")
+    for i, row in enumerate(rows):
+        if row.get("status") == "done" and row.get("parity_ok") in ("True", True):
+            LOGGER.info("%s: benching again", row["model"])
+            rows[i] = bench_row(row, cfg)
+            write_results(results, rows)
+    bench_peers(cfg)
+    if report:
+        _write_report(results, cfg)
+    return results
+
+
+def run_study(config: str | Path, only: list[str] | None = None, report: bool = True, train_only: bool = False) -> Path:
+    """Run (or finish) the study of ``config``; returns the results CSV.
+
+    ``train_only`` trains every run and stops there (on a GPU box); copy the run folders back and run the study
+    again where the detectors will be timed: trained runs are not retrained.
+    """
+    cfg = load_config(config)
+    out = Path(cfg["out"])
+    results = out / "results.csv"
+    everything = plan(cfg)
+    order = [r["name"] for r in everything]
+    pending, wait = select(everything, only), False
+    while pending:  # a second pass waits for the runs another study process held during the first
+        held = []
+        for run in pending:
+            if run["teacher"] and not wait and not (out / run["teacher"] / TRAINED).is_file():
+                LOGGER.info("%s: its teacher %s is not trained yet (another process has it); coming back to it at "
+                            "the end", run["name"], run["teacher"])
+                held.append(run)
+                continue
+            with claim(out / f".{run['name']}.lock", wait=wait) as mine:
+                if not mine:
+                    LOGGER.info("%s: another study process has it; coming back to it at the end", run["name"])
+                    held.append(run)
+                    continue
+                if read_results(results).get(run["name"], {}).get("status") == "done":
+                    LOGGER.info("%s: complete, skipped", run["name"])
+                    continue
+                run_dir = out / run["name"]
+                t0 = time.time()
+                if not (run_dir / TRAINED).is_file():
+                    train_run(run, run_dir, cfg["data"], cfg["budget"], teacher=teacher_weights(run, out))
+                if train_only:
+                    LOGGER.info("%s: trained in %.0f s", run["name"], time.time() - t0)
+                    continue
+                merge_result(results, study_row(run, run_dir, cfg), order)
+                LOGGER.info("%s: done in %.0f s", run["name"], time.time() - t0)
+        pending, wait = held, True
+    if not train_only and results.is_file() and not (Path(cfg["out"]) / PEERS_CSV).is_file():
+        bench_peers(cfg)
+    if report and not train_only and results.is_file():
+        with claim(out / ".report.lock", wait=True):
+            _write_report(results, cfg)
+    return results
+
+

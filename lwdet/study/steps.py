@@ -1,0 +1,254 @@
+"""The steps of one study run: train (or resume; with a teacher: distil), evaluate, profile, export, time.
+
+Timing runs in a fresh interpreter (``multiprocessing`` spawn) that calls ``lwdet.edge.bench`` directly: no torch in
+that process, so its peak memory is the ncnn runtime's, as on the Pi.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import yaml
+
+from lwdet.artifacts import best_weights, last_weights, ncnn_folder
+from lwdet.report import LAYER_TIMES, PEERS_CSV
+from lwdet.report.rows import machine_of
+from lwdet.units import MB
+
+LOGGER = logging.getLogger(__name__)
+
+TRAINED = "study_trained.json"  # final marker in a run folder: training finished
+
+
+# ------------------------------------------------------------------------------------------------------ training
+def teacher_weights(run: dict, out: Path) -> Path | None:
+    """The finished teacher's ``weights/best.pt`` for a run that has a teacher (None without one)."""
+    if not run.get("teacher"):
+        return None
+    folder = out / run["teacher"]
+    if not (folder / TRAINED).is_file() or not best_weights(folder).is_file():
+        raise RuntimeError(f"{run['name']}: its teacher {run['teacher']} has not finished training ({folder})")
+    return best_weights(folder)
+
+
+def train_run(run: dict, run_dir: Path, data: str, budget: dict, teacher: Path | None = None) -> None:
+    """Train, or resume an unfinished run; writes the TRAINED marker when done.
+
+    ``teacher``: distil from these weights (``lwdet.training.train(teacher=, distill_weight=)``); only a run with a
+    teacher passes those arguments, so runs without one train as before.
+    """
+    from lwdet.training import train
+
+    marker = run_dir / TRAINED
+    if marker.is_file():
+        return
+    overrides = {**budget, "seed": run["seed"]}
+    last = last_weights(run_dir)
+    if last.is_file():  # the engine resumes with the arguments saved in last.pt (the teacher included)
+        LOGGER.info("%s: resuming %s", run["name"], last)
+        try:
+            train(run["yaml"], data, run_dir, resume=True, epochs=overrides["epochs"])
+        except ValueError as e:
+            if "nothing to resume" not in str(e):
+                raise
+    else:
+        if run_dir.exists():  # crashed before its first checkpoint: keep it aside, never delete a run
+            aside = run_dir.with_name(f"{run_dir.name}.incomplete-{int(time.time())}")
+            LOGGER.warning("%s has no checkpoint; moving it to %s and starting over", run_dir, aside)
+            run_dir.rename(aside)
+        if teacher is not None:
+            overrides["teacher"] = teacher
+            if run.get("distill_weight") is not None:
+                overrides["distill_weight"] = run["distill_weight"]
+            LOGGER.info("%s: training, distilled from %s", run["name"], teacher)
+        else:
+            LOGGER.info("%s: training", run["name"])
+        train(run["yaml"], data, run_dir, **overrides)
+    if not best_weights(run_dir).is_file():
+        raise RuntimeError(f"{run_dir}: training ended without weights/best.pt")
+    marker.write_text(json.dumps({"finished": time.strftime("%Y-%m-%dT%H:%M:%S")}) + "\n", encoding="utf-8")
+
+
+def training_time(run_dir: Path) -> tuple[float | None, float | None]:
+    """(total, mean per epoch) seconds from the run's ``time/epoch_s`` column (survives resumes)."""
+    from lwdet.report import read_results as read_curves
+
+    cols = read_curves(run_dir / "results.csv")
+    epochs = [t for t in cols.get("time/epoch_s", []) if t == t]
+    if not epochs:
+        total = (cols.get("time") or [None])[-1]
+        return total, None
+    return float(sum(epochs)), float(sum(epochs) / len(epochs))
+
+
+def evaluate(weights: Path, data_yaml: Path, split: str, budget: dict) -> dict:
+    """P, R, mAP50, mAP50-95 and F1 (as lwdet.training.mean_f1) of ``weights`` on ``split``."""
+    import numpy as np
+
+    from lwdet.checkpoints import load_yolo
+
+    with tempfile.TemporaryDirectory(prefix="lwdet-study-val-") as tmp:
+        m = load_yolo(weights).val(data=str(data_yaml), split=split, imgsz=budget["imgsz"], batch=budget["batch"],
+                                   device=budget.get("device", "cpu"), workers=0, plots=False, verbose=False,
+                                   project=tmp, name="val")
+    f1 = np.asarray(m.box.f1, dtype=float)
+    return {"precision": float(m.box.mp), "recall": float(m.box.mr), "map50": float(m.box.map50),
+            "map5095": float(m.box.map), "f1": float(f1.mean()) if f1.size else 0.0}
+
+
+# ------------------------------------------------------------------------------------------------------ timing
+def load_onnx(path: Path, threads: int, x):
+    """``lwdet.edge.bench`` loader for the export's sibling .onnx: one onnxruntime inference on the input ``x``."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
+    session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    feed = {session.get_inputs()[0].name: x[None]}
+    return lambda: session.run(None, feed)
+
+
+def _exit_with_parent() -> None:
+    """In the timing process: exit when the study process is gone (killed), instead of lingering as an orphan."""
+    import os
+    import threading
+
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def _time_export(folder: str, threads: int, loops: int, warmup: int, runtime: str) -> tuple[dict | None, str | None]:
+    """In the timing process: one bench row of an ncnn export (or its .onnx), and the machine it ran on."""
+    from lwdet.edge import bench
+
+    _exit_with_parent()
+    rows = bench.bench_all([folder], threads=[threads], runtimes=[runtime], loops=loops, warmup=warmup,
+                           load_other=load_onnx if runtime == "onnx" else None)
+    return (rows[0] if rows else None), machine_of(bench.device_info())
+
+
+def _time_peers(folder: str, size: int, threads: list[int], loops: int, warmup: int, csv_path: str) -> None:
+    """In the timing process: every peer .param in ``folder`` at ``size`` px into a bench CSV (device columns on)."""
+    from lwdet.edge import bench
+
+    _exit_with_parent()
+    rows = bench.bench_all(params=bench.find_params(folder), threads=threads, input_shape=(size, size, 3),
+                           loops=loops, warmup=warmup)
+    bench.write_csv(rows, csv_path, bench.device_info())
+
+
+def in_fresh_process(fn, *args):
+    """``fn(*args)`` in a new interpreter (spawned, so nothing of this process, torch included, is in it)."""
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(fn, *args).result()
+
+
+def bench(folder: Path, threads: int, loops: int, warmup: int, runtime: str = "ncnn") -> tuple[dict | None, str | None]:
+    """(bench row, machine) of an ncnn export timed in a fresh process; ``runtime`` "onnx": its sibling .onnx
+    in onnxruntime (None when there is none)."""
+    return in_fresh_process(_time_export, str(folder), int(threads), int(loops), int(warmup), runtime)
+
+
+# ------------------------------------------------------------------------------------------------------ export
+def export(weights: Path, data: str, imgsz: int, opts: dict) -> tuple[Path | None, bool]:
+    """(ncnn folder or None, parity passed); an export that exists and passed is reused."""
+    from lwdet.export import ParityError, export_ncnn, read_parity
+
+    folder = ncnn_folder(weights)
+    if folder.is_dir():
+        try:
+            if read_parity(folder).passed:
+                return folder, True
+        except (OSError, ValueError, TypeError, KeyError):
+            pass
+    try:
+        return export_ncnn(weights, imgsz=imgsz, half=opts["half"], data=data, map_check=opts["map_check"],
+                           overwrite=True), True
+    except ParityError as e:
+        LOGGER.error("%s", e)
+        return None, False
+
+
+# ------------------------------------------------------------------------------------------------------ rows
+def study_row(run: dict, run_dir: Path, cfg: dict) -> dict:
+    """Every column of one detector (run folder trained already)."""
+    from lwdet.profile import profile_detector
+
+    budget = cfg["budget"]
+    best = best_weights(run_dir)
+    engine_data = run_dir / "data.yaml"
+    if not Path((yaml.safe_load(engine_data.read_text(encoding="utf-8")) or {}).get("path", "")).is_dir():
+        # trained on another machine (a GPU box): point the engine at this machine's copy of the dataset
+        from lwdet.data import write_engine_yaml
+
+        engine_data = write_engine_yaml(cfg["data"], run_dir / "data.here.yaml")
+    row = {"model": run["name"], "backbone": run["backbone"], "neck": run["neck"], "head": run["head"],
+           "seed": run["seed"], "teacher": run.get("teacher"), "distill_weight": run.get("distill_weight"),
+           "imgsz": int(budget["imgsz"]), "run_dir": str(run_dir)}
+    row["train_s"], row["epoch_s"] = training_time(run_dir)
+    p = profile_detector(best, budget["imgsz"])
+    row.update(params_m=p.params / 1e6, gflops=p.gflops, macs_m=p.macs / 1e6, mac_mb=p.memory_access_mb,
+               peak_act_mb=p.peak_activation_mb, pt_mb=best.stat().st_size / MB)
+    row.update(evaluate(best, engine_data, "val", budget))
+    if (yaml.safe_load(engine_data.read_text(encoding="utf-8")) or {}).get("test"):
+        row.update({f"test_{k}": v for k, v in evaluate(best, engine_data, "test", budget).items()})
+    folder, row["parity_ok"] = export(best, cfg["data"], budget["imgsz"], cfg["export"])
+    if folder is not None:
+        row["ncnn_bin_mb"] = (folder / "model.ncnn.bin").stat().st_size / MB
+        row = bench_row(row, cfg)
+    row["status"] = "done"
+    return row
+
+
+def bench_row(row: dict, cfg: dict) -> dict:
+    """The latency, memory and per-part columns of a finished row, measured again."""
+    folder = ncnn_folder(best_weights(row["run_dir"]))
+    loops, warmup = int(cfg["bench"]["loops"]), int(cfg["bench"]["warmup"])
+    row = {**row, "imgsz": int(cfg["budget"]["imgsz"])}
+    for t in cfg["bench"]["threads"]:
+        b, row["machine"] = bench(folder, int(t), loops, warmup)
+        if int(t) in (1, 2):
+            row[f"latency_ms_t{int(t)}"] = b["infer_median_ms"]
+        if int(t) == 1:
+            row["ncnn_peak_mb"] = b["mem_peak_mb"]
+    if cfg["bench"]["onnx"]:
+        from lwdet.export import export_onnx
+
+        if not best.with_suffix(".onnx").is_file():
+            export_onnx(best, imgsz=cfg["budget"]["imgsz"], map_check=False)
+        b, _ = bench(folder, 1, loops, warmup, runtime="onnx")
+        row["onnx_ms_t1"] = b["infer_median_ms"] if b else None
+    if cfg["bench"]["parts"]:
+        from lwdet.parts import part_latency
+
+        parts = part_latency(best, cfg["budget"]["imgsz"], threads=1, loops=loops, warmup=warmup)
+        row.update({k: parts[k] for k in ("backbone_ms", "neck_ms", "head_ms")})
+        (best.parent.parent / LAYER_TIMES).write_text(json.dumps(parts["layer_type_ms"], indent=1) + "\n",
+                                                      encoding="utf-8")
+    return row
+
+
+def bench_peers(cfg: dict) -> Path | None:
+    """Time the peer graphs at the study's input size, torch-free, into ``<out>/peers.csv`` (None without peers)."""
+    folder = cfg["bench"]["peers"]
+    if not folder:
+        return None
+    if not Path(folder).is_dir():
+        LOGGER.warning("peer graphs not found at %s; the report shows no peers", folder)
+        return None
+    out = Path(cfg["out"]) / PEERS_CSV
+    in_fresh_process(_time_peers, str(folder), int(cfg["budget"]["imgsz"]), [int(t) for t in cfg["bench"]["threads"]],
+                     int(cfg["bench"]["loops"]), int(cfg["bench"]["warmup"]), str(out))
+    return out
