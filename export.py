@@ -1,4 +1,5 @@
 """Export a run from a clone: python export.py runs/demo/yolov5n --format ncnn (the same as `lwdet export`)."""
+
 import sys
 
 from lwdet.cli.export import main

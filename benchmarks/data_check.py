@@ -57,11 +57,14 @@ def generate(voc: Path, n: int, w: int, h: int, seed: int = 0) -> None:
             x0, y0 = int(rng.integers(0, w - bw)), int(rng.integers(0, h - bh))
             cv2.rectangle(img, (x0, y0), (x0 + bw - 1, y0 + bh - 1), tuple(int(c) for c in rng.integers(0, 256, 3)), -1)
             cls = ("car", "tree", "roof")[int(rng.integers(3))]
-            objs.append(f"<object><name>{cls}</name><difficult>0</difficult><bndbox><xmin>{x0}</xmin><ymin>{y0}</ymin>"
-                        f"<xmax>{x0 + bw}</xmax><ymax>{y0 + bh}</ymax></bndbox></object>")
+            objs.append(
+                f"<object><name>{cls}</name><difficult>0</difficult><bndbox><xmin>{x0}</xmin><ymin>{y0}</ymin>"
+                f"<xmax>{x0 + bw}</xmax><ymax>{y0 + bh}</ymax></bndbox></object>"
+            )
         cv2.imwrite(str(voc / "JPEGImages" / f"p{i:05d}.jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, 90])
         (voc / "Annotations" / f"p{i:05d}.xml").write_text(
-            f"<annotation><filename>p{i:05d}.jpg</filename><size><width>{w}</width><height>{h}</height></size>{''.join(objs)}</annotation>")
+            f"<annotation><filename>p{i:05d}.jpg</filename><size><width>{w}</width><height>{h}</height></size>{''.join(objs)}</annotation>"
+        )
         if (i + 1) % 50 == 0:
             print(f"generated {i + 1}/{n} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
     stamp.write_text("")
@@ -80,7 +83,9 @@ def main(argv=None) -> int:
     ap.add_argument("--work", type=Path, default=Path("/tmp/lwdet-bench-data"))
     ap.add_argument("--tile-n", type=int, default=50, help="generated images imported with tiling")
     ap.add_argument("--workers", type=int, default=None, help="check decoding threads (default: CPUs, at most 8)")
-    ap.add_argument("--neon", type=Path, default=Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets" / "neon-trees")
+    ap.add_argument(
+        "--neon", type=Path, default=Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets" / "neon-trees"
+    )
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args(argv)
     w, h = args.size
@@ -110,25 +115,52 @@ def main(argv=None) -> int:
         os.symlink(voc / "JPEGImages" / f"{p.stem}.jpg", sub / "JPEGImages" / f"{p.stem}.jpg")
     s, dt = timed(import_dataset, "voc", sub, work / "yolo-tiled", tiling=TileOptions(640, 64))
     tiles = sum(v.get("tiles", 0) for v in s.splits.values())
-    rows["import (tile 640, overlap 64)"] = {"images": args.tile_n, "seconds": dt, "images_per_s": args.tile_n / dt, "tiles": tiles}
+    rows["import (tile 640, overlap 64)"] = {
+        "images": args.tile_n,
+        "seconds": dt,
+        "images_per_s": args.tile_n / dt,
+        "tiles": tiles,
+    }
 
     neon = args.neon.resolve()
     if neon.is_dir():
-        for name, tiling in (("neon import (no tiling)", None), ("neon import (tile 640, overlap 64)", TileOptions(640, 64))):
-            s, dt = timed(import_dataset, "voc", neon, work / ("neon-tiled" if tiling else "neon"), split=(0.5, 0.5), tiling=tiling)
+        for name, tiling in (
+            ("neon import (no tiling)", None),
+            ("neon import (tile 640, overlap 64)", TileOptions(640, 64)),
+        ):
+            s, dt = timed(
+                import_dataset,
+                "voc",
+                neon,
+                work / ("neon-tiled" if tiling else "neon"),
+                split=(0.5, 0.5),
+                tiling=tiling,
+            )
             k = sum(v["source_images"] for v in s.splits.values())
-            rows[name] = {"images": k, "seconds": dt, "images_per_s": k / dt, "tiles": sum(v.get("tiles", 0) for v in s.splits.values())}
+            rows[name] = {
+                "images": k,
+                "seconds": dt,
+                "images_per_s": k / dt,
+                "tiles": sum(v.get("tiles", 0) for v in s.splits.values()),
+            }
 
-    print(f"machine: {platform.machine()} {os.cpu_count()} CPUs, Python {platform.python_version()}; "
-          f"generated set: {args.n} JPEGs of {w}x{h} ({mp:.2f} MP)")
+    print(
+        f"machine: {platform.machine()} {os.cpu_count()} CPUs, Python {platform.python_version()}; "
+        f"generated set: {args.n} JPEGs of {w}x{h} ({mp:.2f} MP)"
+    )
     print(f"{'step':<36} {'images':>7} {'seconds':>9} {'images/s':>9}")
     for k, r in rows.items():
         extra = f"  ({r['tiles']} tiles)" if r.get("tiles") else ""
         print(f"{k:<36} {r['images']:>7} {r['seconds']:>9.2f} {r['images_per_s']:>9.1f}{extra}")
     print(f"warm check is {dt_cold / dt_warm:.0f}x faster than cold")
     if args.json:
-        args.json.write_text(json.dumps({"n": args.n, "size": [w, h], "cpus": os.cpu_count(), "rows": rows,
-                                         "warm_speedup": dt_cold / dt_warm}, indent=1) + "\n")
+        args.json.write_text(
+            json.dumps(
+                {"n": args.n, "size": [w, h], "cpus": os.cpu_count(), "rows": rows, "warm_speedup": dt_cold / dt_warm},
+                indent=1,
+            )
+            + "\n"
+        )
     return 0
 
 

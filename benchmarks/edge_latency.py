@@ -25,23 +25,39 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]  # the clone: default --peers / --out folders
-DEFAULT = ["yolov5n", "ghostnet", "mnasnet", "mobilenetv3", "mobilenetv3_small", "shufflenetv2", "shufflenetv2_050",
-           "mobilenetv2"]
+DEFAULT = [
+    "yolov5n",
+    "ghostnet",
+    "mnasnet",
+    "mobilenetv3",
+    "mobilenetv3_small",
+    "shufflenetv2",
+    "shufflenetv2_050",
+    "mobilenetv2",
+]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--backbones", nargs="+", default=DEFAULT)
     ap.add_argument("--neck", default="sppf")
-    ap.add_argument("--models", nargs="+", help="model YAML stems (models/yaml/, or the engine's: yolo26n, yolo11n) instead of --backbones/--neck")
+    ap.add_argument(
+        "--models",
+        nargs="+",
+        help="model YAML stems (models/yaml/, or the engine's: yolo26n, yolo11n) instead of --backbones/--neck",
+    )
     ap.add_argument("--study", type=Path, help="a study config: its detectors, imgsz and class count")
     ap.add_argument("--half", action="store_true", help="also export and time each with fp16 ncnn weights")
     ap.add_argument("--imgsz", type=int, default=320)
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--loops", type=int, default=50)
     ap.add_argument("--warmup", type=int, default=10)
-    ap.add_argument("--passes", type=int, default=1,
-                    help="bench_edge.py runs over all graphs, one after another; ratios are taken within each")
+    ap.add_argument(
+        "--passes",
+        type=int,
+        default=1,
+        help="bench_edge.py runs over all graphs, one after another; ratios are taken within each",
+    )
     ap.add_argument("--peers", type=Path, default=ROOT.parent / "shared" / "peers" / "ncnn")
     ap.add_argument("--out", type=Path, default=ROOT / "build" / "edge-latency")
     ap.add_argument("--nc", type=int, default=5, help="classes of the exported heads (default 5)")
@@ -59,25 +75,54 @@ def main() -> None:
         import yaml
 
         from lwdet.study import load_config, plan
+
         cfg = load_config(args.study)
         paths = list(dict.fromkeys(r["yaml"] for r in plan(cfg)))
         args.imgsz = int(cfg["budget"]["imgsz"])
         args.nc = len(yaml.safe_load(Path(cfg["data"]).read_text(encoding="utf-8"))["names"])
     else:
-        paths = [Path(f"{m}.yaml") for m in args.models] if args.models else [  # shipped or engine (yolo26n)
-            model_yaml(b, args.neck) for b in args.backbones]
+        paths = (
+            [Path(f"{m}.yaml") for m in args.models]
+            if args.models
+            else [  # shipped or engine (yolo26n)
+                model_yaml(b, args.neck) for b in args.backbones
+            ]
+        )
     exports = args.out / (f"exports-{args.imgsz}" + (f"-nc{args.nc}" if args.nc != 5 else ""))
     for path in paths:
         for half in (False, True) if args.half else (False,):
             name = f"{path.stem}-fp16" if half else path.stem
             if not (exports / f"{name}_ncnn_model").exists():
-                export_ncnn(build_model(path, nc=args.nc, verbose=False), exports, args.imgsz, half=half,
-                            map_check=False, name=name)
+                export_ncnn(
+                    build_model(path, nc=args.nc, verbose=False),
+                    exports,
+                    args.imgsz,
+                    half=half,
+                    map_check=False,
+                    name=name,
+                )
     passes = [bench_pass(args, exports, i) for i in range(args.passes)]
     if args.peers.is_dir():  # and at the sizes their authors published
-        subprocess.run([sys.executable, "-m", "lwdet", "bench", "--peers", str(args.peers), "--threads",
-                        args.threads, "--loops", str(args.loops), "--warmup", str(args.warmup), "--csv",
-                        str(args.out / "bench-peers-native.csv")], check=True, cwd=ROOT)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "lwdet",
+                "bench",
+                "--peers",
+                str(args.peers),
+                "--threads",
+                args.threads,
+                "--loops",
+                str(args.loops),
+                "--warmup",
+                str(args.warmup),
+                "--csv",
+                str(args.out / "bench-peers-native.csv"),
+            ],
+            check=True,
+            cwd=ROOT,
+        )
     rows = merge_rounds(passes)
     ratios = pass_ratios(passes)
     print("\n| model | input | threads | median ms | min ms | p90 ms | ratio to yolov5n | ratio range | peak MB |")
@@ -85,8 +130,10 @@ def main() -> None:
     for r in rows:
         lo_med_hi = ratios.get((r["model"], r["threads"]))
         ratio, span = (f"{lo_med_hi[1]:.2f}", f"{lo_med_hi[0]:.2f}-{lo_med_hi[2]:.2f}") if lo_med_hi else ("-", "-")
-        print(f"| {r['model']} | {r['input']} | {r['threads']} | {r['infer_median_ms']:.2f} | "
-              f"{r['infer_min_ms']:.2f} | {r['infer_p90_ms']:.2f} | {ratio} | {span} | {r['mem_peak_mb']} |")
+        print(
+            f"| {r['model']} | {r['input']} | {r['threads']} | {r['infer_median_ms']:.2f} | "
+            f"{r['infer_min_ms']:.2f} | {r['infer_p90_ms']:.2f} | {ratio} | {span} | {r['mem_peak_mb']} |"
+        )
     machine = f"{rows[0]['cpu']} ({rows[0]['arch']}, {int(rows[0]['cores'])} cores)"
     print(f"\nmachine: {machine}; CSVs: {args.out}/bench-{args.imgsz}-pass*.csv")
     if args.md is not None:
@@ -97,8 +144,22 @@ def main() -> None:
 def bench_pass(args, exports: Path, i: int) -> list[dict]:
     """One bench_edge.py process over every export (and peer); its rows, numbers parsed, exports named by folder."""
     path = args.out / f"bench-{args.imgsz}-pass{i + 1}.csv"
-    cmd = [sys.executable, "-m", "lwdet", "bench", "--all", str(exports), "--threads", args.threads,
-           "--loops", str(args.loops), "--warmup", str(args.warmup), "--csv", str(path)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "lwdet",
+        "bench",
+        "--all",
+        str(exports),
+        "--threads",
+        args.threads,
+        "--loops",
+        str(args.loops),
+        "--warmup",
+        str(args.warmup),
+        "--csv",
+        str(path),
+    ]
     if args.peers.is_dir():
         cmd += ["--peers", str(args.peers), "--input-shape", f"{args.imgsz},{args.imgsz},3"]
     print(f"pass {i + 1} of {args.passes}", flush=True)
@@ -145,8 +206,10 @@ def write_md(args, paths, rows, passes, machine: str) -> None:
         row = {"model": path.stem, "params_m": p.params / 1e6, "gflops": p.gflops, "mac_mb": p.memory_access_mb}
         for n in threads:
             lo, med, hi = ratios.get((path.stem, n), (None, None, None))
-            row.update(vs_base(path.stem, n),
-                       **{f"median_vs_yolov5n_t{n}": f"{med:.2f} ({lo:.2f}-{hi:.2f})" if med is not None else None})
+            row.update(
+                vs_base(path.stem, n),
+                **{f"median_vs_yolov5n_t{n}": f"{med:.2f} ({lo:.2f}-{hi:.2f})" if med is not None else None},
+            )
         table.append(row)
     table.sort(key=lambda r: r.get("fastest_ms_t1") or float("inf"))
     pairs, taus = cost_vs_latency(table, x="fastest_ms_t1")
@@ -156,18 +219,21 @@ def write_md(args, paths, rows, passes, machine: str) -> None:
             ms = {r["model"]: r["infer_min_ms"] for r in rows_i if r["threads"] == 1}
             held += ms[pair["fewer_flops"]] >= 1.05 * ms[pair["but_slower_than"]]
         pair["held_in_passes"] = f"{held}/{len(passes)}"
-    md = [f"# ncnn latency and paper costs at {args.imgsz} px, side by side\n",
-          f"Machine: {machine}. Each detector built from its YAML (random weights, {args.nc} classes), exported "
-          f"to ncnn fp32 and timed by bench_edge.py: {len(passes)} passes, each one process timing every graph in "
-          f"turn ({args.loops} loops after {args.warmup} warm-up).\n",
-          "- `fastest_ms_tN`: the fastest loop at N threads over all passes. Noise on a shared machine only ever "
-          "adds time, so this is the steadiest estimate of what the graph costs; `vs_yolov5n_tN` is its ratio.\n"
-          "- `median_vs_yolov5n_tN`: the median over the passes of (median ms / yolov5n's median ms in the same "
-          "pass), with its lowest-highest over the passes: how far this machine's noise moves a typical loop.\n"
-          "- GFLOPs = 2 x multiply-adds; memory-access cost (MAC) = input + output feature maps + weights per "
-          "layer, MB at fp32.\n",
-          "Command: `python benchmarks/edge_latency.py " + " ".join(sys.argv[1:]) + "`\n",
-          markdown_table(table, list(table[0])), ""]
+    md = [
+        f"# ncnn latency and paper costs at {args.imgsz} px, side by side\n",
+        f"Machine: {machine}. Each detector built from its YAML (random weights, {args.nc} classes), exported "
+        f"to ncnn fp32 and timed by bench_edge.py: {len(passes)} passes, each one process timing every graph in "
+        f"turn ({args.loops} loops after {args.warmup} warm-up).\n",
+        "- `fastest_ms_tN`: the fastest loop at N threads over all passes. Noise on a shared machine only ever "
+        "adds time, so this is the steadiest estimate of what the graph costs; `vs_yolov5n_tN` is its ratio.\n"
+        "- `median_vs_yolov5n_tN`: the median over the passes of (median ms / yolov5n's median ms in the same "
+        "pass), with its lowest-highest over the passes: how far this machine's noise moves a typical loop.\n"
+        "- GFLOPs = 2 x multiply-adds; memory-access cost (MAC) = input + output feature maps + weights per "
+        "layer, MB at fp32.\n",
+        "Command: `python benchmarks/edge_latency.py " + " ".join(sys.argv[1:]) + "`\n",
+        markdown_table(table, list(table[0])),
+        "",
+    ]
     peers = sorted({r["model"] for r in rows if r["kind"] == "peer"})
     if peers:
         prow = []
@@ -177,17 +243,30 @@ def write_md(args, paths, rows, passes, machine: str) -> None:
                 row.update(vs_base(name, n))
             prow.append(row)
         prow.sort(key=lambda r: r.get("fastest_ms_t1") or float("inf"))
-        md += ["## Peers, the same input (../shared/peers graphs, empty weights, as benchncnn loads them)\n",
-               markdown_table(prow, list(prow[0])), ""]
-    md += ["## Where FLOPs and latency disagree\n",
-          "Kendall's tau of each paper cost against `fastest_ms_t1` (1 = it orders the detectors exactly as the "
-          "clock does): " + ", ".join(f"{label} {_fmt(taus[k])}" for k, label in PROXIES) + ".\n"]
-    md += (["Pairs where a detector has fewer GFLOPs yet is slower (both by 5% or more, on `fastest_ms_t1`; "
+        md += [
+            "## Peers, the same input (../shared/peers graphs, empty weights, as benchncnn loads them)\n",
+            markdown_table(prow, list(prow[0])),
+            "",
+        ]
+    md += [
+        "## Where FLOPs and latency disagree\n",
+        "Kendall's tau of each paper cost against `fastest_ms_t1` (1 = it orders the detectors exactly as the "
+        "clock does): " + ", ".join(f"{label} {_fmt(taus[k])}" for k, label in PROXIES) + ".\n",
+    ]
+    md += (
+        [
+            "Pairs where a detector has fewer GFLOPs yet is slower (both by 5% or more, on `fastest_ms_t1`; "
             "largest latency ratio first; ratios are A / B; `held_in_passes`: passes in which A's fastest loop was "
-            "5% slower than B's):\n", markdown_table(pairs, list(pairs[0])), ""] if pairs
-           else ["_no detector with 5% fewer GFLOPs is 5% slower than another_", ""])
+            "5% slower than B's):\n",
+            markdown_table(pairs, list(pairs[0])),
+            "",
+        ]
+        if pairs
+        else ["_no detector with 5% fewer GFLOPs is 5% slower than another_", ""]
+    )
     args.md.parent.mkdir(parents=True, exist_ok=True)
     args.md.write_text("\n".join(md), encoding="utf-8")
+
 
 if __name__ == "__main__":
     main()

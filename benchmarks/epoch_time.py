@@ -1,6 +1,6 @@
 """Seconds per training epoch on the embedded dataset, detectors side by side in one run (ratios to the first).
 
-    python benchmarks/epoch_time.py --backbones yolov5n ghostnet shufflenetv2 --epochs 3 --imgsz 160
+python benchmarks/epoch_time.py --backbones yolov5n ghostnet shufflenetv2 --epochs 3 --imgsz 160
 """
 
 import argparse
@@ -24,9 +24,23 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for backbone in args.backbones:
-            cmd = [sys.executable, str(ROOT / "train.py"), "--backbone", backbone, "--epochs", str(args.epochs),
-                   "--imgsz", str(args.imgsz), "--batch", str(args.batch), "--no-plots", "--project", tmp,
-                   "--name", backbone]
+            cmd = [
+                sys.executable,
+                str(ROOT / "train.py"),
+                "--backbone",
+                backbone,
+                "--epochs",
+                str(args.epochs),
+                "--imgsz",
+                str(args.imgsz),
+                "--batch",
+                str(args.batch),
+                "--no-plots",
+                "--project",
+                tmp,
+                "--name",
+                backbone,
+            ]
             subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             epochs = [float(r["time/epoch_s"]) for r in csv.DictReader(open(Path(tmp) / backbone / "results.csv"))]
             # The first epoch carries data-loader start-up; report the median of the rest when there is one.

@@ -1,6 +1,6 @@
 """Params and GFLOPs (the engine's summary: 2 x multiply-adds) of every shipped model YAML at one input size.
 
-    python benchmarks/model_summary.py --imgsz 320 --nc 5
+python benchmarks/model_summary.py --imgsz 320 --nc 5
 """
 
 import argparse

@@ -7,6 +7,7 @@ Runs load, predict, val, export (onnx, ncnn) and a 1-epoch train at 64 px, one l
 --block-lwdet makes ``import lwdet`` fail, as on a machine with only ultralytics installed. Writes exports beside the
 weights and a run under /tmp/plain-engine-probe; run it on a copy of the weights.
 """
+
 import os
 import sys
 
@@ -44,8 +45,24 @@ def main() -> int:
     step("val", lambda: round(m.val(data=data, imgsz=64, batch=16, plots=False, verbose=False, workers=0).box.map, 4))
     step("export onnx", lambda: m.export(format="onnx", imgsz=64))
     step("export ncnn", lambda: m.export(format="ncnn", imgsz=64))
-    step("train", lambda: (m.train(data=data, epochs=1, imgsz=64, batch=32, plots=False, workers=0, val=False,
-                                   project="/tmp/plain-engine-probe", name="t", exist_ok=True), "trained")[1])
+    step(
+        "train",
+        lambda: (
+            m.train(
+                data=data,
+                epochs=1,
+                imgsz=64,
+                batch=32,
+                plots=False,
+                workers=0,
+                val=False,
+                project="/tmp/plain-engine-probe",
+                name="t",
+                exist_ok=True,
+            ),
+            "trained",
+        )[1],
+    )
     return 0
 
 

@@ -22,9 +22,13 @@ CLASSES = ["t_shirt", "trouser", "dress", "sneaker", "bag"]
 def voc_xml(name: str, w: int, h: int, boxes, labels) -> str:
     objs = "".join(
         f"<object><name>{escape(lab)}</name><difficult>0</difficult><bndbox><xmin>{x0 + 1}</xmin><ymin>{y0 + 1}</ymin>"
-        f"<xmax>{x1}</xmax><ymax>{y1}</ymax></bndbox></object>" for (x0, y0, x1, y1), lab in zip(boxes, labels))
-    return (f"<annotation><filename>{name}</filename><size><width>{w}</width><height>{h}</height><depth>3</depth>"
-            f"</size>{objs}</annotation>\n")
+        f"<xmax>{x1}</xmax><ymax>{y1}</ymax></bndbox></object>"
+        for (x0, y0, x1, y1), lab in zip(boxes, labels)
+    )
+    return (
+        f"<annotation><filename>{name}</filename><size><width>{w}</width><height>{h}</height><depth>3</depth>"
+        f"</size>{objs}</annotation>\n"
+    )
 
 
 def make_voc(src: Path, n: int, seed: int) -> None:
@@ -34,8 +38,9 @@ def make_voc(src: Path, n: int, seed: int) -> None:
     (src / "Annotations").mkdir()
     for i in range(n):
         split = "train" if i < n * 3 // 4 else "val"  # val photos use the held-out Fashion-MNIST items
-        r = render_image(seed, split, i, classes=CLASSES, min_side=1600, max_side=2400, objects=(20, 40),
-                         scale=(24, 96))
+        r = render_image(
+            seed, split, i, classes=CLASSES, min_side=1600, max_side=2400, objects=(20, 40), scale=(24, 96)
+        )
         name = f"photo_{i:03d}.jpg"
         cv2.imwrite(str(src / "JPEGImages" / name), r.image, [cv2.IMWRITE_JPEG_QUALITY, 92])
         h, w = r.image.shape[:2]
@@ -63,8 +68,22 @@ def main() -> None:
     val.write_text("".join(f"photo_{i:03d}.jpg\n" for i in range(args.images * 3 // 4, args.images)))
     run("-m", "lwdet.data", "import", "--format", "voc", src, dst, "--val-list", val, "--tile", 640, "--overlap", 64)
     run("-m", "lwdet.data", "check", dst / "data.yaml")
-    run("train.py", "--backbone", "shufflenetv2_050", "--data", dst / "data.yaml", "--epochs", args.epochs,
-        "--imgsz", 320, "--no-plots", "--project", args.out / "runs", "--name", "voc")
+    run(
+        "train.py",
+        "--backbone",
+        "shufflenetv2_050",
+        "--data",
+        dst / "data.yaml",
+        "--epochs",
+        args.epochs,
+        "--imgsz",
+        320,
+        "--no-plots",
+        "--project",
+        args.out / "runs",
+        "--name",
+        "voc",
+    )
 
 
 if __name__ == "__main__":

@@ -25,8 +25,9 @@ def main(argv=None) -> int:
     from lwdet.export import export_ncnn, val_map
 
     weights, data = a.run / "weights" / "best.pt", a.run / "data.yaml"
-    common = dict(data=str(data), imgsz=a.imgsz, batch=1, rect=False, plots=False, workers=0, verbose=False,
-                  device="cpu")
+    common = dict(
+        data=str(data), imgsz=a.imgsz, batch=1, rect=False, plots=False, workers=0, verbose=False, device="cpu"
+    )
     rows = []
     for label, nms in (("one-to-many + NMS (lwdet export)", None), ("one-to-one top-k, no NMS (end2end)", False)):
         with tempfile.TemporaryDirectory() as tmp:

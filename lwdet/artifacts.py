@@ -65,10 +65,12 @@ def ncnn_folder(weights: str | Path) -> Path:
 def check_imgsz(imgsz, stride: int = 32) -> tuple[int, int]:
     """(H, W) from an int or a pair, each a positive multiple of ``stride`` (the model's largest stride)."""
     hw = (imgsz, imgsz) if isinstance(imgsz, int) else tuple(imgsz) if isinstance(imgsz, (tuple, list)) else ()
-    if len(hw) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 and v % stride == 0
-                               for v in hw):
-        raise ValueError(f"imgsz must be a positive multiple of {stride} (the largest stride) or a pair of them, "
-                         f"got {imgsz!r}")
+    if len(hw) != 2 or not all(
+        isinstance(v, int) and not isinstance(v, bool) and v > 0 and v % stride == 0 for v in hw
+    ):
+        raise ValueError(
+            f"imgsz must be a positive multiple of {stride} (the largest stride) or a pair of them, got {imgsz!r}"
+        )
     return hw
 
 
@@ -123,16 +125,19 @@ class ExportMeta:
         return file
 
     @classmethod
-    def from_dict(cls, d: dict, where: str = EXPORT_META) -> "ExportMeta":
+    def from_dict(cls, d: dict, where: str = EXPORT_META) -> ExportMeta:
         """Check and convert; a ConfigError naming ``where`` and the key for an unknown version or a missing key."""
         if not isinstance(d, dict):
             raise ConfigError(f"{where}: expected a JSON object, got {type(d).__name__}")
         if d.get("version") != EXPORT_META_VERSION:
             if "version" not in d:
-                raise ConfigError(f"{where}: missing key 'version' (written by an lwdet older than this format; "
-                                  f"re-export the model)")
-            raise ConfigError(f"{where}: unknown version {d['version']!r} (this lwdet reads version "
-                              f"{EXPORT_META_VERSION}); re-export the model or update lwdet")
+                raise ConfigError(
+                    f"{where}: missing key 'version' (written by an lwdet older than this format; re-export the model)"
+                )
+            raise ConfigError(
+                f"{where}: unknown version {d['version']!r} (this lwdet reads version "
+                f"{EXPORT_META_VERSION}); re-export the model or update lwdet"
+            )
         missing = [k for k in cls.REQUIRED if k not in d]
         if missing:
             raise ConfigError(f"{where}: missing key {missing[0]!r}")
@@ -150,7 +155,7 @@ class ExportMeta:
         return cls(**{**d, **blobs, "names": names, "imgsz": imgsz})
 
     @classmethod
-    def from_json(cls, text: str, where: str = EXPORT_META) -> "ExportMeta":
+    def from_json(cls, text: str, where: str = EXPORT_META) -> ExportMeta:
         try:
             d = json.loads(text)
         except json.JSONDecodeError as e:
@@ -158,7 +163,7 @@ class ExportMeta:
         return cls.from_dict(d, where)
 
     @classmethod
-    def load(cls, folder: str | Path) -> "ExportMeta":
+    def load(cls, folder: str | Path) -> ExportMeta:
         file = Path(folder) / EXPORT_META
         return cls.from_json(file.read_text(encoding="utf-8"), str(file))
 
@@ -187,8 +192,9 @@ def export_weights(export: Path) -> Path:
     names = []
     if (export / EXPORT_META).is_file():
         try:
-            names.append((json.loads((export / EXPORT_META).read_text(encoding="utf-8")).get("source") or {})
-                         .get("weights"))
+            names.append(
+                (json.loads((export / EXPORT_META).read_text(encoding="utf-8")).get("source") or {}).get("weights")
+            )
         except (OSError, ValueError, AttributeError):
             pass
     stem = export.name.removesuffix(NCNN_SUFFIX)
@@ -204,8 +210,9 @@ def resolve_source(path: str | Path, data: str | Path | None = None, *, need_wei
     """
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file or folder" if path.suffix != ".pt"
-                                else f"weights not found: {path}")
+        raise FileNotFoundError(
+            f"{path}: no such file or folder" if path.suffix != ".pt" else f"weights not found: {path}"
+        )
     run = export = None
     if path.is_dir() and path.name.endswith(NCNN_SUFFIX) or path.suffix == ONNX_SUFFIX:
         export, weights = path, export_weights(path)

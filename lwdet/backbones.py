@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import difflib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
@@ -93,7 +93,7 @@ class TimmFeatures(nn.Module):
         return self.body(x)  # [(B, C3, H/8, W/8), (B, C4, H/16, W/16), (B, C5, H/32, W/32)]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _timm_out_indices(model_name: str) -> tuple[int, ...]:
     """Indices of the deepest feature at each stride in STRIDES, read from timm's feature_info."""
     import timm
@@ -157,7 +157,7 @@ def load_pretrained(module: nn.Module, path: str | Path, name: str) -> None:
         raise ValueError(f"{path}: expected a state dict (name -> tensor), got {type(state).__name__}")
     prefix = "body." if isinstance(module, TimmFeatures) else ""  # timm features keep the classifier's key names
     own = module.state_dict()
-    matched = {k: state[k[len(prefix):]] for k in own if k[len(prefix):] in state}
+    matched = {k: state[k[len(prefix) :]] for k in own if k[len(prefix) :] in state}
     wrong = [k for k, v in matched.items() if v.shape != own[k].shape]
     if wrong:
         raise ValueError(f"{path}: shape mismatch for backbone '{name}' at {wrong[0]} (weights of another width?)")

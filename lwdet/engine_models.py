@@ -17,8 +17,17 @@ from pathlib import Path
 
 from torch import nn
 
-ENGINE_KEYS = {"nc", "scales", "end2end", "reg_max", "activation", "depth_multiple", "width_multiple", "backbone",
-               "head"}
+ENGINE_KEYS = {
+    "nc",
+    "scales",
+    "end2end",
+    "reg_max",
+    "activation",
+    "depth_multiple",
+    "width_multiple",
+    "backbone",
+    "head",
+}
 ADDED_KEYS = {"scale", "yaml_file", "channels"}  # set by the engine's loader and by the trainer
 HEAD = "Detect"  # detection only: Segment, Pose, OBB, v10Detect and RT-DETR heads are not lwdet rows
 
@@ -81,30 +90,42 @@ def validate_spec(spec: dict, lines: dict | None = None) -> None:
     lines = lines or {}
     for key in spec:
         if key not in ENGINE_KEYS | ADDED_KEYS:
-            raise ModelConfigError(f"{_where(spec, lines, key)}: unknown key '{key}' in an engine YAML"
-                                   f"{suggest(key, ENGINE_KEYS)} Known: {', '.join(sorted(ENGINE_KEYS))}")
+            raise ModelConfigError(
+                f"{_where(spec, lines, key)}: unknown key '{key}' in an engine YAML"
+                f"{suggest(key, ENGINE_KEYS)} Known: {', '.join(sorted(ENGINE_KEYS))}"
+            )
     scales = spec["scales"]
     if not isinstance(scales, dict) or not all(isinstance(v, list) and len(v) == 3 for v in scales.values()):
-        raise ModelConfigError(f"{_where(spec, lines, 'scales')}: 'scales' maps a letter to [depth, width, "
-                               f"max_channels], got {scales!r}")
+        raise ModelConfigError(
+            f"{_where(spec, lines, 'scales')}: 'scales' maps a letter to [depth, width, max_channels], got {scales!r}"
+        )
     scale = spec.get("scale")
     if scale not in scales:
         raise ModelConfigError(
             f"{_where(spec, lines, None)}: no scale {scale!r} in this engine YAML; name the scale in the file name, "
             f"e.g. {Path(spec.get('yaml_file', 'yolo26.yaml')).stem.rstrip('nsmlx')}n.yaml (scales: "
-            f"{', '.join(scales)})")
+            f"{', '.join(scales)})"
+        )
     act = spec.get("activation")
     if act is not None:
         try:
             _SafeLoad.activation(str(act))
         except Exception:  # noqa: BLE001  the engine raises TypeError/AssertionError/ValueError alike
-            raise ModelConfigError(f"{_where(spec, lines, 'activation')}: activation {act!r} is not a torch.nn class "
-                                   "call with literal arguments such as 'nn.ReLU()'; it is never evaluated") from None
+            raise ModelConfigError(
+                f"{_where(spec, lines, 'activation')}: activation {act!r} is not a torch.nn class "
+                "call with literal arguments such as 'nn.ReLU()'; it is never evaluated"
+            ) from None
     for key in ("end2end",):
         if key in spec and not isinstance(spec[key], bool):
             raise ModelConfigError(f"{_where(spec, lines, key)}: '{key}' must be true or false, got {spec[key]!r}")
-    validate_rows(spec, lines, known=lambda m: isinstance(m, str) and _module_class(m) is not None,
-                  multi_input=lambda m: True, heads=(HEAD,), what="an engine module or nn.<Module>")
+    validate_rows(
+        spec,
+        lines,
+        known=lambda m: isinstance(m, str) and _module_class(m) is not None,
+        multi_input=lambda m: True,
+        heads=(HEAD,),
+        what="an engine module or nn.<Module>",
+    )
 
 
 @contextlib.contextmanager
@@ -136,7 +157,6 @@ def build(spec: dict, ch: int = 3, nc: int | None = None, verbose: bool = True):
 def is_engine_model(model: nn.Module) -> bool:
     """A detector built from an engine YAML (its ``yaml`` has ``scales``)."""
     return is_engine_spec(getattr(model, "yaml", None))
-
 
 
 def deployed(model: nn.Module) -> nn.Module:

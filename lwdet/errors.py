@@ -12,5 +12,12 @@ class ConfigError(LwdetError, ValueError):
 
 
 # FileNotFoundError / FileExistsError: a missing input, or an output that would be overwritten.
-USER_ERRORS: tuple[type[BaseException], ...] = (LwdetError, ValueError, FileNotFoundError, FileExistsError,
-                                                 KeyError, NotADirectoryError, IsADirectoryError)
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    LwdetError,
+    ValueError,
+    FileNotFoundError,
+    FileExistsError,
+    KeyError,
+    NotADirectoryError,
+    IsADirectoryError,
+)

@@ -21,6 +21,8 @@ class LiteDetect(Detect):
         self.nc, self.nl, self.reg_max = nc, len(ch), reg_max
         self.no = nc + reg_max * 4
         self.stride = torch.zeros(self.nl)  # set by the model builder from a dry run
-        self.cv2 = nn.ModuleList(nn.Sequential(DWConv(c, c, 3), Conv(c, c, 1), nn.Conv2d(c, 4 * reg_max, 1)) for c in ch)
+        self.cv2 = nn.ModuleList(
+            nn.Sequential(DWConv(c, c, 3), Conv(c, c, 1), nn.Conv2d(c, 4 * reg_max, 1)) for c in ch
+        )
         self.cv3 = nn.ModuleList(nn.Sequential(DWConv(c, c, 3), Conv(c, c, 1), nn.Conv2d(c, nc, 1)) for c in ch)
         self.dfl = DFL(reg_max) if reg_max > 1 else nn.Identity()

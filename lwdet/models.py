@@ -30,7 +30,13 @@ NECKS = ("sppf", "aspp", "lite", "nano", "p45")  # --neck: the P5 block of the C
 HEAD_KINDS = ("yolo", "lite", "nano")  # --head: the engine's Detect, or LiteDetect (with DFL / without)
 NECK_SUFFIX = {"sppf": "", "aspp": "-aspp", "lite": "-litepan", "nano": "-nanopan", "p45": "-p45pan"}
 HEAD_SUFFIX = {"yolo": "", "lite": "-litehead", "nano": "-nanohead"}
-ACTIVATIONS = {"SiLU": nn.SiLU, "ReLU": nn.ReLU, "ReLU6": nn.ReLU6, "Hardswish": nn.Hardswish, "LeakyReLU": nn.LeakyReLU}
+ACTIVATIONS = {
+    "SiLU": nn.SiLU,
+    "ReLU": nn.ReLU,
+    "ReLU6": nn.ReLU6,
+    "Hardswish": nn.Hardswish,
+    "LeakyReLU": nn.LeakyReLU,
+}
 KEYS = {"nc", "activation", "backbone", "head", "backbone_weights"}
 ENGINE_KEYS = {"scale", "yaml_file", "channels"}  # added by the engine's loader and trainer; accepted, unused
 
@@ -67,8 +73,10 @@ def resolve_yaml(name: str | Path) -> Path:
         return MODEL_DIR / path.name
     found = engine_yaml(path)
     if found is None:
-        raise ModelConfigError(f"{path}: model YAML not found (neither a file, nor shipped in {MODEL_DIR}, nor one of "
-                               f"the engine's: {', '.join(engine_names())})")
+        raise ModelConfigError(
+            f"{path}: model YAML not found (neither a file, nor shipped in {MODEL_DIR}, nor one of "
+            f"the engine's: {', '.join(engine_names())})"
+        )
     return found
 
 
@@ -114,7 +122,9 @@ def _check_literal(value, where: str):
             _check_literal(v, where)
     elif isinstance(value, str):
         if not value.replace("_", "").replace(".", "").isalnum():
-            raise ModelConfigError(f"{where}: argument {value!r} is not a plain name; YAML arguments are never evaluated")
+            raise ModelConfigError(
+                f"{where}: argument {value!r} is not a plain name; YAML arguments are never evaluated"
+            )
     elif not (value is None or isinstance(value, (int, float, bool))):
         raise ModelConfigError(f"{where}: argument {value!r} of type {type(value).__name__} is not allowed")
 
@@ -136,8 +146,14 @@ def validate_spec(spec: dict, lines: dict | None = None) -> None:
             f"{_where(spec, lines, 'activation')}: activation {act!r} is not allowed{suggest(act, ACTIVATIONS)} "
             f"Allowed: {', '.join(ACTIVATIONS)}"
         )
-    validate_rows(spec, lines, known=lambda m: m in MODULES, multi_input=lambda m: MODULES[m].multi_input,
-                  heads=HEADS, known_names=MODULES)
+    validate_rows(
+        spec,
+        lines,
+        known=lambda m: m in MODULES,
+        multi_input=lambda m: MODULES[m].multi_input,
+        heads=HEADS,
+        known_names=MODULES,
+    )
 
 
 def validate_rows(spec: dict, lines: dict, known, multi_input, heads, known_names=(), what: str = "") -> None:
@@ -168,8 +184,9 @@ def validate_rows(spec: dict, lines: dict, known, multi_input, heads, known_name
                 raise ModelConfigError(f"{where}: repeats must be a positive integer, got {n!r}")
             if not known(module):
                 listed = f" Known: {', '.join(known_names)}" if known_names else f" Expected {what}."
-                raise ModelConfigError(f"{where}: module {module!r} is not known{suggest(str(module), known_names)}"
-                                       f"{listed}")
+                raise ModelConfigError(
+                    f"{where}: module {module!r} is not known{suggest(str(module), known_names)}{listed}"
+                )
             if isinstance(src, list) and not multi_input(module):
                 raise ModelConfigError(f"{where}: {module} takes one input, got 'from' {src!r}")
             if not isinstance(args, list):
@@ -177,8 +194,9 @@ def validate_rows(spec: dict, lines: dict, known, multi_input, heads, known_name
             _check_literal(args, where)
             i += 1
     if spec["head"][-1][2] not in heads:
-        raise ModelConfigError(f"{_where(spec, lines, ('head', len(spec['head']) - 1))}: the last row must be one of "
-                               f"{', '.join(heads)}")
+        raise ModelConfigError(
+            f"{_where(spec, lines, ('head', len(spec['head']) - 1))}: the last row must be one of {', '.join(heads)}"
+        )
 
 
 def build_layers(spec: dict, ch: int = 3, lines: dict | None = None, verbose: bool = False):
@@ -194,8 +212,10 @@ def build_layers(spec: dict, ch: int = 3, lines: dict | None = None, verbose: bo
     if verbose:
         LOGGER.info(f"\n{'':>3}{'from':>20}{'n':>3}{'params':>10}  {'module':<40}{'arguments':<30}")
     for i, (section, j, (src, n, name, args)) in enumerate(rows):
-        c_in = [ch if s == -1 and i == 0 else chans[s] for s in src] if isinstance(src, list) else (
-            ch if i == 0 else chans[src]
+        c_in = (
+            [ch if s == -1 and i == 0 else chans[s] for s in src]
+            if isinstance(src, list)
+            else (ch if i == 0 else chans[src])
         )
         definition = MODULES[name]
         try:
@@ -206,11 +226,14 @@ def build_layers(spec: dict, ch: int = 3, lines: dict | None = None, verbose: bo
                 built = definition.build(c_in, deepcopy(args), 1, ctx)
                 if built.channels != c_in:
                     raise RowError(f"repeats={n} needs equal input and output channels ({c_in} -> {built.channels})")
-                module = nn.Sequential(built.module, *(definition.build(c_in, deepcopy(args), 1, ctx).module
-                                                       for _ in range(n - 1)))
+                module = nn.Sequential(
+                    built.module, *(definition.build(c_in, deepcopy(args), 1, ctx).module for _ in range(n - 1))
+                )
         except (RowError, KeyError, FileNotFoundError, TypeError) as e:
             msg = e.args[0] if e.args else str(e)
-            raise ModelConfigError(f"{_where(spec, lines, (section, j))}: {section} row {j} (layer {i}): {msg}") from None
+            raise ModelConfigError(
+                f"{_where(spec, lines, (section, j))}: {section} row {j} (layer {i}): {msg}"
+            ) from None
         except RuntimeError as e:  # e.g. a conv whose declared input channels cannot take the tensor
             raise ModelConfigError(f"{_where(spec, lines, (section, j))}: {section} row {j} (layer {i}): {e}") from None
         module.i, module.f, module.type = i, src, name
@@ -313,10 +336,16 @@ def model_yaml(backbone: str = BASELINE, neck: str = "sppf", head: str = "yolo")
     stem = BASELINE if name == BASELINE else f"{BASELINE}-{name}"
     path = MODEL_DIR / f"{stem}{NECK_SUFFIX[neck]}{HEAD_SUFFIX[head]}.yaml"
     if not path.is_file():
-        shipped = [f"--neck {n} --head {h}" for n in NECKS for h in HEAD_KINDS
-                   if (MODEL_DIR / f"{stem}{NECK_SUFFIX[n]}{HEAD_SUFFIX[h]}.yaml").is_file()]
-        raise FileNotFoundError(f"{path}: no shipped model YAML for backbone '{backbone}' with neck '{neck}' and head "
-                                f"'{head}'; shipped for it: {', '.join(shipped)}")
+        shipped = [
+            f"--neck {n} --head {h}"
+            for n in NECKS
+            for h in HEAD_KINDS
+            if (MODEL_DIR / f"{stem}{NECK_SUFFIX[n]}{HEAD_SUFFIX[h]}.yaml").is_file()
+        ]
+        raise FileNotFoundError(
+            f"{path}: no shipped model YAML for backbone '{backbone}' with neck '{neck}' and head "
+            f"'{head}'; shipped for it: {', '.join(shipped)}"
+        )
     return path
 
 

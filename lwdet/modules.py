@@ -8,11 +8,11 @@ so a width mistake fails at build time with the row named.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from torch import nn
-from ultralytics.nn.modules import C2f, C3, SPPF, C3Ghost, Concat, Conv, Detect, DWConv, GhostConv, Index
+from ultralytics.nn.modules import C3, SPPF, C2f, C3Ghost, Concat, Conv, Detect, DWConv, GhostConv, Index
 
 from lwdet.backbones import BACKBONES, build_backbone
 from lwdet.heads import LiteDetect
@@ -79,7 +79,7 @@ def _conv_like(cls, repeats=False):
 
 
 def _upsample(c1, args, n, ctx):
-    size, scale, mode = (list(args) + [None, 2, "nearest"][len(args):])[:3]
+    size, scale, mode = (list(args) + [None, 2, "nearest"][len(args) :])[:3]
     if mode not in ("nearest", "bilinear"):
         raise RowError(f"upsample mode must be 'nearest' or 'bilinear', got {mode!r}")
     return Built(nn.Upsample(size, scale, mode), c1, [size, scale, mode])

@@ -49,13 +49,18 @@ def split(model: nn.Module) -> dict[str, nn.Module]:
     layers = model.model
     n_backbone = len(model.yaml["backbone"])
     detect = layers[-1]
-    reads = {j % len(layers) if j != -1 else m.i - 1 for m in layers[n_backbone:]
-             for j in (m.f if isinstance(m.f, list) else [m.f])}
+    reads = {
+        j % len(layers) if j != -1 else m.i - 1
+        for m in layers[n_backbone:]
+        for j in (m.f if isinstance(m.f, list) else [m.f])
+    }
     backbone_out = sorted(j for j in reads if j < n_backbone)  # what the neck reads from the backbone
     head_in = [j % len(layers) if j != -1 else len(layers) - 2 for j in detect.f]
-    return {"backbone": Prefix(layers, n_backbone, backbone_out),
-            "backbone+neck": Prefix(layers, len(layers) - 1, head_in),
-            "full": model}
+    return {
+        "backbone": Prefix(layers, n_backbone, backbone_out),
+        "backbone+neck": Prefix(layers, len(layers) - 1, head_in),
+        "full": model,
+    }
 
 
 def _export_graph(module: nn.Module, im: torch.Tensor, folder: Path) -> Path:
@@ -83,8 +88,9 @@ def part_latency(weights_or_model, imgsz: int = 320, threads: int = 1, loops: in
         for name, module in split(model).items():
             param = _export_graph(module.eval(), im, Path(tmp) / name.replace("+", "_"))
             nets[name] = NcnnParamNet(param, (hw[1], hw[0], 3), threads=threads)
-        layer_ms = layer_type_times(Path(tmp) / "full" / "model.ncnn.param", (hw[1], hw[0], 3), threads,
-                                    max(loops // 2, 1), warmup)
+        layer_ms = layer_type_times(
+            Path(tmp) / "full" / "model.ncnn.param", (hw[1], hw[0], 3), threads, max(loops // 2, 1), warmup
+        )
         try:
             mats = {k: n.input_mat() for k, n in nets.items()}
             times = {k: [] for k in nets}
@@ -98,13 +104,21 @@ def part_latency(weights_or_model, imgsz: int = 320, threads: int = 1, loops: in
             for net in nets.values():
                 net.close()
     med = {k: statistics.median(v) for k, v in times.items()}
-    return {"backbone_ms": med["backbone"], "neck_ms": med["backbone+neck"] - med["backbone"],
-            "head_ms": med["full"] - med["backbone+neck"], "total_ms": med["full"], "threads": threads,
-            "imgsz": list(hw), "loops": loops, "layer_type_ms": layer_ms}
+    return {
+        "backbone_ms": med["backbone"],
+        "neck_ms": med["backbone+neck"] - med["backbone"],
+        "head_ms": med["full"] - med["backbone+neck"],
+        "total_ms": med["full"],
+        "threads": threads,
+        "imgsz": list(hw),
+        "loops": loops,
+        "layer_type_ms": layer_ms,
+    }
 
 
-def layer_type_times(param: str | Path, input_shape: tuple[int, int, int], threads: int = 1, loops: int = 20,
-                     warmup: int = 3) -> dict[str, float]:
+def layer_type_times(
+    param: str | Path, input_shape: tuple[int, int, int], threads: int = 1, loops: int = 20, warmup: int = 3
+) -> dict[str, float]:
     """Mean ncnn ms per layer type (Convolution, Swish, Concat, ...) of one inference, layer by layer.
 
     One extractor per inference; every layer's output is extracted in graph order (raw layout, no conversion), so

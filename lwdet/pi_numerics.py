@@ -23,8 +23,12 @@ def raw_difference(ref: np.ndarray, out: np.ndarray) -> dict:
         raise ValueError(f"raw outputs differ in shape: {ref.shape} vs {out.shape}")
     box = np.abs(out[:, :4] - ref[:, :4])
     score = np.abs(out[:, 4:] - ref[:, 4:])
-    return {"box_max_px": float(box.max()), "score_max": float(score.max()),
-            "anchors_over_1px": int((box.max(axis=1) > 1).sum()), "anchors": int(box.shape[0] * box.shape[2])}
+    return {
+        "box_max_px": float(box.max()),
+        "score_max": float(score.max()),
+        "anchors_over_1px": int((box.max(axis=1) > 1).sum()),
+        "anchors": int(box.shape[0] * box.shape[2]),
+    }
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -59,10 +63,21 @@ def coco_ground_truth(labels: str | Path, sizes: dict[str, tuple[int, int]], nam
         for line in label.read_text().splitlines() if label.is_file() else []:
             c, cx, cy, bw, bh = (float(v) for v in line.split()[:5])
             box = [(cx - bw / 2) * w, (cy - bh / 2) * h, bw * w, bh * h]
-            annotations.append({"id": len(annotations) + 1, "image_id": i, "category_id": int(c), "bbox": box,
-                                "area": box[2] * box[3], "iscrowd": 0})
-    return {"images": images, "annotations": annotations,
-            "categories": [{"id": i, "name": n} for i, n in enumerate(names)]}
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": i,
+                    "category_id": int(c),
+                    "bbox": box,
+                    "area": box[2] * box[3],
+                    "iscrowd": 0,
+                }
+            )
+    return {
+        "images": images,
+        "annotations": annotations,
+        "categories": [{"id": i, "name": n} for i, n in enumerate(names)],
+    }
 
 
 def coco_map(gt: dict, detections: dict[str, list]) -> float:
@@ -71,8 +86,11 @@ def coco_map(gt: dict, detections: dict[str, list]) -> float:
     from pycocotools.cocoeval import COCOeval
 
     ids = {im["file_name"]: im["id"] for im in gt["images"]}
-    dets = [{"image_id": ids[name], "category_id": int(d[5]), "bbox": [d[0], d[1], d[2] - d[0], d[3] - d[1]],
-             "score": d[4]} for name, rows in detections.items() for d in rows]
+    dets = [
+        {"image_id": ids[name], "category_id": int(d[5]), "bbox": [d[0], d[1], d[2] - d[0], d[3] - d[1]], "score": d[4]}
+        for name, rows in detections.items()
+        for d in rows
+    ]
     if not dets:
         return 0.0
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its progress and summary
@@ -89,8 +107,11 @@ def coco_map(gt: dict, detections: dict[str, list]) -> float:
 def board_table(results: str | Path, labels: str | Path, names: list[str], parity: dict | None = None) -> list[dict]:
     """One row per ``<tag>.json`` in ``results``: raw difference vs x86, mAP50-95, PyTorch's mAP from parity."""
     results = Path(results)
-    runs = {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in sorted(results.glob("*.json"))
-            if (results / f"{p.stem}.npy").is_file()}
+    runs = {
+        p.stem: json.loads(p.read_text(encoding="utf-8"))
+        for p in sorted(results.glob("*.json"))
+        if (results / f"{p.stem}.npy").is_file()
+    }
     if REFERENCE not in runs:
         raise FileNotFoundError(f"{results}: no {REFERENCE}.json/.npy (the x86 run every board is compared with)")
     sizes = {name: tuple(v["hw"]) for name, v in runs[REFERENCE]["detections"].items()}
@@ -100,12 +121,19 @@ def board_table(results: str | Path, labels: str | Path, names: list[str], parit
     rows = []
     for tag, run in runs.items():
         dets = {k: v["dets"] for k, v in run["detections"].items()}
-        rows.append({"run": tag, **run["info"], **raw_difference(ref, np.load(results / f"{tag}.npy")),
-                     **detection_changes(ref_dets, dets),
-                     "map50_95": coco_map(gt, dets),
-                     "map_torch": (parity or {}).get("map_torch"), "map_export_x86_validator": (parity or {}).get(
-                         "map_export"), "box_tolerance_px": (parity or {}).get("box_tolerance"),
-                     "score_tolerance": (parity or {}).get("score_tolerance")})
+        rows.append(
+            {
+                "run": tag,
+                **run["info"],
+                **raw_difference(ref, np.load(results / f"{tag}.npy")),
+                **detection_changes(ref_dets, dets),
+                "map50_95": coco_map(gt, dets),
+                "map_torch": (parity or {}).get("map_torch"),
+                "map_export_x86_validator": (parity or {}).get("map_export"),
+                "box_tolerance_px": (parity or {}).get("box_tolerance"),
+                "score_tolerance": (parity or {}).get("score_tolerance"),
+            }
+        )
     return rows
 
 
@@ -117,13 +145,17 @@ def within_parity(row: dict) -> bool | None:
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = ["| run | CPU | asimdhp | fp16 | boxes max diff vs x86 (px) | anchors > 1 px | scores max diff | "
-             "within parity tol | dets >= 0.25 changed / x86 | mAP50-95 (pycocotools) | PyTorch mAP50-95 (parity.json) |",
-             "|" + "---|" * 11]
+    lines = [
+        "| run | CPU | asimdhp | fp16 | boxes max diff vs x86 (px) | anchors > 1 px | scores max diff | "
+        "within parity tol | dets >= 0.25 changed / x86 | mAP50-95 (pycocotools) | PyTorch mAP50-95 (parity.json) |",
+        "|" + "---|" * 11,
+    ]
     for r in rows:
         fp16 = {True: "on (ncnn defaults)", False: "off", None: "ncnn defaults"}[r["fp16_used"]]
         torch = "" if r["map_torch"] is None else f"{r['map_torch']:.4f}"
-        lines.append(f"| {r['run']} | {r['cpu_part'] or r['machine']} | {r['asimdhp']} | {fp16} | "
-                     f"{r['box_max_px']:.4g} | {r['anchors_over_1px']} / {r['anchors']} | {r['score_max']:.4g} | "
-                     f"{within_parity(r)} | {r['dets_changed']} / {r['dets_x86']} | {r['map50_95']:.4f} | {torch} |")
+        lines.append(
+            f"| {r['run']} | {r['cpu_part'] or r['machine']} | {r['asimdhp']} | {fp16} | "
+            f"{r['box_max_px']:.4g} | {r['anchors_over_1px']} / {r['anchors']} | {r['score_max']:.4g} | "
+            f"{within_parity(r)} | {r['dets_changed']} / {r['dets_x86']} | {r['map50_95']:.4f} | {torch} |"
+        )
     return "\n".join(lines) + "\n"

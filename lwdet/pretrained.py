@@ -41,8 +41,10 @@ def spec_backbone(spec: dict) -> str:
     """The backbone a validated model spec swaps in (its Backbone row); ValueError for a model without one."""
     rows = [r for r in spec["backbone"] + spec["head"] if r[2] == "Backbone"]
     if not rows:
-        raise ValueError(f"{spec.get('yaml_file', 'the model')} has no Backbone row (its own CSP backbone has no "
-                         "ImageNet weights); --pretrained needs a timm / torchvision backbone")
+        raise ValueError(
+            f"{spec.get('yaml_file', 'the model')} has no Backbone row (its own CSP backbone has no "
+            "ImageNet weights); --pretrained needs a timm / torchvision backbone"
+        )
     return rows[0][3][0]
 
 
@@ -93,8 +95,9 @@ def _torchvision_weights(name: str, model: str, timeout: float) -> Path:
         with _socket_timeout(timeout):
             weights.get_state_dict(progress=False, check_hash=True)  # torchvision's own download into torch.hub
     except Exception as e:  # noqa: BLE001
-        raise _unavailable(name, weights.url, path, f"not in torch.hub's cache, and the download failed: {_reason(e)}")\
-            from None
+        raise _unavailable(
+            name, weights.url, path, f"not in torch.hub's cache, and the download failed: {_reason(e)}"
+        ) from None
     return path
 
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -29,8 +29,16 @@ CONF, IOU, MAX_DET = 0.001, 0.7, 3000  # the engine's val conf and iou; large im
 class EngineDetector:
     """The engine's predictor on a PyTorch checkpoint, with :class:`lwdet.edge.NcnnDetector`'s ``predict``."""
 
-    def __init__(self, weights: str | Path, imgsz: int = 640, conf: float = 0.25, iou: float = 0.7,
-                 max_det: int = 300, device: str = "cpu", trust: bool = False):
+    def __init__(
+        self,
+        weights: str | Path,
+        imgsz: int = 640,
+        conf: float = 0.25,
+        iou: float = 0.7,
+        max_det: int = 300,
+        device: str = "cpu",
+        trust: bool = False,
+    ):
         from lwdet import YOLO
 
         weights = Path(weights)
@@ -42,12 +50,25 @@ class EngineDetector:
     def name(self) -> str:
         return self.weights.stem
 
-    def predict(self, image_bgr: np.ndarray, conf: float | None = None, iou: float | None = None,
-                max_det: int | None = None, classes: list[int] | None = None) -> np.ndarray:
+    def predict(
+        self,
+        image_bgr: np.ndarray,
+        conf: float | None = None,
+        iou: float | None = None,
+        max_det: int | None = None,
+        classes: list[int] | None = None,
+    ) -> np.ndarray:
         """(n, 6) rows x1, y1, x2, y2, score, class_id in the image's pixels, best first."""
-        r = self.model.predict(image_bgr, imgsz=self.imgsz, conf=self.conf if conf is None else conf,
-                               iou=self.iou if iou is None else iou, classes=classes, device=self.device,
-                               max_det=self.max_det if max_det is None else max_det, verbose=False)[0]
+        r = self.model.predict(
+            image_bgr,
+            imgsz=self.imgsz,
+            conf=self.conf if conf is None else conf,
+            iou=self.iou if iou is None else iou,
+            classes=classes,
+            device=self.device,
+            max_det=self.max_det if max_det is None else max_det,
+            verbose=False,
+        )[0]
         return r.boxes.data[:, :6].cpu().numpy().astype(np.float32)
 
 
@@ -89,8 +110,11 @@ def find_images(images: str | Path, labels: str | Path | None = None) -> list[tu
     files = sorted(p for p in images.iterdir() if p.suffix.lower() in IMAGES) if images.is_dir() else [images]
     if not files or not files[0].is_file():
         raise FileNotFoundError(f"{images}: no images ({', '.join(IMAGES)})")
-    lab = [Path(labels) / f"{f.stem}.txt" for f in files] if labels else [Path(p) for p in img2label_paths(
-        [str(f) for f in files])]
+    lab = (
+        [Path(labels) / f"{f.stem}.txt" for f in files]
+        if labels
+        else [Path(p) for p in img2label_paths([str(f) for f in files])]
+    )
     return list(zip(files, lab))
 
 
@@ -112,8 +136,9 @@ class Evaluation:
         return coco_map(self.truths, self.preds, self.names)
 
 
-def engine_map(truths: Sequence[tuple[np.ndarray, np.ndarray]], preds: Sequence[np.ndarray],
-               names: Sequence[str]) -> dict[str, float]:
+def engine_map(
+    truths: Sequence[tuple[np.ndarray, np.ndarray]], preds: Sequence[np.ndarray], names: Sequence[str]
+) -> dict[str, float]:
     """mAP through the engine: ``DetectionValidator._process_batch`` matching, ``DetMetrics`` AP (as its val)."""
     import tempfile
 
@@ -126,17 +151,28 @@ def engine_map(truths: Sequence[tuple[np.ndarray, np.ndarray]], preds: Sequence[
     metrics = DetMetrics(names=dict(enumerate(names)))
     for i, ((cls, boxes), det) in enumerate(zip(truths, preds)):
         det = np.asarray(det, np.float32).reshape(-1, 6)
-        tp = validator._process_batch({"bboxes": torch.from_numpy(det[:, :4]), "cls": torch.from_numpy(det[:, 5])},
-                                      {"bboxes": torch.from_numpy(boxes).float(), "cls": torch.from_numpy(cls)})
-        metrics.update_stats({"tp": tp["tp"], "conf": det[:, 4], "pred_cls": det[:, 5], "target_cls": cls,
-                              "target_img": np.unique(cls), "im_name": f"image{i}"})
+        tp = validator._process_batch(
+            {"bboxes": torch.from_numpy(det[:, :4]), "cls": torch.from_numpy(det[:, 5])},
+            {"bboxes": torch.from_numpy(boxes).float(), "cls": torch.from_numpy(cls)},
+        )
+        metrics.update_stats(
+            {
+                "tp": tp["tp"],
+                "conf": det[:, 4],
+                "pred_cls": det[:, 5],
+                "target_cls": cls,
+                "target_img": np.unique(cls),
+                "im_name": f"image{i}",
+            }
+        )
     metrics.process(plot=False)
     p, r, map50, map5095 = (float(v) for v in metrics.mean_results())
     return {"precision": p, "recall": r, "mAP50": map50, "mAP50-95": map5095}
 
 
-def coco_map(truths: Sequence[tuple[np.ndarray, np.ndarray]], preds: Sequence[np.ndarray],
-             names: Sequence[str]) -> dict[str, float]:
+def coco_map(
+    truths: Sequence[tuple[np.ndarray, np.ndarray]], preds: Sequence[np.ndarray], names: Sequence[str]
+) -> dict[str, float]:
     """The same detections through pycocotools' COCOeval (every detection counted: maxDets = the most per image)."""
     import contextlib
     import io
@@ -148,10 +184,25 @@ def coco_map(truths: Sequence[tuple[np.ndarray, np.ndarray]], preds: Sequence[np
     for i, ((cls, boxes), det) in enumerate(zip(truths, preds)):
         images.append({"id": i})
         for c, (x1, y1, x2, y2) in zip(cls, boxes):
-            anns.append({"id": len(anns) + 1, "image_id": i, "category_id": int(c), "iscrowd": 0,
-                         "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1)})
-        dets += [{"image_id": i, "category_id": int(d[5]), "score": float(d[4]),
-                  "bbox": [float(d[0]), float(d[1]), float(d[2] - d[0]), float(d[3] - d[1])]} for d in det]
+            anns.append(
+                {
+                    "id": len(anns) + 1,
+                    "image_id": i,
+                    "category_id": int(c),
+                    "iscrowd": 0,
+                    "bbox": [x1, y1, x2 - x1, y2 - y1],
+                    "area": (x2 - x1) * (y2 - y1),
+                }
+            )
+        dets += [
+            {
+                "image_id": i,
+                "category_id": int(d[5]),
+                "score": float(d[4]),
+                "bbox": [float(d[0]), float(d[1]), float(d[2] - d[0]), float(d[3] - d[1])],
+            }
+            for d in det
+        ]
     if not dets:
         return {"mAP50": 0.0, "mAP50-95": 0.0}
     gt = COCO()
@@ -169,16 +220,26 @@ def coco_map(truths: Sequence[tuple[np.ndarray, np.ndarray]], preds: Sequence[np
     return {"mAP50": mean(p[0]), "mAP50-95": mean(p)}
 
 
-def evaluate(detector, images: str | Path, labels: str | Path | None = None, tile: int = TILE,
-             overlap: int = OVERLAP, full_image: bool = False, conf: float = CONF, iou: float = IOU,
-             max_det: int = MAX_DET, progress: Callable | None = None) -> dict[str, Evaluation]:
+def evaluate(
+    detector,
+    images: str | Path,
+    labels: str | Path | None = None,
+    tile: int = TILE,
+    overlap: int = OVERLAP,
+    full_image: bool = False,
+    conf: float = CONF,
+    iou: float = IOU,
+    max_det: int = MAX_DET,
+    progress: Callable | None = None,
+) -> dict[str, Evaluation]:
     """Run ``letterbox`` (the whole image, letterboxed once) and ``sliced`` inference over full-size images."""
     pairs = find_images(images, labels)
     names = list(detector.names)
     modes = {
         "letterbox": lambda im: detector.predict(im, conf=conf, iou=iou, max_det=max_det),
-        "sliced": lambda im: sliced_predict(detector, im, tile, overlap, full_image, conf=conf, iou=iou,
-                                            max_det=max_det, window_max_det=max_det),
+        "sliced": lambda im: sliced_predict(
+            detector, im, tile, overlap, full_image, conf=conf, iou=iou, max_det=max_det, window_max_det=max_det
+        ),
     }
     out = {m: Evaluation(m, names) for m in modes}
     detector.predict(np.zeros((64, 64, 3), np.uint8))  # untimed: the engine builds its predictor on the first call
@@ -200,8 +261,13 @@ def table(results: dict[str, Evaluation], coco: bool = True) -> list[dict]:
     """One row per mode: images, boxes, detections, engine P / R / mAP50 / mAP50-95, COCO's, ms per image."""
     rows = []
     for mode, ev in results.items():
-        row = {"mode": mode, "images": len(ev.preds), "boxes": int(sum(len(c) for c, _ in ev.truths)),
-               "detections": int(sum(len(d) for d in ev.preds)), **ev.engine_metrics()}
+        row = {
+            "mode": mode,
+            "images": len(ev.preds),
+            "boxes": int(sum(len(c) for c, _ in ev.truths)),
+            "detections": int(sum(len(d) for d in ev.preds)),
+            **ev.engine_metrics(),
+        }
         if coco:
             row.update({f"coco_{k}": v for k, v in ev.coco_metrics().items()})
         row["ms_per_image"] = 1e3 * ev.seconds / max(len(ev.preds), 1)

@@ -33,5 +33,8 @@ def tile_windows(width: int, height: int, size: int, overlap: int) -> list[tuple
     """Every tile of a ``width`` x ``height`` image as (x0, y0, x1, y1), x1/y1 exclusive, row-major."""
     check_tile(size, overlap)
     tw, th = min(size, width), min(size, height)
-    return [(x0, y0, x0 + tw, y0 + th) for y0 in tile_offsets(height, size, overlap)
-            for x0 in tile_offsets(width, size, overlap)]
+    return [
+        (x0, y0, x0 + tw, y0 + th)
+        for y0 in tile_offsets(height, size, overlap)
+        for x0 in tile_offsets(width, size, overlap)
+    ]

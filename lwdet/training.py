@@ -187,8 +187,9 @@ def _stop_on_signals(trainer: LwdetTrainer):
             raise KeyboardInterrupt
         trainer.interrupted = signal.Signals(signum).name
         trainer.stop = True
-        LOGGER.warning("%s: stopping after this batch and saving a resumable last.pt (again to stop now)",
-                       trainer.interrupted)
+        LOGGER.warning(
+            "%s: stopping after this batch and saving a resumable last.pt (again to stop now)", trainer.interrupted
+        )
 
     previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -223,10 +224,20 @@ def _n_bad(report) -> int:
     return len({i.image for i in report.errors if i.image})
 
 
-def train(model_yaml: str | Path, data_yaml: str | Path, run_dir: Path, *, resume: bool = False,
-          backbone_weights: str | Path | None = None, skip_bad: bool = False, trust_checkpoint: bool = False,
-          pretrained: bool = False, teacher: str | Path | None = None, distill_weight: float | None = None,
-          **overrides) -> dict:
+def train(
+    model_yaml: str | Path,
+    data_yaml: str | Path,
+    run_dir: Path,
+    *,
+    resume: bool = False,
+    backbone_weights: str | Path | None = None,
+    skip_bad: bool = False,
+    trust_checkpoint: bool = False,
+    pretrained: bool = False,
+    teacher: str | Path | None = None,
+    distill_weight: float | None = None,
+    **overrides,
+) -> dict:
     """Train ``model_yaml`` on ``data_yaml`` into ``run_dir``; returns the final metrics of best.pt.
 
     The run folder keeps what it was trained from: ``data.yaml`` (absolute paths, for the engine) and a copy of the
@@ -277,7 +288,9 @@ def train(model_yaml: str | Path, data_yaml: str | Path, run_dir: Path, *, resum
                 raise ValueError(f"{model_yaml} sets backbone_weights already; drop --backbone-weights or the key")
             text += f"\nbackbone_weights: {Path(backbone_weights).resolve()}\n"
         ensure_dataset(data_yaml)  # builds the embedded dataset on first use
-        report = check_dataset(data_yaml, imgsz=overrides.get("imgsz", 640))  # per-image results cached (~/.cache/lwdet)
+        report = check_dataset(
+            data_yaml, imgsz=overrides.get("imgsz", 640)
+        )  # per-image results cached (~/.cache/lwdet)
         for issue in report.issues:
             if issue.kind in ("class_missing_in_split", "tiny_objects"):
                 LOGGER.warning("data check: %s", issue.message)

@@ -18,8 +18,9 @@ class YOLO(_EngineYOLO):
     ``trust=True``.
     """
 
-    def __init__(self, model: str | Path = "yolov5n.yaml", task: str | None = None, verbose: bool = False,
-                 trust: bool = False):
+    def __init__(
+        self, model: str | Path = "yolov5n.yaml", task: str | None = None, verbose: bool = False, trust: bool = False
+    ):
         object.__setattr__(self, "_trust", trust)  # read by _load, which the engine's __init__ calls
         super().__init__(model, task=task, verbose=verbose)
 
@@ -32,8 +33,10 @@ class YOLO(_EngineYOLO):
     def _load(self, weights: str, task: str | None = None) -> None:
         if str(weights).lower().endswith(".pt"):
             if not Path(weights).is_file():
-                raise FileNotFoundError(f"{weights}: weights not found; lwdet never downloads weights (train one, or "
-                                        "fetch the file yourself and pass its path)")
+                raise FileNotFoundError(
+                    f"{weights}: weights not found; lwdet never downloads weights (train one, or "
+                    "fetch the file yourself and pass its path)"
+                )
             from lwdet.checkpoints import vet
 
             vet(weights, self._trust)

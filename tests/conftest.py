@@ -16,7 +16,9 @@ FIXTURE_MARKS = {
 }
 TEST_MARKS = {  # (module, test name prefix) -> markers
     ("test_training.py", ""): ("train", "slow"),
-    ("test_export.py", ""): ("export",),  # pnnx / ONNX exports with parity checks (finer tiers: test_export.py)  # every test there starts train.py (the engine's trainer)
+    ("test_export.py", ""): (
+        "export",
+    ),  # pnnx / ONNX exports with parity checks (finer tiers: test_export.py)  # every test there starts train.py (the engine's trainer)
     ("test_study.py", "test_tiny_study"): ("train", "export", "slow"),
     ("test_study.py", "test_train_only"): ("train", "export", "slow"),
     ("test_study.py", "test_study_leaves_a_run"): ("train", "export", "slow"),

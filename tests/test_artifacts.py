@@ -7,8 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from lwdet.artifacts import (EXPORT_META_VERSION, Blob, ExportMeta, check_imgsz, export_siblings, parity_file,
-                             resolve_source)
+from lwdet.artifacts import (
+    EXPORT_META_VERSION,
+    Blob,
+    ExportMeta,
+    check_imgsz,
+    export_siblings,
+    parity_file,
+    resolve_source,
+)
 from lwdet.errors import ConfigError
 from lwdet.units import MB, kib_to_mb, mb
 
@@ -16,8 +23,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def meta(**kw) -> ExportMeta:
-    return ExportMeta(format="ncnn", model="m", names=["a", "b"], imgsz=[64, 96], input=Blob("in0", [1, 3, 64, 96]),
-                      output=Blob("out0", [6, 126]), **kw)
+    return ExportMeta(
+        format="ncnn",
+        model="m",
+        names=["a", "b"],
+        imgsz=[64, 96],
+        input=Blob("in0", [1, 3, 64, 96]),
+        output=Blob("out0", [6, 126]),
+        **kw,
+    )
 
 
 def test_export_meta_round_trips_through_json(tmp_path):
@@ -28,13 +42,16 @@ def test_export_meta_round_trips_through_json(tmp_path):
     assert back == m and back.version == EXPORT_META_VERSION and back.input.blob == "in0"
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda d: d.update(version=99), "lwdet.json: unknown version 99"),
-    (lambda d: d.pop("version"), "lwdet.json: missing key 'version'"),
-    (lambda d: d.pop("imgsz"), "lwdet.json: missing key 'imgsz'"),
-    (lambda d: d.update(colour="red"), "lwdet.json: unknown key 'colour'"),
-    (lambda d: d.update(imgsz=[64]), "key 'imgsz' must be [H, W]"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda d: d.update(version=99), "lwdet.json: unknown version 99"),
+        (lambda d: d.pop("version"), "lwdet.json: missing key 'version'"),
+        (lambda d: d.pop("imgsz"), "lwdet.json: missing key 'imgsz'"),
+        (lambda d: d.update(colour="red"), "lwdet.json: unknown key 'colour'"),
+        (lambda d: d.update(imgsz=[64]), "key 'imgsz' must be [H, W]"),
+    ],
+)
 def test_export_meta_refuses_a_bad_file_with_one_line_naming_file_and_key(change, message, tmp_path):
     d = meta().to_dict()
     change(d)
@@ -69,12 +86,15 @@ def test_resolve_source_run_folder_weights_and_exports(tmp_path):
     assert export_siblings(export) == {"pt": best, "onnx": onnx}
 
 
-@pytest.mark.parametrize("path, message", [
-    ("missing.pt", "weights not found"),
-    ("empty_dir", "weights/best.pt does not exist"),
-    ("orphan_ncnn_model", "the weights it was exported from are not there"),
-    ("notes.txt", "neither a run folder, a .pt file nor an export"),
-])
+@pytest.mark.parametrize(
+    "path, message",
+    [
+        ("missing.pt", "weights not found"),
+        ("empty_dir", "weights/best.pt does not exist"),
+        ("orphan_ncnn_model", "the weights it was exported from are not there"),
+        ("notes.txt", "neither a run folder, a .pt file nor an export"),
+    ],
+)
 def test_resolve_source_errors(path, message, tmp_path):
     for d in ("empty_dir", "orphan_ncnn_model"):
         (tmp_path / d).mkdir()
@@ -109,9 +129,11 @@ def test_one_unit_rule():
 
 
 def test_artifacts_import_without_torch_or_yaml():
-    blocker = ("import sys\nclass B:\n    def find_spec(self, name, *a):\n"
-               "        if name.split('.')[0] in ('torch', 'ultralytics', 'yaml'):\n"
-               "            raise ImportError('blocked ' + name)\n"
-               "sys.meta_path.insert(0, B())\nimport lwdet.artifacts, lwdet.units\nprint('ok')\n")
+    blocker = (
+        "import sys\nclass B:\n    def find_spec(self, name, *a):\n"
+        "        if name.split('.')[0] in ('torch', 'ultralytics', 'yaml'):\n"
+        "            raise ImportError('blocked ' + name)\n"
+        "sys.meta_path.insert(0, B())\nimport lwdet.artifacts, lwdet.units\nprint('ok')\n"
+    )
     r = subprocess.run([sys.executable, "-c", blocker], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr

@@ -3,8 +3,8 @@ import os
 import pytest
 import torch
 
-from lwdet.checkpoints import UntrustedCheckpointError, load_checkpoint
 from lwdet.backbones import FAMILIES
+from lwdet.checkpoints import UntrustedCheckpointError, load_checkpoint
 from lwdet.models import LwdetModel, model_yaml
 
 
@@ -64,15 +64,23 @@ def test_export_cli_refuses_an_untrusted_checkpoint(tmp_path):
     root = Path(__file__).resolve().parents[1]
     path = tmp_path / "evil.pt"
     torch.save({"model": Payload()}, path)
-    r = subprocess.run([sys.executable, str(root / "export.py"), str(path), "--no-map"], cwd=tmp_path,
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, str(root / "export.py"), str(path), "--no-map"], cwd=tmp_path, capture_output=True, text=True
+    )
     assert r.returncode == 2
     assert "outside lwdet's allow-list" in r.stderr and "--trust-checkpoint" in r.stderr
     assert not (tmp_path / "pwned").exists()
 
 
-@pytest.mark.parametrize("loader", ["lwdet.export.load_model", "lwdet.checkpoints.load_weights",
-                                    "lwdet.profile.resolve_detector", "lwdet.export.check_parity"])
+@pytest.mark.parametrize(
+    "loader",
+    [
+        "lwdet.export.load_model",
+        "lwdet.checkpoints.load_weights",
+        "lwdet.profile.resolve_detector",
+        "lwdet.export.check_parity",
+    ],
+)
 def test_library_loaders_refuse_an_untrusted_pickle(loader, tmp_path, monkeypatch):
     """Every library path from a .pt to a model goes through the allow-list, not only the CLIs."""
     import importlib

@@ -31,8 +31,11 @@ def test_every_command_has_a_missing_file_case():
     assert set(MISSING) == set(COMMANDS)
 
 
-@pytest.mark.parametrize("name, argv", [(n, a) for n, cases in MISSING.items() for a in cases],
-                         ids=lambda v: v if isinstance(v, str) else " ".join(v))
+@pytest.mark.parametrize(
+    "name, argv",
+    [(n, a) for n, cases in MISSING.items() for a in cases],
+    ids=lambda v: v if isinstance(v, str) else " ".join(v),
+)
 def test_missing_file_is_one_line_and_exit_2(name, argv, tmp_path, capsys):
     nope = tmp_path / "nope"
     argv = [a.format(nope=nope) for a in argv]
@@ -52,15 +55,19 @@ def _run(args, cwd=ROOT):
     return subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=300)
 
 
-@pytest.mark.parametrize("args", [
-    ["-m", "lwdet", "export", "{nope}.pt"],
-    ["-m", "lwdet.profile", "{nope}.yaml"],
-    ["-m", "lwdet.parts", "{nope}.yaml"],
-    ["-m", "lwdet.data", "check", "{nope}.yaml"],
-    ["train.py", "--data", "{nope}.yaml"],
-    ["export.py", "{nope}"],
-    ["bench_edge.py", "--model", "{nope}"],
-], ids=lambda a: " ".join(a[:2]))
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["-m", "lwdet", "export", "{nope}.pt"],
+        ["-m", "lwdet.profile", "{nope}.yaml"],
+        ["-m", "lwdet.parts", "{nope}.yaml"],
+        ["-m", "lwdet.data", "check", "{nope}.yaml"],
+        ["train.py", "--data", "{nope}.yaml"],
+        ["export.py", "{nope}"],
+        ["bench_edge.py", "--model", "{nope}"],
+    ],
+    ids=lambda a: " ".join(a[:2]),
+)
 def test_scripts_and_modules_exit_2_with_one_line(args, tmp_path):
     r = _run([a.format(nope=tmp_path / "nope") for a in args])
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr

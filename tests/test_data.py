@@ -271,7 +271,12 @@ def test_default_data_yaml():
     assert list(cfg["names"].values()) == CLASSES == cfg[SYNTH_KEY]["classes"]
     assert cfg[SYNTH_KEY]["n_train"] == 384 and cfg[SYNTH_KEY]["n_val"] == 96 and cfg[SYNTH_KEY]["seed"] == 0
     # the generator accepts the section as is (checked without building 480 images)
-    render_image(cfg[SYNTH_KEY]["seed"], "val", 0, **{k: v for k, v in cfg[SYNTH_KEY].items() if k not in ("n_train", "n_val", "seed")})
+    render_image(
+        cfg[SYNTH_KEY]["seed"],
+        "val",
+        0,
+        **{k: v for k, v in cfg[SYNTH_KEY].items() if k not in ("n_train", "n_val", "seed")},
+    )
 
 
 @pytest.mark.parametrize(

@@ -43,9 +43,16 @@ def test_engine_hook_rotates_boxes_with_the_pixels():
     img[8:20, 30:60] = 255  # the object: x 30..60, y 8..20
     seen = set()
     for _ in range(40):
-        labels = {"img": img.copy(), "cls": np.zeros((1, 1)), "instances": Instances(
-            bboxes=np.array([[45 / 64, 14 / 64, 30 / 64, 12 / 64]], np.float32), segments=np.zeros((0, 1000, 2), np.float32),
-            bbox_format="xywh", normalized=True)}
+        labels = {
+            "img": img.copy(),
+            "cls": np.zeros((1, 1)),
+            "instances": Instances(
+                bboxes=np.array([[45 / 64, 14 / 64, 30 / 64, 12 / 64]], np.float32),
+                segments=np.zeros((0, 1000, 2), np.float32),
+                bbox_format="xywh",
+                normalized=True,
+            ),
+        }
         out = aug(labels)
         ys, xs = np.nonzero(out["img"][..., 0] > 128)
         inst = out["instances"]
@@ -59,9 +66,31 @@ def test_engine_hook_rotates_boxes_with_the_pixels():
 @pytest.mark.train
 @pytest.mark.slow
 def test_train_cli_aug_topdown(tmp_path):
-    r = subprocess.run([sys.executable, str(ROOT / "train.py"), "--backbone", "ghostnet", "--epochs", "1", "--imgsz", "64",
-                        "--batch", "32", "--no-plots", "--aug", "topdown", "--project", str(tmp_path), "--name", "td"],
-                       capture_output=True, text=True, cwd=ROOT, timeout=600)
+    r = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "train.py"),
+            "--backbone",
+            "ghostnet",
+            "--epochs",
+            "1",
+            "--imgsz",
+            "64",
+            "--batch",
+            "32",
+            "--no-plots",
+            "--aug",
+            "topdown",
+            "--project",
+            str(tmp_path),
+            "--name",
+            "td",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     args = yaml.safe_load((tmp_path / "td" / "args.yaml").read_text())
     assert args["flipud"] == 0.5

@@ -21,7 +21,15 @@ from PIL import Image
 
 from lwdet.data import DEFAULT_DATA, ensure_dataset
 from lwdet.data.__main__ import main
-from lwdet.data.check import IMG_FORMATS, KINDS, check_dataset, format_report, good_samples, label_path_for, write_good_yaml
+from lwdet.data.check import (
+    IMG_FORMATS,
+    KINDS,
+    check_dataset,
+    format_report,
+    good_samples,
+    label_path_for,
+    write_good_yaml,
+)
 
 NAMES = ["a", "b", "c", "d", "e"]
 OK = "0 0.5 0.5 0.2 0.3\n"
@@ -73,7 +81,11 @@ def _noise(h: int, w: int, seed: int) -> np.ndarray:
 
 
 def _snapshot(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _dataset(root: Path, labels: bool = True) -> Path:
@@ -85,7 +97,11 @@ def _dataset(root: Path, labels: bool = True) -> Path:
     if labels:
         (root / "labels" / "val" / "v.txt").write_text(OK)
     y = root / "data.yaml"
-    y.write_text(yaml.safe_dump({"path": str(root), "train": "images/train", "val": "images/val", "names": dict(enumerate(NAMES))}))
+    y.write_text(
+        yaml.safe_dump(
+            {"path": str(root), "train": "images/train", "val": "images/val", "names": dict(enumerate(NAMES))}
+        )
+    )
     return y
 
 
@@ -135,7 +151,9 @@ def test_bad_corpus(corpus):
     per_file = {k: n for k, n in report.counts().items() if k != "class_missing_in_split"}  # dataset-wide: tested below
     assert per_file == dict(Counter(k for k, *_ in EXPECTED)), report.counts()  # nothing else
     assert {i.severity for i in report.issues if i.kind == "empty_label"} == {"info"}  # a negative, not an error
-    assert [i.kind for i in report.issues if i.image and i.image.endswith("dup.jpg")] == ["duplicate_box"]  # class 2 differs
+    assert [i.kind for i in report.issues if i.image and i.image.endswith("dup.jpg")] == [
+        "duplicate_box"
+    ]  # class 2 differs
 
     assert not report.ok and len(report.errors) == 8 and len(report.warnings) == 5 + 3  # + b, c, d: none in val
     t = report.totals
@@ -152,7 +170,10 @@ def test_bad_corpus(corpus):
 
     text = format_report(report, max_issues=50)
     assert "labels/train/cls99.txt:2: class 99 is not in names" in text
-    assert "images/train/zero.jpg: zero-byte file" in text and "FAILED (8 errors): 7 of 14 images have no errors of their own" in text
+    assert (
+        "images/train/zero.jpg: zero-byte file" in text
+        and "FAILED (8 errors): 7 of 14 images have no errors of their own" in text
+    )
     assert text.index("error") < text.index("warning")  # errors listed first
 
 
@@ -187,7 +208,9 @@ def test_cli(corpus, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["check"])
     assert e.value.code == 2
-    r = subprocess.run([sys.executable, "-m", "lwdet.data", "check", str(y)], capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "lwdet.data", "check", str(y)], capture_output=True, text=True, timeout=60
+    )
     assert r.returncode == 1 and "FAILED" in r.stdout
     assert _snapshot(root) == before
 
@@ -200,7 +223,12 @@ def test_warnings_alone_exit_zero(tmp_path):
     (root / "labels" / "train" / "u.txt").write_text("\n")  # empty: a negative
     (root / "labels" / "train" / "x.txt").write_text(OK)  # no image: a warning
     report = check_dataset(y)
-    assert report.ok and {i.kind for i in report.issues} == {"missing_label", "orphan_label", "empty_label", "class_missing_in_split"}
+    assert report.ok and {i.kind for i in report.issues} == {
+        "missing_label",
+        "orphan_label",
+        "empty_label",
+        "class_missing_in_split",
+    }
     assert main(["check", str(y)]) == 0
 
 
@@ -244,18 +272,28 @@ def test_class_counts_per_split_and_missing_class_warning(tmp_path):
     cv2.imwrite(str(root / "images" / "train" / "t.jpg"), _noise(120, 160, 1))
     (root / "labels" / "train" / "t.txt").write_text("0 0.5 0.5 0.2 0.2\n1 0.3 0.3 0.1 0.1\n1 0.7 0.7 0.1 0.1\n")
     report = check_dataset(y)
-    assert report.class_counts == {"train": {"a": 1, "b": 2, "c": 0, "d": 0, "e": 0}, "val": {"a": 1, "b": 0, "c": 0, "d": 0, "e": 0}}
+    assert report.class_counts == {
+        "train": {"a": 1, "b": 2, "c": 0, "d": 0, "e": 0},
+        "val": {"a": 1, "b": 0, "c": 0, "d": 0, "e": 0},
+    }
     missing = [i for i in report.issues if i.kind == "class_missing_in_split"]
     assert [(i.severity, i.file, i.message) for i in missing] == [
-        ("warning", str(y), "class 'b' has boxes in one split and none in val (2 in train): its accuracy cannot be measured")]
+        (
+            "warning",
+            str(y),
+            "class 'b' has boxes in one split and none in val (2 in train): its accuracy cannot be measured",
+        )
+    ]
     text = format_report(report)
     assert "  class       train      val\n  a               1        1\n  b               2        0\n" in text
 
     (root / "labels" / "val" / "v.txt").write_text("3 0.5 0.5 0.2 0.2\n")  # class d only in val: not learnable
     msgs = sorted(i.message for i in check_dataset(y).issues if i.kind == "class_missing_in_split")
-    assert msgs == ["class 'a' has boxes in one split and none in val (1 in train): its accuracy cannot be measured",
-                    "class 'b' has boxes in one split and none in val (2 in train): its accuracy cannot be measured",
-                    "class 'd' has boxes in one split and none in train (1 in val): the model cannot learn it"]
+    assert msgs == [
+        "class 'a' has boxes in one split and none in val (1 in train): its accuracy cannot be measured",
+        "class 'b' has boxes in one split and none in val (2 in train): its accuracy cannot be measured",
+        "class 'd' has boxes in one split and none in train (1 in val): the model cannot learn it",
+    ]
 
 
 def test_tiny_objects_warning(tmp_path):
@@ -263,13 +301,20 @@ def test_tiny_objects_warning(tmp_path):
     y = _dataset(root)
     cv2.imwrite(str(root / "images" / "train" / "big.jpg"), np.full((1200, 1600, 3), 90, np.uint8))
     # an 8 x 40 px box and a 100 x 100 px one in a 1600 x 1200 image
-    (root / "labels" / "train" / "big.txt").write_text(f"0 0.5 0.5 {8 / 1600:.6f} {40 / 1200:.6f}\n1 0.2 0.2 {100 / 1600:.6f} {100 / 1200:.6f}\n")
+    (root / "labels" / "train" / "big.txt").write_text(
+        f"0 0.5 0.5 {8 / 1600:.6f} {40 / 1200:.6f}\n1 0.2 0.2 {100 / 1600:.6f} {100 / 1200:.6f}\n"
+    )
     tiny = [i for i in check_dataset(y, imgsz=320).issues if i.kind == "tiny_objects"]
     # at 320 the image shrinks 5x: 8 px -> 1.6 px; 4 px needs 320 * 4 / 1.6 = 800; a 640 px tile keeps 8 * 320 / 640 = 4 px
-    assert [(i.severity, i.file, i.message) for i in tiny] == [(
-        "warning", str(y), "1 of 2 boxes in train will be under 4 px at --imgsz 320 (smallest: 1.6 px, a 8 px box in a "
-        "1600x1200 image); --imgsz 800 would keep them all at >= 4 px; or tile the source at import (--tile 640) and "
-        "train at --imgsz 320")]
+    assert [(i.severity, i.file, i.message) for i in tiny] == [
+        (
+            "warning",
+            str(y),
+            "1 of 2 boxes in train will be under 4 px at --imgsz 320 (smallest: 1.6 px, a 8 px box in a "
+            "1600x1200 image); --imgsz 800 would keep them all at >= 4 px; or tile the source at import (--tile 640) and "
+            "train at --imgsz 320",
+        )
+    ]
     assert not [i for i in check_dataset(y, imgsz=800).issues if i.kind == "tiny_objects"]
     assert not [i for i in check_dataset(y, imgsz=None).issues if i.kind == "tiny_objects"]
     assert main(["check", str(y), "--imgsz", "320"]) == 0  # a warning, not an error
@@ -308,7 +353,10 @@ def test_cache_skips_unchanged_images_and_rechecks_modified(tmp_path, monkeypatc
     bad.write_bytes(data[: len(data) // 2])  # truncated: another size and mtime
     third = check_dataset(y, cache=cache)
     assert decoded == ["t1.jpg"] and sorted(parsed) == ["t1.txt", "t2.txt"]  # t1.txt: its image's size is unknown now
-    assert sorted((i.kind, Path(i.file).name) for i in third.errors) == [("class_out_of_range", "t2.txt"), ("corrupt_image", "t1.jpg")]
+    assert sorted((i.kind, Path(i.file).name) for i in third.errors) == [
+        ("class_out_of_range", "t2.txt"),
+        ("corrupt_image", "t1.jpg"),
+    ]
     edited = ("images/train/t1.jpg", "labels/train/t2.txt")
     assert _snapshot(root) == {**before, **{k: _snapshot(root)[k] for k in edited}}  # only my edits
 

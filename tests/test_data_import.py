@@ -28,16 +28,24 @@ TRUTH = {
     "a.jpg": (160, 120, [("cat", 10.25, 12.5, 70.75, 90.0), ("dog", 80.0, 20.0, 150.5, 110.0)]),
     "b.jpg": (200, 150, [("bird", 0.0, 0.0, 40.0, 30.0), ("cat", 120.0, 60.0, 200.0, 150.0)]),
     "c.png": (128, 128, [("dog", 30.0, 30.0, 98.0, 98.0)]),
-    "d.jpg": (96, 160, [("bird", 5.5, 100.0, 90.0, 155.0), ("bird", 20.0, 10.0, 60.0, 50.0), ("cat", 1.0, 1.0, 95.0, 159.0)]),
+    "d.jpg": (
+        96,
+        160,
+        [("bird", 5.5, 100.0, 90.0, 155.0), ("bird", 20.0, 10.0, 60.0, 50.0), ("cat", 1.0, 1.0, 95.0, 159.0)],
+    ),
     "neg.jpg": (144, 112, []),
     # tiled at 640/64: x offsets 0 576 1152 1728 1760, y offsets 0 576 960
-    "aerial.jpg": (2400, 1600, [
-        ("cat", 100.0, 100.0, 200.0, 180.0),  # inside tile (0, 0) only
-        ("dog", 600.0, 300.0, 700.0, 400.0),  # 40% in tile x0=0 (dropped there), whole in x0=576
-        ("bird", 1100.0, 500.0, 1300.0, 700.0),  # split over 4 tiles, >= 50% only in (1152, 0)
-        ("dog", 2300.0, 1500.0, 2390.0, 1590.0),  # 76% in (1728, 960), whole in (1760, 960)
-        ("cat", 50.0, 1000.0, 150.0, 1100.0),  # whole in (0, 576) and (0, 960)
-    ]),
+    "aerial.jpg": (
+        2400,
+        1600,
+        [
+            ("cat", 100.0, 100.0, 200.0, 180.0),  # inside tile (0, 0) only
+            ("dog", 600.0, 300.0, 700.0, 400.0),  # 40% in tile x0=0 (dropped there), whole in x0=576
+            ("bird", 1100.0, 500.0, 1300.0, 700.0),  # split over 4 tiles, >= 50% only in (1152, 0)
+            ("dog", 2300.0, 1500.0, 2390.0, 1590.0),  # 76% in (1728, 960), whole in (1760, 960)
+            ("cat", 50.0, 1000.0, 150.0, 1100.0),  # whole in (0, 576) and (0, 960)
+        ],
+    ),
 }
 SMALL = [n for n in TRUTH if n != "aerial.jpg"]
 TILE_X, TILE_Y = [0, 576, 1152, 1728, 1760], [0, 576, 960]
@@ -57,12 +65,18 @@ def _image(w: int, h: int, boxes, seed: int) -> np.ndarray:
     img = np.stack([c[0] + 30 * np.sin(xx / 37.0), c[1] + 30 * np.cos(yy / 23.0), c[2] + 0 * xx], -1)
     img = np.ascontiguousarray(np.clip(img, 0, 255).astype(np.uint8))
     for _, x0, y0, x1, y1 in boxes:
-        cv2.rectangle(img, (int(x0), int(y0)), (int(x1) - 1, int(y1) - 1), tuple(int(v) for v in rng.integers(0, 256, 3)), -1)
+        cv2.rectangle(
+            img, (int(x0), int(y0)), (int(x1) - 1, int(y1) - 1), tuple(int(v) for v in rng.integers(0, 256, 3)), -1
+        )
     return img
 
 
 def _tree(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _labels(path: Path) -> np.ndarray:
@@ -109,7 +123,15 @@ def src(tmp_path_factory) -> Path:
     for i, (name, (w, h, boxes)) in enumerate(TRUTH.items()):
         images.append({"id": 100 + i, "file_name": name, "width": w, "height": h})
         for lab, x0, y0, x1, y1 in boxes:
-            anns.append({"id": len(anns), "image_id": 100 + i, "category_id": cid[lab], "bbox": [x0, y0, x1 - x0, y1 - y0], "iscrowd": 0})
+            anns.append(
+                {
+                    "id": len(anns),
+                    "image_id": 100 + i,
+                    "category_id": cid[lab],
+                    "bbox": [x0, y0, x1 - x0, y1 - y0],
+                    "iscrowd": 0,
+                }
+            )
     anns.append({"id": len(anns), "image_id": 100, "category_id": 7, "bbox": [0, 0, 50, 50], "iscrowd": 1})
     (root / "coco.json").write_text(json.dumps({"images": images, "annotations": anns, "categories": cats}))
 
@@ -173,7 +195,9 @@ def test_round_trip(src, tmp_path, fmt):
         want = _expected_norm(boxes, names, w, h)
         np.testing.assert_array_equal(got[:, 0], want[:, 0])
         np.testing.assert_allclose(got[:, 1:], want[:, 1:], atol=1.1e-6)  # 6 decimals
-        xyxy = np.c_[got[:, 1] - got[:, 3] / 2, got[:, 2] - got[:, 4] / 2, got[:, 1] + got[:, 3] / 2, got[:, 2] + got[:, 4] / 2]
+        xyxy = np.c_[
+            got[:, 1] - got[:, 3] / 2, got[:, 2] - got[:, 4] / 2, got[:, 1] + got[:, 3] / 2, got[:, 2] + got[:, 4] / 2
+        ]
         np.testing.assert_allclose(xyxy * [w, h, w, h], np.array([b[1:] for b in boxes]).reshape(-1, 4), atol=1e-2)
     report = check_dataset(dst / "data.yaml")
     assert report.ok and not report.warnings, [str(i) for i in report.issues]
@@ -299,8 +323,23 @@ def test_existing_dst_is_refused_and_untouched(src, tmp_path, capsys):
 def test_cli_import(src, tmp_path, capsys):
     before = _tree(src)
     dst = tmp_path / "cli"
-    argv = ["import", "--format", "coco", str(src / "coco.json"), str(dst), "--images", str(src / "pics"),
-            "--split", "0.6,0.4", "--seed", "3", "--tile", "640", "--overlap", "64"]
+    argv = [
+        "import",
+        "--format",
+        "coco",
+        str(src / "coco.json"),
+        str(dst),
+        "--images",
+        str(src / "pics"),
+        "--split",
+        "0.6,0.4",
+        "--seed",
+        "3",
+        "--tile",
+        "640",
+        "--overlap",
+        "64",
+    ]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "classes 3: dog, cat, bird" in out and str(dst / "data.yaml") in out and "crowd" in out
@@ -315,7 +354,22 @@ def test_cli_bad_arguments(src, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["import", "--format", "csv", str(src / "labels.csv"), str(tmp_path / "x"), "--overlap", "10"])
     assert e.value.code == 2
-    assert main(["import", "--format", "csv", str(src / "labels.csv"), str(tmp_path / "x"), "--tile", "640", "--overlap", "700"]) == 2
+    assert (
+        main(
+            [
+                "import",
+                "--format",
+                "csv",
+                str(src / "labels.csv"),
+                str(tmp_path / "x"),
+                "--tile",
+                "640",
+                "--overlap",
+                "700",
+            ]
+        )
+        == 2
+    )
     assert "overlap" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
 
@@ -375,14 +429,28 @@ def test_clear_errors(src, tmp_path):
     np.testing.assert_allclose(rs.records[0].boxes, [[1, 2, 160, 40]])
     assert rs.names == ["cat"] and any("clipped" in n for n in rs.notes) and any("under 1 px" in n for n in rs.notes)
 
-    base = {"images": [{"id": 1, "file_name": "a.jpg", "width": 160, "height": 120}], "categories": [{"id": 1, "name": "cat"}]}
+    base = {
+        "images": [{"id": 1, "file_name": "a.jpg", "width": 160, "height": 120}],
+        "categories": [{"id": 1, "name": "cat"}],
+    }
     coco = tmp_path / "c.json"
     for anns, pattern in (
-        ([{"image_id": 1, "category_id": 1, "bbox": [1, 2, 3]}], r"annotations\[0\]\.bbox: expected \[x, y, width, height\]"),
-        ([{"image_id": 1, "category_id": 1, "bbox": [1, 2, 3, 4]}, {"image_id": 1, "category_id": 9, "bbox": [1, 2, 3, 4]}],
-         r"annotations\[1\]\.category_id: 9 is not the id of any category"),
+        (
+            [{"image_id": 1, "category_id": 1, "bbox": [1, 2, 3]}],
+            r"annotations\[0\]\.bbox: expected \[x, y, width, height\]",
+        ),
+        (
+            [
+                {"image_id": 1, "category_id": 1, "bbox": [1, 2, 3, 4]},
+                {"image_id": 1, "category_id": 9, "bbox": [1, 2, 3, 4]},
+            ],
+            r"annotations\[1\]\.category_id: 9 is not the id of any category",
+        ),
         ([{"image_id": 2, "category_id": 1, "bbox": [1, 2, 3, 4]}], r"annotations\[0\]\.image_id: 2 is not the id"),
-        ([{"image_id": 1, "category_id": 1, "bbox": [1, 2, "w", 4]}], r"annotations\[0\]\.bbox\[2\]: 'w' is not a number"),
+        (
+            [{"image_id": 1, "category_id": 1, "bbox": [1, 2, "w", 4]}],
+            r"annotations\[0\]\.bbox\[2\]: 'w' is not a number",
+        ),
         ([{"image_id": 1, "category_id": 1}], r"annotations\[0\]\.bbox: missing"),
     ):
         coco.write_text(json.dumps({**base, "annotations": anns}))
@@ -401,8 +469,10 @@ def test_exif_orientation(tmp_path):
     exif = Image.Exif()
     exif[274] = 6
     Image.fromarray(raw[..., ::-1]).save(pics / "r.jpg", exif=exif, quality=95)
-    (pics / "r.xml").write_text("<annotation><filename>r.jpg</filename><size><width>200</width><height>100</height></size>"
-                                "<object><name>x</name><bndbox><xmin>10</xmin><ymin>20</ymin><xmax>60</xmax><ymax>70</ymax></bndbox></object></annotation>")
+    (pics / "r.xml").write_text(
+        "<annotation><filename>r.jpg</filename><size><width>200</width><height>100</height></size>"
+        "<object><name>x</name><bndbox><xmin>10</xmin><ymin>20</ymin><xmax>60</xmax><ymax>70</ymax></bndbox></object></annotation>"
+    )
     (pics / "n.jpg").write_bytes((pics / "r.jpg").read_bytes())
     (pics / "n.xml").write_text("<annotation><filename>n.jpg</filename></annotation>")
     (tmp_path / "r.csv").write_text("voc/r.jpg,10,20,60,70,x\nvoc/n.jpg,,,,,\n")
@@ -414,10 +484,15 @@ def test_exif_orientation(tmp_path):
         out = next((dst / "images" / "train").iterdir())
         with Image.open(out) as im:
             assert im.size == size and im.getexif().get(274, 1) == 1
-        np.testing.assert_allclose(_labels(dst / "labels" / "train" / f"{out.stem}.txt")[0, 1:],
-                                   [35 / size[0], 45 / size[1], 50 / size[0], 50 / size[1]], atol=1e-6)
+        np.testing.assert_allclose(
+            _labels(dst / "labels" / "train" / f"{out.stem}.txt")[0, 1:],
+            [35 / size[0], 45 / size[1], 50 / size[0], 50 / size[1]],
+            atol=1e-6,
+        )
         report = check_dataset(dst / "data.yaml")
-        assert report.ok and [i.kind for i in report.warnings] == ["class_missing_in_split"], report.issues  # val: a negative
+        assert report.ok and [i.kind for i in report.warnings] == ["class_missing_in_split"], (
+            report.issues
+        )  # val: a negative
     assert {k: v for k, v in _tree(tmp_path).items() if k in before} == before
 
 
@@ -442,7 +517,9 @@ def test_rename_merge_and_keep_list(src, tmp_path, caplog):
     assert s.names == ["canine", "cat", "bird"]  # a rename keeps the COCO category order
 
     with caplog.at_level("INFO", logger="lwdet.data.importers"):
-        s = _import("voc", src, tmp_path / "kept", split=(0.5, 0.5), rename={"cat": "pet", "dog": "pet"}, classes=["pet"])
+        s = _import(
+            "voc", src, tmp_path / "kept", split=(0.5, 0.5), rename={"cat": "pet", "dog": "pet"}, classes=["pet"]
+        )
     assert s.names == ["pet"]
     note = next(n for n in s.notes if n.startswith("--classes"))
     assert note == "--classes kept 1 of 2 classes; dropped 4 boxes (bird 4)" and note in caplog.text
@@ -451,7 +528,10 @@ def test_rename_merge_and_keep_list(src, tmp_path, caplog):
     assert sum(st["boxes"] for st in s.splits.values()) == 13 - 4
 
     s = _import("voc", src, tmp_path / "birds", split=(0.5, 0.5), classes=["bird"])
-    assert s.notes[-1] == "--classes kept 1 of 3 classes; dropped 9 boxes (cat 5, dog 4); 2 images left without boxes are kept as negatives"
+    assert (
+        s.notes[-1]
+        == "--classes kept 1 of 3 classes; dropped 9 boxes (cat 5, dog 4); 2 images left without boxes are kept as negatives"
+    )
     assert _box_labels(s.dst)["a"] == [] and _box_labels(s.dst)["c"] == []
 
     s = _import("voc", src, tmp_path / "order", split=(0.5, 0.5), classes=["dog", "bird"])  # ids follow --classes
@@ -459,7 +539,9 @@ def test_rename_merge_and_keep_list(src, tmp_path, caplog):
 
     with pytest.raises(ValueError, match=r"--rename: 'cow' not a class of the source; its classes: bird, cat, dog"):
         _import("voc", src, tmp_path / "x1", rename={"cow": "x"})
-    with pytest.raises(ValueError, match=r"--classes: 'cat': not a class of the source \(after --rename\); its classes: bird, pet"):
+    with pytest.raises(
+        ValueError, match=r"--classes: 'cat': not a class of the source \(after --rename\); its classes: bird, pet"
+    ):
         _import("voc", src, tmp_path / "x2", rename={"cat": "pet", "dog": "pet"}, classes=["cat"])
     assert not (tmp_path / "x1").exists() and not (tmp_path / "x2").exists()
 
@@ -469,8 +551,24 @@ def test_cli_rename_classes_errors(src, tmp_path, capsys):
     assert "its classes: bird, cat, dog" in capsys.readouterr().err
     assert main(["import", "--format", "voc", str(src / "voc"), str(tmp_path / "d"), "--rename", "cat"]) == 2
     assert "expected OLD=NEW" in capsys.readouterr().err
-    assert main(["import", "--format", "voc", str(src / "voc"), str(tmp_path / "d"), "--split", "0.5,0.5",
-                 "--rename", "cat=pet,dog=pet", "--classes", "pet,bird"]) == 0
+    assert (
+        main(
+            [
+                "import",
+                "--format",
+                "voc",
+                str(src / "voc"),
+                str(tmp_path / "d"),
+                "--split",
+                "0.5,0.5",
+                "--rename",
+                "cat=pet,dog=pet",
+                "--classes",
+                "pet,bird",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "classes 2: pet, bird" in out and "dropped 0 boxes" in out
     assert yaml.safe_load((tmp_path / "d" / "data.yaml").read_text())["names"] == {0: "pet", 1: "bird"}
@@ -482,7 +580,9 @@ def test_difficult_modes(tmp_path):
     cv2.imwrite(str(pics / "h.png"), np.full((100, 120, 3), 30, np.uint8))
     cv2.imwrite(str(pics / "e.png"), np.full((100, 120, 3), 30, np.uint8))
     obj = "<object><name>{}</name><difficult>{}</difficult><bndbox><xmin>{}</xmin><ymin>10</ymin><xmax>{}</xmax><ymax>50</ymax></bndbox></object>"
-    (pics / "h.xml").write_text(f"<annotation><filename>h.png</filename>{obj.format('car', 0, 10, 40)}{obj.format('car', 1, 60, 100)}</annotation>")
+    (pics / "h.xml").write_text(
+        f"<annotation><filename>h.png</filename>{obj.format('car', 0, 10, 40)}{obj.format('car', 1, 60, 100)}</annotation>"
+    )
     (pics / "e.xml").write_text(f"<annotation><filename>e.png</filename>{obj.format('car', 0, 10, 40)}</annotation>")
     val = _write(tmp_path / "val.txt", "e\n")
     got = {}
@@ -494,7 +594,10 @@ def test_difficult_modes(tmp_path):
         masked = (img[10:50, 60:100] == 114).all()
         assert masked == (mode == "mask") and (img[10:50, 10:40] == 30).all()
         if mode != "keep":
-            assert any(f"difficult / crowd boxes {'dropped' if mode == 'drop' else 'masked'}" in n and n.endswith(": 1") for n in s.notes)
+            assert any(
+                f"difficult / crowd boxes {'dropped' if mode == 'drop' else 'masked'}" in n and n.endswith(": 1")
+                for n in s.notes
+            )
     assert got == {"drop": 1, "keep": 2, "mask": 1}
     assert "difficult/crowd boxes: drop" in (tmp_path / "drop" / "data.yaml").read_text()  # the choice is recorded
     with pytest.raises(ValueError, match="choose from drop, keep, mask"):

@@ -16,8 +16,14 @@ TINY = ["--epochs", 1, "--imgsz", 64, "--batch", 32, "--workers", 0, "--no-plots
 
 def run_train(*args):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, str(ROOT / "train.py"), *map(str, args)], capture_output=True, text=True,
-                          cwd=ROOT, timeout=900, env=env)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=900,
+        env=env,
+    )
 
 
 class Foreign:
@@ -37,8 +43,21 @@ def teacher(tmp_path_factory):
 @pytest.mark.slow
 def test_teacher_run_folder_distils_and_logs_the_loss(teacher, tmp_path):
     # student: an lwdet backbone swap with the lite PAN (Backbone / Index rows, lwdet modules); teacher: lwdet YOLOv5n
-    r = run_train("--backbone", "mobilenetv3_small", "--neck", "lite", *TINY, "--teacher", teacher,
-                  "--distill-weight", 2.5, "--project", tmp_path, "--name", "s")
+    r = run_train(
+        "--backbone",
+        "mobilenetv3_small",
+        "--neck",
+        "lite",
+        *TINY,
+        "--teacher",
+        teacher,
+        "--distill-weight",
+        2.5,
+        "--project",
+        tmp_path,
+        "--name",
+        "s",
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     run = tmp_path / "s"
     rows = list(csv.DictReader((run / "results.csv").open()))
@@ -57,8 +76,19 @@ def test_teacher_run_folder_distils_and_logs_the_loss(teacher, tmp_path):
 
 @pytest.mark.train
 def test_teacher_with_other_levels_is_refused(teacher, tmp_path):
-    r = run_train("--backbone", "mobilenetv3_small", "--neck", "p45", "--head", "nano", *TINY, "--teacher", teacher,
-                  "--project", tmp_path)
+    r = run_train(
+        "--backbone",
+        "mobilenetv3_small",
+        "--neck",
+        "p45",
+        "--head",
+        "nano",
+        *TINY,
+        "--teacher",
+        teacher,
+        "--project",
+        tmp_path,
+    )
     assert r.returncode == 2, r.stderr[-2000:]
     err = r.stderr.strip().splitlines()[-1]
     assert f"teacher {teacher / 'weights' / 'best.pt'} detects at strides 8, 16, 32 (3 levels)" in err
@@ -75,10 +105,13 @@ def test_untrusted_teacher_is_refused(tmp_path):
     assert "Traceback" not in r.stderr and not (tmp_path / "runs").exists()
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--teacher", "nowhere"], "teacher not found: nowhere"),
-    (["--distill-weight", "3"], "a distillation weight needs a teacher"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--teacher", "nowhere"], "teacher not found: nowhere"),
+        (["--distill-weight", "3"], "a distillation weight needs a teacher"),
+    ],
+)
 def test_teacher_usage_errors(tmp_path, args, message):
     r = run_train("--backbone", "yolov5n", *TINY, *args, "--project", tmp_path)
     assert r.returncode == 2 and message in r.stderr

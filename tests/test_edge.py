@@ -23,10 +23,20 @@ import cv2
 import numpy as np
 import pytest
 
-from lwdet.edge import (NcnnDetector, NcnnParamNet, export_siblings, letterbox, non_max_suppression, parse_param,
-                        preprocess, read_export_meta, scale_boxes)
 from lwdet.artifacts import Blob, ExportMeta
-from lwdet.edge import bench, nms
+from lwdet.edge import (
+    NcnnDetector,
+    NcnnParamNet,
+    bench,
+    export_siblings,
+    letterbox,
+    nms,
+    non_max_suppression,
+    parse_param,
+    preprocess,
+    read_export_meta,
+    scale_boxes,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 PEERS = ROOT.parent / "shared" / "peers" / "ncnn"
@@ -77,8 +87,7 @@ def test_letterbox_equals_the_engines(shape, new_shape, auto):
 def test_scale_boxes_undoes_the_letterbox():
     _, lb = letterbox(np.zeros((30, 100, 3), np.uint8), 64)  # ratio (0.64, 19/30), pad (0, 22)
     boxes = np.array([[0, 22, 64, 41], [32, 31.5, 48, 41], [-10, 0, 70, 64]], np.float32)
-    np.testing.assert_allclose(scale_boxes(boxes, lb), [[0, 0, 100, 30], [50, 15, 75, 30], [0, 0, 100, 30]],
-                               atol=1e-4)
+    np.testing.assert_allclose(scale_boxes(boxes, lb), [[0, 0, 100, 30], [50, 15, 75, 30], [0, 0, 100, 30]], atol=1e-4)
 
 
 # --------------------------------------------------------------------------------------------------------- NMS
@@ -96,15 +105,18 @@ HAND = _pred(
 A, C, D, F = [0, 0, 10, 10, 0.9, 0], [1, 0, 11, 10, 0.7, 1], [20, 20, 30, 30, 0.6, 0], [2, 0, 12, 10, 0.5, 0]
 
 
-@pytest.mark.parametrize("kwargs, expected", [
-    ({}, [A, C, D, F]),  # B suppressed by A (0.82 > 0.7), E not above conf, C survives in its own class
-    ({"agnostic": True}, [A, D, F]),
-    ({"iou": 0.6}, [A, C, D]),  # F goes too (0.67 > 0.6)
-    ({"max_det": 2}, [A, C]),
-    ({"classes": [1]}, [C]),
-    ({"conf": 0.65}, [A, C]),
-    ({"conf": 0.95}, np.zeros((0, 6))),
-])
+@pytest.mark.parametrize(
+    "kwargs, expected",
+    [
+        ({}, [A, C, D, F]),  # B suppressed by A (0.82 > 0.7), E not above conf, C survives in its own class
+        ({"agnostic": True}, [A, D, F]),
+        ({"iou": 0.6}, [A, C, D]),  # F goes too (0.67 > 0.6)
+        ({"max_det": 2}, [A, C]),
+        ({"classes": [1]}, [C]),
+        ({"conf": 0.65}, [A, C]),
+        ({"conf": 0.95}, np.zeros((0, 6))),
+    ],
+)
 def test_nms_hand_computed(kwargs, expected):
     np.testing.assert_allclose(non_max_suppression(HAND, **kwargs), np.asarray(expected).reshape(-1, 6), atol=1e-6)
 
@@ -169,13 +181,26 @@ def test_summarize_and_time_loops():
 
 def test_merge_rounds_takes_medians_over_passes_and_extremes():
     def row(model, med, lo, hi, mem):
-        return {"kind": "lwdet", "model": model, "threads": 1, "infer_min_ms": lo, "infer_median_ms": med,
-                "infer_mean_ms": med, "infer_p90_ms": med + 1, "infer_max_ms": hi, "infer_fps": 1000 / med,
-                "e2e_mean_ms": None, "pre_ms": None, "mem_peak_mb": mem}
+        return {
+            "kind": "lwdet",
+            "model": model,
+            "threads": 1,
+            "infer_min_ms": lo,
+            "infer_median_ms": med,
+            "infer_mean_ms": med,
+            "infer_p90_ms": med + 1,
+            "infer_max_ms": hi,
+            "infer_fps": 1000 / med,
+            "e2e_mean_ms": None,
+            "pre_ms": None,
+            "mem_peak_mb": mem,
+        }
 
-    passes = [[row("a", 5.0, 4.0, 9.0, 80.0), row("b", 2.0, 1.5, 3.0, 70.0)],
-              [row("a", 9.0, 4.5, 30.0, 82.0), row("b", 4.0, 1.2, 5.0, 71.0)],  # a slow pass hits both
-              [row("a", 6.0, 3.9, 7.0, 81.0), row("b", 2.5, 1.9, 2.6, 69.0)]]
+    passes = [
+        [row("a", 5.0, 4.0, 9.0, 80.0), row("b", 2.0, 1.5, 3.0, 70.0)],
+        [row("a", 9.0, 4.5, 30.0, 82.0), row("b", 4.0, 1.2, 5.0, 71.0)],  # a slow pass hits both
+        [row("a", 6.0, 3.9, 7.0, 81.0), row("b", 2.5, 1.9, 2.6, 69.0)],
+    ]
     a, b = bench.merge_rounds(passes)
     assert (a["model"], a["rounds"], b["model"]) == ("a", 3, "b")
     assert (a["infer_median_ms"], a["infer_min_ms"], a["infer_max_ms"], a["mem_peak_mb"]) == (6.0, 3.9, 30.0, 82.0)
@@ -263,9 +288,16 @@ def exported(tmp_path_factory) -> Path:
     model(x)  # dry run: the head caches its anchors, so the trace is the same on every call (as the engine does)
     cwd = os.getcwd()
     os.chdir(scratch)  # pnnx may leave debug files in the working directory
-    names = dict(ncnnparam=folder / "model.ncnn.param", ncnnbin=folder / "model.ncnn.bin",
-                 ncnnpy=scratch / "m_ncnn.py", ptpath=scratch / "m.pt", pnnxparam=scratch / "m.param",
-                 pnnxbin=scratch / "m.bin", pnnxpy=scratch / "m.py", pnnxonnx=scratch / "m.onnx")
+    names = dict(
+        ncnnparam=folder / "model.ncnn.param",
+        ncnnbin=folder / "model.ncnn.bin",
+        ncnnpy=scratch / "m_ncnn.py",
+        ptpath=scratch / "m.pt",
+        pnnxparam=scratch / "m.param",
+        pnnxbin=scratch / "m.bin",
+        pnnxpy=scratch / "m.py",
+        pnnxonnx=scratch / "m.onnx",
+    )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch.jit.trace deprecation and tracer notes, not ours to act on
@@ -273,9 +305,17 @@ def exported(tmp_path_factory) -> Path:
     finally:
         os.chdir(cwd)
     shutil.rmtree(scratch)
-    ExportMeta(format="ncnn", model="tiny", names=NAMES, imgsz=[IMGSZ, IMGSZ], strides=[8, 16, 32],
-               input=Blob("in0", [1, 3, IMGSZ, IMGSZ]), output=Blob("out0", [7, 189]), fp16=False,
-               source={"weights": "tiny.pt"}).save(folder)  # the export module's contract
+    ExportMeta(
+        format="ncnn",
+        model="tiny",
+        names=NAMES,
+        imgsz=[IMGSZ, IMGSZ],
+        strides=[8, 16, 32],
+        input=Blob("in0", [1, 3, IMGSZ, IMGSZ]),
+        output=Blob("out0", [7, 189]),
+        fp16=False,
+        source={"weights": "tiny.pt"},
+    ).save(folder)  # the export module's contract
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         YOLO(str(d / "tiny.pt")).export(format="onnx", imgsz=IMGSZ, simplify=False, verbose=False)  # -> d/tiny.onnx
@@ -310,9 +350,19 @@ def test_engine_metadata_fallback(exported, tmp_path):
     folder.mkdir()
     shutil.copy(exported / "model.ncnn.param", folder)
     (folder / "model.ncnn.bin").write_bytes(b"")
-    (folder / "metadata.yaml").write_text(yaml.safe_dump(
-        {"description": "x", "stride": 32, "task": "detect", "imgsz": [IMGSZ, 128],
-         "names": {0: "person", 1: "traffic light", 2: "yes"}, "args": {"batch": 1}}, sort_keys=False))
+    (folder / "metadata.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "description": "x",
+                "stride": 32,
+                "task": "detect",
+                "imgsz": [IMGSZ, 128],
+                "names": {0: "person", 1: "traffic light", 2: "yes"},
+                "args": {"batch": 1},
+            },
+            sort_keys=False,
+        )
+    )
     meta = read_export_meta(folder)
     assert meta.names == ["person", "traffic light", "yes"] and meta.imgsz == [IMGSZ, 128]
     assert (meta.input.blob, meta.output.blob, meta.model) == ("in0", "out0", "engine")
@@ -381,7 +431,6 @@ def test_bench_all_rounds_pass_round_robin_and_merge(exported):
         bench.bench_all([exported], rounds=0)
 
 
-
 # --------------------------------------------------------------------------------- CLIs without torch (as a Pi)
 @pytest.fixture(scope="module")
 def no_torch_env(tmp_path_factory) -> dict:
@@ -394,13 +443,16 @@ def no_torch_env(tmp_path_factory) -> dict:
 
 
 def _run(args, env, cwd=ROOT):
-    return subprocess.run([sys.executable, *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_edge_imports_without_torch(no_torch_env):
-    code = ("import lwdet.edge, lwdet.edge.bench, sys; "
-            "assert not {'torch', 'ultralytics', 'yaml'} & set(sys.modules), sorted(sys.modules)")
+    code = (
+        "import lwdet.edge, lwdet.edge.bench, sys; "
+        "assert not {'torch', 'ultralytics', 'yaml'} & set(sys.modules), sorted(sys.modules)"
+    )
     r = _run(["-c", code], no_torch_env)
     assert r.returncode == 0, r.stderr
 
@@ -408,8 +460,25 @@ def test_edge_imports_without_torch(no_torch_env):
 def test_bench_cli_without_torch(exported, no_torch_env, tmp_path):
     image = tmp_path / "image.jpg"
     cv2.imwrite(str(image), _image(120, 160))
-    args = ["bench_edge.py", "--all", exported.parent, "--threads", "1,2", "--loops", "3", "--warmup", "1",
-            "--runtimes", "ncnn,onnx", "--image", image, "--json", tmp_path / "b.json", "--csv", tmp_path / "b.csv"]
+    args = [
+        "bench_edge.py",
+        "--all",
+        exported.parent,
+        "--threads",
+        "1,2",
+        "--loops",
+        "3",
+        "--warmup",
+        "1",
+        "--runtimes",
+        "ncnn,onnx",
+        "--image",
+        image,
+        "--json",
+        tmp_path / "b.json",
+        "--csv",
+        tmp_path / "b.csv",
+    ]
     if FASTESTV2.is_file():
         args += ["--param", FASTESTV2]
     r = _run(args, no_torch_env)
@@ -434,7 +503,9 @@ def test_bench_cli_without_torch(exported, no_torch_env, tmp_path):
     if FASTESTV2.is_file():
         peers = [x for x in rows if x["kind"] == "peer"]
         assert [(x["model"], x["input"], x["threads"]) for x in peers] == [
-            ("yolo-fastestv2", "352x352x3", 1), ("yolo-fastestv2", "352x352x3", 2)]
+            ("yolo-fastestv2", "352x352x3", 1),
+            ("yolo-fastestv2", "352x352x3", 2),
+        ]
         assert all(x["infer_mean_ms"] > 0 and x["e2e_mean_ms"] is None for x in peers)
     assert "yolo-fastestv2" in r.stdout or not FASTESTV2.is_file()
 
@@ -445,22 +516,29 @@ def test_bench_cli_peers_folder_without_torch(no_torch_env, tmp_path):
     peers.mkdir()
     shutil.copy(FASTESTV2, peers)
     shutil.copy(PEERS / "shufflenet_v2.param", peers)
-    r = _run(["bench_edge.py", "--peers", peers, "--loops", "2", "--warmup", "1", "--csv", tmp_path / "p.csv"],
-             no_torch_env)
+    r = _run(
+        ["bench_edge.py", "--peers", peers, "--loops", "2", "--warmup", "1", "--csv", tmp_path / "p.csv"], no_torch_env
+    )
     assert r.returncode == 0, r.stderr
     with open(tmp_path / "p.csv", newline="") as f:
         assert [(x["model"], x["input"]) for x in csv.DictReader(f)] == [
-            ("shufflenet_v2", "224x224x3"), ("yolo-fastestv2", "352x352x3")]
+            ("shufflenet_v2", "224x224x3"),
+            ("yolo-fastestv2", "352x352x3"),
+        ]
 
 
-@pytest.mark.parametrize("args", [
-    ["--model", "no/such_ncnn_model"],
-    ["--threads", "0", "--model", "x"],
-    ["--param", "no/such.param"],
-    ["--runtimes", "tflite", "--param", str(FASTESTV2)],
-    ["--input-shape", "352,352", "--param", str(FASTESTV2)],
-    [],
-], ids=["missing-model", "threads-0", "missing-param", "unknown-runtime", "bad-shape", "nothing"])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--model", "no/such_ncnn_model"],
+        ["--threads", "0", "--model", "x"],
+        ["--param", "no/such.param"],
+        ["--runtimes", "tflite", "--param", str(FASTESTV2)],
+        ["--input-shape", "352,352", "--param", str(FASTESTV2)],
+        [],
+    ],
+    ids=["missing-model", "threads-0", "missing-param", "unknown-runtime", "bad-shape", "nothing"],
+)
 def test_bench_cli_bad_input(args, no_torch_env):
     r = _run(["bench_edge.py", *args], no_torch_env)
     assert r.returncode == 2 and r.stdout == ""
@@ -469,8 +547,22 @@ def test_bench_cli_bad_input(args, no_torch_env):
 
 def test_bench_cli_torch_runtime(exported, tmp_path):
     pytest.importorskip("torch")
-    r = _run(["bench_edge.py", "--model", exported, "--runtimes", "ncnn,torch", "--loops", "2", "--warmup", "1",
-              "--json", tmp_path / "t.json"], {**os.environ, "PYTHONPATH": str(ROOT)})
+    r = _run(
+        [
+            "bench_edge.py",
+            "--model",
+            exported,
+            "--runtimes",
+            "ncnn,torch",
+            "--loops",
+            "2",
+            "--warmup",
+            "1",
+            "--json",
+            tmp_path / "t.json",
+        ],
+        {**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert r.returncode == 0, r.stderr
     rows = json.loads((tmp_path / "t.json").read_text())["results"]
     assert [x["runtime"] for x in rows] == ["ncnn", "torch"] and rows[1]["path"].endswith("tiny.pt")
@@ -489,8 +581,11 @@ def test_detect_cli_without_torch(exported, no_torch_env, tmp_path):
     script = ROOT / "deploy" / "raspberry-pi" / "detect.py"
     cases = [(folder, tmp_path / "o1", ["0.png", "1.png"]), (video, tmp_path / "o2", ["clip.mp4"])]
     for source, out, expected in cases:
-        r = _run([script, "--model", exported, "--source", source, "--save", out, "--threads", "1"], no_torch_env,
-                 cwd=tmp_path)
+        r = _run(
+            [script, "--model", exported, "--source", source, "--save", out, "--threads", "1"],
+            no_torch_env,
+            cwd=tmp_path,
+        )
         assert r.returncode == 0, r.stderr
         assert "FPS" in r.stdout
         assert sorted(p.name for p in out.iterdir()) == sorted([*expected, "detections.csv"])

@@ -33,7 +33,9 @@ def test_engine_name_builds_the_engines_own_model(name):
     model = build_model(name, nc=5, verbose=False)
     reference = DetectionModel(name, nc=5, verbose=False)  # the engine's own loader and parser
     assert type(model) is DetectionModel and model.yaml["scale"] == "n"
-    assert {k: v.shape for k, v in model.state_dict().items()} == {k: v.shape for k, v in reference.state_dict().items()}
+    assert {k: v.shape for k, v in model.state_dict().items()} == {
+        k: v.shape for k, v in reference.state_dict().items()
+    }
     assert model.stride.tolist() == [8.0, 16.0, 32.0]
     assert (getattr(model.model[-1], "one2one_cv2", None) is not None) == (name == "yolo26n.yaml")  # e2e head
 
@@ -59,14 +61,17 @@ def _variant(tmp_path, name="yolo26n.yaml", **change):
     return path
 
 
-@pytest.mark.parametrize("change, name, message", [
-    ({"activation": "__import__('os').system('true')"}, "yolo26n.yaml", "never evaluated"),
-    ({"row": [-1, 1, "Conw", [64, 3, 2]]}, "yolo26n.yaml", "module 'Conw' is not known"),
-    ({"row": [-1, 1, "Conv", ["os.system('x')", 3, 2]]}, "yolo26n.yaml", "never evaluated"),
-    ({"last": [[16, 19, 22], 1, "Segment", ["nc", 32, 256]]}, "yolo26n.yaml", "last row must be one of Detect"),
-    ({"scalez": 1}, "yolo26n.yaml", "unknown key 'scalez'"),
-    ({}, "mynet.yaml", "no scale ''"),
-])
+@pytest.mark.parametrize(
+    "change, name, message",
+    [
+        ({"activation": "__import__('os').system('true')"}, "yolo26n.yaml", "never evaluated"),
+        ({"row": [-1, 1, "Conw", [64, 3, 2]]}, "yolo26n.yaml", "module 'Conw' is not known"),
+        ({"row": [-1, 1, "Conv", ["os.system('x')", 3, 2]]}, "yolo26n.yaml", "never evaluated"),
+        ({"last": [[16, 19, 22], 1, "Segment", ["nc", 32, 256]]}, "yolo26n.yaml", "last row must be one of Detect"),
+        ({"scalez": 1}, "yolo26n.yaml", "unknown key 'scalez'"),
+        ({}, "mynet.yaml", "no scale ''"),
+    ],
+)
 def test_bad_engine_yaml_is_one_clear_error_naming_the_file(tmp_path, change, name, message):
     path = _variant(tmp_path, name, **change)
     with pytest.raises(ModelConfigError, match=message) as e:
@@ -110,8 +115,25 @@ def trained(tmp_path_factory):
     def get(name):
         if name not in runs:
             stem = Path(name).stem
-            cmd = [sys.executable, "train.py", "--model", name, "--epochs", "1", "--imgsz", str(SIZE), "--batch", "32",
-                   "--no-plots", "--workers", "0", "--project", str(project), "--name", stem]
+            cmd = [
+                sys.executable,
+                "train.py",
+                "--model",
+                name,
+                "--epochs",
+                "1",
+                "--imgsz",
+                str(SIZE),
+                "--batch",
+                "32",
+                "--no-plots",
+                "--workers",
+                "0",
+                "--project",
+                str(project),
+                "--name",
+                stem,
+            ]
             r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
             assert r.returncode == 0, r.stderr[-3000:]
             runs[name] = project / stem
@@ -169,19 +191,40 @@ def test_lwdet_best_pt_fine_tunes_through_lwdet_yolo(tmp_path):
     from lwdet.training import train
 
     run = tmp_path / "base"
-    train("yolov5n-shufflenetv2_050.yaml", DEFAULT_DATA, run, epochs=1, imgsz=SIZE, batch=32, workers=0, plots=False,
-          fraction=0.25)
+    train(
+        "yolov5n-shufflenetv2_050.yaml",
+        DEFAULT_DATA,
+        run,
+        epochs=1,
+        imgsz=SIZE,
+        batch=32,
+        workers=0,
+        plots=False,
+        fraction=0.25,
+    )
     best = run / "weights" / "best.pt"
     model = lwdet.YOLO(best)
     assert type(model.model) is LwdetModel
     start = {k: v.clone() for k, v in model.model.state_dict().items()}
-    model.train(data=str(run / "data.yaml"), epochs=1, imgsz=SIZE, batch=32, workers=0, plots=False, fraction=0.25,
-                project=str(tmp_path), name="tuned")
+    model.train(
+        data=str(run / "data.yaml"),
+        epochs=1,
+        imgsz=SIZE,
+        batch=32,
+        workers=0,
+        plots=False,
+        fraction=0.25,
+        project=str(tmp_path),
+        name="tuned",
+    )
     tuned = lwdet.YOLO(tmp_path / "tuned" / "weights" / "last.pt")
     assert type(tuned.model) is LwdetModel
     after = tuned.model.state_dict()
     assert start.keys() == after.keys()
     # started from best.pt, not from scratch: one short epoch moves the weights only a little
-    moved = [float((after[k].float() - v.float()).norm() / (v.float().norm() + 1e-12)) for k, v in start.items()
-             if v.dtype.is_floating_point and v.ndim == 4]
+    moved = [
+        float((after[k].float() - v.float()).norm() / (v.float().norm() + 1e-12))
+        for k, v in start.items()
+        if v.dtype.is_floating_point and v.ndim == 4
+    ]
     assert 0 < np.median(moved) < 0.5

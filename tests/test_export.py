@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from conftest import expected_strides
 from torch import nn
 
 import export as cli
@@ -19,7 +20,6 @@ from lwdet.export import ncnn as lx_ncnn
 from lwdet.export import parity as lx_parity
 from lwdet.models import BASELINE as BASELINE_NAME
 from lwdet.models import MODEL_DIR, LwdetModel, shipped_yamls
-from conftest import expected_strides
 
 pytestmark = pytest.mark.export
 
@@ -37,7 +37,7 @@ def backbone_and_pair(path: Path) -> tuple[str, str]:
     rest = path.stem.removeprefix(BASELINE_NAME)
     for name in sorted(BACKBONES, key=len, reverse=True):
         if rest.startswith(f"-{name}"):
-            return name, rest[len(name) + 1:].lstrip("-")
+            return name, rest[len(name) + 1 :].lstrip("-")
     return BASELINE_NAME, rest.lstrip("-")
 
 
@@ -54,7 +54,7 @@ def test_default_tier_covers_every_backbone_and_every_pair():
     assert len(SHIPPED) > 3 * len(DEFAULT_TIER) and len(set(split)) == len(SHIPPED)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def randomized(path: Path, seed: int = 0) -> LwdetModel:
     """A detector whose output depends on its input, so a parity check on it means something.
 
@@ -91,8 +91,9 @@ def digest(folder: Path) -> dict:
 
 
 # ------------------------------------------------------------------------------------------ every shipped model
-@pytest.mark.parametrize("path", [p if p in DEFAULT_TIER else pytest.param(p, marks=pytest.mark.slow) for p in SHIPPED],
-                         ids=lambda p: p.stem)
+@pytest.mark.parametrize(
+    "path", [p if p in DEFAULT_TIER else pytest.param(p, marks=pytest.mark.slow) for p in SHIPPED], ids=lambda p: p.stem
+)
 def test_every_shipped_yaml_exports_to_ncnn_with_parity(path, tmp_path):
     model = randomized(path)
     out = lx.export_ncnn(model, tmp_path, SIZE)
@@ -198,12 +199,15 @@ def test_library_rejects_bad_sizes_and_missing_out_dir(small, tmp_path):
 
 
 # --------------------------------------------------------------------------------------------------------- CLI
-@pytest.mark.parametrize("argv, message", [
-    (["missing/best.pt"], "weights not found"),
-    (["{tmp}"], "weights/best.pt does not exist"),
-    (["{tmp}/best.pt", "--imgsz", "100"], "multiple of 32"),
-    (["{tmp}/best.pt", "--data", "{tmp}/none.yaml"], "data YAML not found"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["missing/best.pt"], "weights not found"),
+        (["{tmp}"], "weights/best.pt does not exist"),
+        (["{tmp}/best.pt", "--imgsz", "100"], "multiple of 32"),
+        (["{tmp}/best.pt", "--data", "{tmp}/none.yaml"], "data YAML not found"),
+    ],
+)
 def test_cli_bad_input_exits_2_with_one_line(argv, message, tmp_path, capsys):
     (tmp_path / "best.pt").write_bytes(b"")
     status = cli.main([a.format(tmp=tmp_path) for a in argv])
@@ -215,8 +219,23 @@ def test_cli_bad_input_exits_2_with_one_line(argv, message, tmp_path, capsys):
 def trained_run(tmp_path_factory):
     """One 1-epoch run shared by the end-to-end tests."""
     project = tmp_path_factory.mktemp("runs")
-    cmd = [sys.executable, "train.py", "--backbone", "shufflenetv2_050", "--epochs", "1", "--imgsz", str(SIZE),
-           "--batch", "16", "--no-plots", "--project", str(project), "--name", "r"]
+    cmd = [
+        sys.executable,
+        "train.py",
+        "--backbone",
+        "shufflenetv2_050",
+        "--epochs",
+        "1",
+        "--imgsz",
+        str(SIZE),
+        "--batch",
+        "16",
+        "--no-plots",
+        "--project",
+        str(project),
+        "--name",
+        "r",
+    ]
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-3000:]
     return project / "r"
@@ -276,8 +295,9 @@ def test_map_check_of_a_model_that_detects_nothing_says_it_is_vacuous(trained_ru
 @pytest.mark.parametrize("fmt", ["ncnn", "onnx"])
 def test_fp16_export_of_a_trained_run_passes_the_looser_check(fmt, trained_run, tmp_path):
     # trained weights: random ones are too sensitive for fp16 to say anything (see randomized)
-    out = lx.EXPORTERS[fmt](trained_run / "weights" / "best.pt", tmp_path, SIZE, half=True,
-                            data=trained_run / "data.yaml", map_check=False)
+    out = lx.EXPORTERS[fmt](
+        trained_run / "weights" / "best.pt", tmp_path, SIZE, half=True, data=trained_run / "data.yaml", map_check=False
+    )
     report = lx.read_parity(out)
     assert report.passed and report.half and report.n_images == 4 and report.map_torch is None
     assert report.box_tolerance == lx.TOLERANCES[True].box_rel * SIZE

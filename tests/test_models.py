@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import expected_strides
 from torch import nn
 
 from lwdet.models import MODEL_DIR, LwdetModel, ModelConfigError, load_spec, model_yaml, shipped_yamls
-from conftest import expected_strides
 from lwdet.necks import ASPP
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,8 +31,15 @@ def test_shipped_yamls_cover_every_backbone_with_every_neck_and_head():
 
     names = {p.stem for p in shipped_yamls()}
     for b in ["yolov5n", *(f"yolov5n-{n}" for n in BACKBONES)]:
-        assert {b, f"{b}-aspp", f"{b}-litehead", f"{b}-litepan", f"{b}-litepan-litehead", f"{b}-nanopan-nanohead",
-                f"{b}-p45pan-nanohead"} <= names
+        assert {
+            b,
+            f"{b}-aspp",
+            f"{b}-litehead",
+            f"{b}-litepan",
+            f"{b}-litepan-litehead",
+            f"{b}-nanopan-nanohead",
+            f"{b}-p45pan-nanohead",
+        } <= names
     assert len(names) == 7 * (1 + len(BACKBONES))
 
 
@@ -67,13 +74,16 @@ def test_backbone_and_neck_resolve_to_shipped_yaml(backbone, neck, stem):
     assert model_yaml(backbone, neck) == MODEL_DIR / f"{stem}.yaml"
 
 
-@pytest.mark.parametrize("backbone, neck, head, stem", [
-    ("yolov5n", "lite", "lite", "yolov5n-litepan-litehead"),
-    ("shufflenetv2_050", "sppf", "lite", "yolov5n-shufflenetv2_050-litehead"),
-    ("mobilenetv3_small", "lite", "yolo", "yolov5n-mobilenetv3_small_100-litepan"),
-    ("shufflenetv2_050", "nano", "nano", "yolov5n-shufflenetv2_050-nanopan-nanohead"),
-    ("shufflenetv2_050", "p45", "nano", "yolov5n-shufflenetv2_050-p45pan-nanohead"),
-])
+@pytest.mark.parametrize(
+    "backbone, neck, head, stem",
+    [
+        ("yolov5n", "lite", "lite", "yolov5n-litepan-litehead"),
+        ("shufflenetv2_050", "sppf", "lite", "yolov5n-shufflenetv2_050-litehead"),
+        ("mobilenetv3_small", "lite", "yolo", "yolov5n-mobilenetv3_small_100-litepan"),
+        ("shufflenetv2_050", "nano", "nano", "yolov5n-shufflenetv2_050-nanopan-nanohead"),
+        ("shufflenetv2_050", "p45", "nano", "yolov5n-shufflenetv2_050-p45pan-nanohead"),
+    ],
+)
 def test_neck_and_head_resolve_to_shipped_yaml(backbone, neck, head, stem):
     assert model_yaml(backbone, neck, head) == MODEL_DIR / f"{stem}.yaml"
 
@@ -81,7 +91,9 @@ def test_neck_and_head_resolve_to_shipped_yaml(backbone, neck, head, stem):
 def test_unknown_or_unshipped_head_names_the_choices():
     with pytest.raises(ValueError, match="head 'light' is not known; did you mean 'lite'"):
         model_yaml("ghostnet", "sppf", "light")
-    with pytest.raises(FileNotFoundError, match="neck 'aspp' and head 'lite'; shipped for it: .*--neck sppf --head lite, "):
+    with pytest.raises(
+        FileNotFoundError, match="neck 'aspp' and head 'lite'; shipped for it: .*--neck sppf --head lite, "
+    ):
         model_yaml("ghostnet", "aspp", "lite")
 
 
@@ -152,15 +164,28 @@ def _edited(tmp_path, old, new, src=GHOST):
 @pytest.mark.parametrize(
     "old, new, message",
     [
-        ("Backbone, [ghostnet_100]", "Backbone, [ghostnet100]",
-         r"bad.yaml:6: backbone row 0 \(layer 0\): backbone 'ghostnet100' is not known; did you mean 'ghostnet_100'"),
-        ("Index, [80, 1]", "Index, [96, 1]",
-         r"bad.yaml:8: backbone row 2 \(layer 2\): declares 96 channels but the source's output 1 has 80"),
-        ("1, C3, [64, False]", "1, C3x, [64, False]",
-         r"bad.yaml:\d+: head row 7 \(layer 12\): module 'C3x' is not known; did you mean 'C3'"),
+        (
+            "Backbone, [ghostnet_100]",
+            "Backbone, [ghostnet100]",
+            r"bad.yaml:6: backbone row 0 \(layer 0\): backbone 'ghostnet100' is not known; did you mean 'ghostnet_100'",
+        ),
+        (
+            "Index, [80, 1]",
+            "Index, [96, 1]",
+            r"bad.yaml:8: backbone row 2 \(layer 2\): declares 96 channels but the source's output 1 has 80",
+        ),
+        (
+            "1, C3, [64, False]",
+            "1, C3x, [64, False]",
+            r"bad.yaml:\d+: head row 7 \(layer 12\): module 'C3x' is not known; did you mean 'C3'",
+        ),
         ("nc: 80", "nc: 80\nactivaton: ReLU", r"bad.yaml:4: unknown key 'activaton'; did you mean 'activation'"),
         ("nc: 80", "nc: 80\nactivation: __import__('os').system('true')", r"bad.yaml:4: activation .* is not allowed"),
-        ("SPPF, [256, 5]", "SPPF, [\"__import__('os')\", 5]", r"bad.yaml:10: .* is not a plain name; .*never evaluated"),
+        (
+            "SPPF, [256, 5]",
+            "SPPF, [\"__import__('os')\", 5]",
+            r"bad.yaml:10: .* is not a plain name; .*never evaluated",
+        ),
         ("[[-1, 2], 1, Concat", "[[-1, 30], 1, Concat", r"head row 2 \(layer 7\): 'from' 30 does not name an earlier"),
     ],
 )
@@ -174,7 +199,11 @@ def test_width_mistake_in_a_later_row_fails_at_build(tmp_path):
     # SPPF takes P5 (160 ch); a neck row that would need other input widths than it gets must not build silently.
     path = _edited(tmp_path, "[[12, 15, 18], 1, Detect, [nc]]", "[[12, 15, 18], 1, Detect, [nc]]")
     assert LwdetModel(path, verbose=False)
-    path = _edited(tmp_path, "  - [-1, 1, Conv, [128, 1, 1]] # 5", "  - [-1, 1, Conv, [128, 1, 1]] # 5\n  - [-1, 1, Index, [128, 0]]")
+    path = _edited(
+        tmp_path,
+        "  - [-1, 1, Conv, [128, 1, 1]] # 5",
+        "  - [-1, 1, Conv, [128, 1, 1]] # 5\n  - [-1, 1, Index, [128, 0]]",
+    )
     with pytest.raises(ModelConfigError, match=r"head row 1 \(layer 6\): Index must read a multi-output layer"):
         LwdetModel(path, verbose=False)
 

@@ -17,8 +17,11 @@ PKG = Path(lwdet.__file__).resolve().parent
 
 
 def test_cfg_folders_are_inside_the_package():
-    for folder, first in ((cfg.MODELS, "yolov5n.yaml"), (cfg.DATASETS, "fmnist-det.yaml"),
-                          (cfg.STUDIES, "study-cpu.yaml")):
+    for folder, first in (
+        (cfg.MODELS, "yolov5n.yaml"),
+        (cfg.DATASETS, "fmnist-det.yaml"),
+        (cfg.STUDIES, "study-cpu.yaml"),
+    ):
         assert folder.is_relative_to(PKG) and (folder / first).is_file()
     assert DEFAULT_DATA == cfg.DATASETS / "fmnist-det.yaml"
 

@@ -14,8 +14,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def _intermediates(model, x):
     """Every layer's output in the engine's own forward pass, caught by forward hooks."""
     y = [None] * len(model.model)
-    hooks = [m.register_forward_hook(lambda mod, args, out, i=i: y.__setitem__(i, out))
-             for i, m in enumerate(model.model)]
+    hooks = [
+        m.register_forward_hook(lambda mod, args, out, i=i: y.__setitem__(i, out)) for i, m in enumerate(model.model)
+    ]
     try:
         model.predict(x)
     finally:
@@ -55,9 +56,26 @@ def test_part_latency_times_three_exported_graphs():
 
 def test_cli_prints_a_row_per_model_and_writes_json(tmp_path):
     out = tmp_path / "parts.json"
-    r = subprocess.run([sys.executable, "-m", "lwdet.parts", str(MODEL_DIR / "yolov5n-litepan-litehead.yaml"),
-                        "--imgsz", "64", "--loops", "2", "--warmup", "1", "--json", str(out)],
-                       capture_output=True, text=True, cwd=ROOT, timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lwdet.parts",
+            str(MODEL_DIR / "yolov5n-litepan-litehead.yaml"),
+            "--imgsz",
+            "64",
+            "--loops",
+            "2",
+            "--warmup",
+            "1",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     assert "yolov5n-litepan-litehead" in r.stdout and "backbone ms" in r.stdout
     rows = json.loads(out.read_text())

@@ -1,10 +1,8 @@
 """The Pi path without a Pi: projection fit and leave-one-out by hand, board fp16 defaults, the emulated check."""
 
-import math
 import os
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -39,9 +37,17 @@ def test_leave_one_out_by_hand():
 def _rows(scale_by_threads: dict[int, float], noise: dict[str, float] | None = None) -> list[dict]:
     """Bench rows whose here-ms are published pi4-t1 / scale (x noise per peer), one set per thread count."""
     noise = noise or {}
-    return [{"model": m, "runtime": "ncnn", "threads": t, "kind": "peer",
-             "infer_min_ms": PUBLISHED[m]["pi4-t1"] / s * noise.get(m, 1.0)}
-            for t, s in scale_by_threads.items() for m in PUBLISHED]
+    return [
+        {
+            "model": m,
+            "runtime": "ncnn",
+            "threads": t,
+            "kind": "peer",
+            "infer_min_ms": PUBLISHED[m]["pi4-t1"] / s * noise.get(m, 1.0),
+        }
+        for t, s in scale_by_threads.items()
+        for m in PUBLISHED
+    ]
 
 
 def test_fit_recovers_an_exact_scale_and_picks_the_best_thread_count():
@@ -61,11 +67,16 @@ def test_fit_needs_peers():
 
 
 def test_project_labels_and_bounds():
-    scales = {"pi4-t1": Scale("pi4-t1", 1, 3.0, 0.1, 0.2, 7), "pi4-t4": Scale("pi4-t4", 2, 2.0, 0.2, 0.3, 7),
-              "pi5-t4": Scale("pi5-t4", 2, 0.5, 0.15, 0.3, 7)}
-    rows = [{"model": "det", "runtime": "ncnn", "threads": 1, "infer_min_ms": 10.0},
-            {"model": "det", "runtime": "ncnn", "threads": 2, "infer_min_ms": 6.0},
-            {"model": "det", "runtime": "onnx", "threads": 1, "infer_min_ms": 9.0}]
+    scales = {
+        "pi4-t1": Scale("pi4-t1", 1, 3.0, 0.1, 0.2, 7),
+        "pi4-t4": Scale("pi4-t4", 2, 2.0, 0.2, 0.3, 7),
+        "pi5-t4": Scale("pi5-t4", 2, 0.5, 0.15, 0.3, 7),
+    }
+    rows = [
+        {"model": "det", "runtime": "ncnn", "threads": 1, "infer_min_ms": 10.0},
+        {"model": "det", "runtime": "ncnn", "threads": 2, "infer_min_ms": 6.0},
+        {"model": "det", "runtime": "onnx", "threads": 1, "infer_min_ms": 9.0},
+    ]
     out = projection.project(rows, scales)
     got = {(p["board"], p["pi_threads"]): p for p in out}
     assert set(got) == {("pi4", 1), ("pi4", 4), ("pi5", 4)}
@@ -139,14 +150,18 @@ def test_emulated_pi_runs_setup_bench_detect_and_numerics(request, tmp_path):
     val, labels = os.environ.get("LWDET_PI_VAL"), os.environ.get("LWDET_PI_LABELS")
     out = tmp_path / "out"
     t0 = time.monotonic()
-    subprocess.run(["bash", str(ROOT / "tools/pi_emulated.sh"), export, *([val] if val else []), str(out)],
-                   check=True, env={**os.environ, "LWDET_PI_CPUS": "cortex-a72 cortex-a76"})
+    subprocess.run(
+        ["bash", str(ROOT / "tools/pi_emulated.sh"), export, *([val] if val else []), str(out)],
+        check=True,
+        env={**os.environ, "LWDET_PI_CPUS": "cortex-a72 cortex-a76"},
+    )
     print(f"emulated check: {time.monotonic() - t0:.0f} s")
     for cpu in ("cortex-a72", "cortex-a76"):
         assert "ncnn" in (out / f"bench-{cpu}.txt").read_text()
     if val and labels:
-        from lwdet.pi_numerics import board_table, within_parity
         import json
+
+        from lwdet.pi_numerics import board_table, within_parity
 
         parity = json.loads((Path(export) / "parity.json").read_text())
         names = json.loads((Path(export) / "lwdet.json").read_text())["names"]

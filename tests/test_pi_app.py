@@ -20,11 +20,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from test_edge import NAMES, _image, exported, no_torch_env  # noqa: F401  (module-scoped fixtures)
 
 from lwdet.edge.outputs import Display, JsonlSink, Meter, Saver, StatusPrinter, detection_record
 from lwdet.edge.overlay import class_color, draw_detections, draw_label, label_rect, text_color
 from lwdet.edge.sources import KINDS, Source, SourceError, SourceLost, backoff, parse_source, resilient
-from test_edge import NAMES, _image, exported, no_torch_env  # noqa: F401  (module-scoped fixtures)
 
 ROOT = Path(__file__).resolve().parents[1]
 PI = ROOT / "deploy" / "raspberry-pi"
@@ -47,11 +47,18 @@ def media(tmp_path) -> Path:
 
 
 def test_parse_source_kinds(media):
-    cases = {"0": ("camera", True), "picam": ("picamera2", True), "picamera2:1": ("picamera2", True),
-             "rtsp://cam.local:8554/live": ("stream", True), "http://127.0.0.1:8080/x.mjpg": ("stream", True),
-             str(media / "imgs"): ("images", False), str(media / "imgs" / "*.png"): ("images", False),
-             str(media / "imgs" / "a.png"): ("images", False), str(media / "clip.avi"): ("video", False),
-             str(media / "*"): ("files", False)}  # a glob over images and a video
+    cases = {
+        "0": ("camera", True),
+        "picam": ("picamera2", True),
+        "picamera2:1": ("picamera2", True),
+        "rtsp://cam.local:8554/live": ("stream", True),
+        "http://127.0.0.1:8080/x.mjpg": ("stream", True),
+        str(media / "imgs"): ("images", False),
+        str(media / "imgs" / "*.png"): ("images", False),
+        str(media / "imgs" / "a.png"): ("images", False),
+        str(media / "clip.avi"): ("video", False),
+        str(media / "*"): ("files", False),
+    }  # a glob over images and a video
     for spec, (kind, live) in cases.items():
         s = parse_source(spec)
         assert (s.kind, s.live) == (kind, live), spec
@@ -95,8 +102,13 @@ def _mjpeg_server(frames_per_connection: int, delay: float = 0.02, stall: float 
             try:
                 for i in range(frames_per_connection):
                     data = jpegs[i % len(jpegs)]
-                    self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
-                                     + str(len(data)).encode() + b"\r\n\r\n" + data + b"\r\n")
+                    self.wfile.write(
+                        b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
+                        + str(len(data)).encode()
+                        + b"\r\n\r\n"
+                        + data
+                        + b"\r\n"
+                    )
                     self.wfile.flush()
                     time.sleep(delay)
                 time.sleep(stall)
@@ -204,7 +216,11 @@ def test_label_pixels_change_and_stay_readable():
     label = image[y0:y1, x0:x1]
     assert y1 <= 50 and (label != before[y0:y1, x0:x1]).any(axis=2).all()  # above the box, filled
     fill = class_color(1)
-    assert (image[y0 + 1, x0 + 1] == fill).all() and text_color(fill) == (0, 0, 0) and text_color((20, 20, 20)) == (255, 255, 255)
+    assert (
+        (image[y0 + 1, x0 + 1] == fill).all()
+        and text_color(fill) == (0, 0, 0)
+        and text_color((20, 20, 20)) == (255, 255, 255)
+    )
     assert (label.astype(int).sum(axis=2) < 200).any()  # black text on the light fill
 
 
@@ -240,8 +256,9 @@ def test_jsonl_record_and_append(tmp_path):
         sink.write(detection_record("f_000001", 1, (48, 64, 3), [((1, 2, 30.55, 40), 0.912345, 2, "blue")], 3.21))
         sink.close()
     rows = [json.loads(line) for line in path.read_text().splitlines()]
-    assert len(rows) == 2 and rows[0]["detections"] == [{"box": [1.0, 2.0, 30.6, 40.0], "score": 0.9123,
-                                                         "class_id": 2, "class": "blue"}]
+    assert len(rows) == 2 and rows[0]["detections"] == [
+        {"box": [1.0, 2.0, 30.6, 40.0], "score": 0.9123, "class_id": 2, "class": "blue"}
+    ]
     assert rows[0]["width"] == 64 and rows[0]["height"] == 48 and rows[0]["latency_ms"] == 3.21
 
 
@@ -277,15 +294,20 @@ def test_systemd_unit_verifies(tmp_path):
     # the unit's Pi paths -> this checkout and interpreter, so verify can check that ExecStart exists
     text = unit.replace("/home/pi/lwdet/deploy/raspberry-pi/.venv/bin/python", sys.executable)
     (tmp_path / "lwdet-detect.service").write_text(text.replace("/home/pi/lwdet", str(ROOT)))
-    r = subprocess.run(["systemd-analyze", "verify", str(tmp_path / "lwdet-detect.service")], capture_output=True,
-                       text=True, timeout=60)
+    r = subprocess.run(
+        ["systemd-analyze", "verify", str(tmp_path / "lwdet-detect.service")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 0 and "lwdet-detect.service" not in r.stderr, r.stderr
 
 
 # ------------------------------------------------------------------------------- detect.py without torch (Pi)
 def _detect(args, env, cwd):
-    return subprocess.run([sys.executable, str(DETECT), *map(str, args)], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(DETECT), *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 @pytest.mark.export
@@ -293,22 +315,27 @@ def _detect(args, env, cwd):
 def test_detect_sources_jsonl_without_torch(request, media):
     model, env = request.getfixturevalue("exported"), request.getfixturevalue("no_torch_env")
     base = ["--model", model, "--threads", "1"]
-    r = _detect([*base, "--source", media / "imgs" / "*.png", "--jsonl", "-", "--save", media / "o1"], env,
-                media)
+    r = _detect([*base, "--source", media / "imgs" / "*.png", "--jsonl", "-", "--save", media / "o1"], env, media)
     assert r.returncode == 0, r.stderr
     rows = [json.loads(line) for line in r.stdout.splitlines()]  # stdout is only JSON lines with --jsonl -
     assert [x["frame"] for x in rows] == ["a.png", "b.png"] and "a.png:" in r.stderr
     dets = [d for x in rows for d in x["detections"]]
     assert dets and all(len(d["box"]) == 4 and 0 <= d["score"] <= 1 and d["class"] in NAMES for d in dets)
     assert sorted(p.name for p in (media / "o1").iterdir()) == ["a.png", "b.png", "detections.csv"]
-    r = _detect([*base, "--source", media / "clip.avi", "--jsonl", media / "v.jsonl", "--status-every", "0",
-                 "--warmup", "1"], env, media)
+    r = _detect(
+        [*base, "--source", media / "clip.avi", "--jsonl", media / "v.jsonl", "--status-every", "0", "--warmup", "1"],
+        env,
+        media,
+    )
     assert r.returncode == 0, r.stderr
     assert len((media / "v.jsonl").read_text().splitlines()) == 4 and "frames 4" in r.stdout and "FPS" in r.stdout
     big = media / "big.png"
     cv2.imwrite(str(big), _image(160, 200, seed=3))
-    r = _detect([*base, "--source", big, "--fp16", "off", "--tile", "96", "--overlap", "16", "--jsonl",
-                 media / "t.jsonl"], env, media)
+    r = _detect(
+        [*base, "--source", big, "--fp16", "off", "--tile", "96", "--overlap", "16", "--jsonl", media / "t.jsonl"],
+        env,
+        media,
+    )
     try:
         import lwdet.edge.slicing  # noqa: F401  (sliced inference: issue 9's branch)
     except ImportError:
@@ -328,8 +355,24 @@ def test_detect_sources_jsonl_without_torch(request, media):
 @pytest.mark.slow
 def test_detect_http_stream_without_torch(request, mjpeg, tmp_path):
     model, env = request.getfixturevalue("exported"), request.getfixturevalue("no_torch_env")
-    r = _detect(["--model", model, "--threads", "1", "--source", mjpeg, "--max-frames", "3", "--jsonl",
-                 tmp_path / "s.jsonl", "--save", tmp_path / "out"], env, tmp_path)
+    r = _detect(
+        [
+            "--model",
+            model,
+            "--threads",
+            "1",
+            "--source",
+            mjpeg,
+            "--max-frames",
+            "3",
+            "--jsonl",
+            tmp_path / "s.jsonl",
+            "--save",
+            tmp_path / "out",
+        ],
+        env,
+        tmp_path,
+    )
     assert r.returncode == 0, r.stderr
     rows = [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()]
     assert [x["frame"] for x in rows] == [f"x_{i:06d}" for i in range(3)]
@@ -338,8 +381,9 @@ def test_detect_http_stream_without_torch(request, mjpeg, tmp_path):
 
 def test_app_modules_import_without_torch(request):
     env = request.getfixturevalue("no_torch_env")
-    code = ("import lwdet.edge.sources, lwdet.edge.overlay, lwdet.edge.outputs, sys; "
-            "assert not {'torch', 'ultralytics', 'yaml'} & set(sys.modules), sorted(sys.modules)")
-    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
-                       timeout=120)
+    code = (
+        "import lwdet.edge.sources, lwdet.edge.overlay, lwdet.edge.outputs, sys; "
+        "assert not {'torch', 'ultralytics', 'yaml'} & set(sys.modules), sorted(sys.modules)"
+    )
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr

@@ -39,8 +39,10 @@ def caches(tmp_path, monkeypatch):
 
 def random_state(module: torch.nn.Module) -> dict:
     torch.manual_seed(0)
-    return {k: torch.randn_like(v.float()).to(v.dtype) if v.is_floating_point() else v
-            for k, v in module.state_dict().items()}
+    return {
+        k: torch.randn_like(v.float()).to(v.dtype) if v.is_floating_point() else v
+        for k, v in module.state_dict().items()
+    }
 
 
 def write_hf_cache(root: Path, repo: str, state: dict, commit: str = "0123456789abcdef0123456789abcdef01234567"):
@@ -60,7 +62,7 @@ def assert_backbone_holds(net, state: dict, prefix: str):
     own = net.state_dict()
     assert own, "empty backbone"
     for key, value in own.items():
-        assert torch.equal(value, state[key[len(prefix):]]), key
+        assert torch.equal(value, state[key[len(prefix) :]]), key
 
 
 def test_timm_weights_load_from_the_hf_hub_cache(caches):
@@ -140,9 +142,26 @@ def test_stalled_download_gives_up_after_the_timeout(caches, monkeypatch):
 @pytest.mark.slow
 def test_train_cli_pretrained_without_cache_exits_2_with_one_line(tmp_path):
     env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    r = subprocess.run([sys.executable, str(ROOT / "train.py"), "--backbone", TIMM[0], "--pretrained", "--epochs", "1",
-                        "--imgsz", "64", "--project", str(tmp_path / "runs")], capture_output=True, text=True,
-                       cwd=ROOT, env=env, timeout=600)
+    r = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "train.py"),
+            "--backbone",
+            TIMM[0],
+            "--pretrained",
+            "--epochs",
+            "1",
+            "--imgsz",
+            "64",
+            "--project",
+            str(tmp_path / "runs"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=600,
+    )
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert lines[-1].startswith(f"error: backbone '{TIMM[0]}': no pretrained weights (not in the cache, and HF_HUB")

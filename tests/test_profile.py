@@ -1,7 +1,7 @@
 import copy
 import json
 import os
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -12,6 +12,7 @@ from lwdet.backbones import BACKBONES, BackboneSpec
 from lwdet.models import MODEL_DIR, LwdetModel, shipped_yamls
 from lwdet.profile import CATEGORIES, main, measure, profile_classifier, profile_detector, profile_model
 
+
 def _paper(title, authors, venue, table):
     return f"{title} ({authors}, {venue}, {table})"
 
@@ -19,8 +20,12 @@ def _paper(title, authors, venue, table):
 GHOSTNET = _paper("GhostNet: More Features from Cheap Operations", "Han et al.", "CVPR 2020", "Table 7")
 MOBILENETV2 = _paper("MobileNetV2: Inverted Residuals and Linear Bottlenecks", "Sandler et al.", "CVPR 2018", "Table 4")
 MOBILENETV3 = _paper("Searching for MobileNetV3", "Howard et al.", "ICCV 2019", "Table 3")
-SHUFFLENETV2 = _paper("ShuffleNet V2: Practical Guidelines for Efficient CNN Architecture Design", "Ma et al.",
-                      "ECCV 2018", "Table 5, FLOPs and # of weights rows")
+SHUFFLENETV2 = _paper(
+    "ShuffleNet V2: Practical Guidelines for Efficient CNN Architecture Design",
+    "Ma et al.",
+    "ECCV 2018",
+    "Table 5, FLOPs and # of weights rows",
+)
 MNASNET = _paper("MnasNet: Platform-Aware Neural Architecture Search for Mobile", "Tan et al.", "CVPR 2019", "Table 1")
 # Widths the papers give no number for: the authors' own releases.
 MOBILENETV2_RELEASE = "tensorflow/models research/slim/nets/mobilenet/README.md (the MobileNetV2 authors' checkpoints)"
@@ -71,7 +76,7 @@ UNPUBLISHED = {"mnasnet_100", "mnasnet_050"}
 TOLERANCE = 0.05
 
 
-@lru_cache(maxsize=None)
+@cache
 def _classifier(backbone):
     return profile_classifier(backbone, 224, engine_gflops=False)
 
@@ -146,7 +151,7 @@ def test_peak_activation_memory_counts_live_tensors():
 
 
 # ------------------------------------------------------------------------------------------ engine cross-check
-@lru_cache(maxsize=None)
+@cache
 def _detector(stem: str) -> nn.Module:
     return LwdetModel(MODEL_DIR / f"{stem}.yaml", nc=5, verbose=False).eval()
 
@@ -168,8 +173,16 @@ def _without_norms(model: nn.Module) -> nn.Module:
 SQUEEZE_EXCITE = ("ghostnet", "mobilenetv3")
 # One YAML per backbone family and neck keeps the suite fast (all 32 take 20-90 s here, by load);
 # LWDET_ALL_YAMLS=1 checks every shipped YAML.
-SUBSET = ["yolov5n", "yolov5n-aspp", "yolov5n-shufflenetv2_050", "yolov5n-mobilenetv2_050", "yolov5n-mnasnet_050-aspp",
-          "yolov5n-ghostnet_050-aspp", "yolov5n-mobilenetv3_small_075", "yolov5n-mobilenetv3_large_075"]
+SUBSET = [
+    "yolov5n",
+    "yolov5n-aspp",
+    "yolov5n-shufflenetv2_050",
+    "yolov5n-mobilenetv2_050",
+    "yolov5n-mnasnet_050-aspp",
+    "yolov5n-ghostnet_050-aspp",
+    "yolov5n-mobilenetv3_small_075",
+    "yolov5n-mobilenetv3_large_075",
+]
 STEMS = [p.stem for p in shipped_yamls()] if os.environ.get("LWDET_ALL_YAMLS") == "1" else SUBSET
 ENGINE_CHECKED = [s for s in STEMS if not any(f in s for f in SQUEEZE_EXCITE)]
 EXACT_CHECKED = [s for s in STEMS if any(f in s for f in SQUEEZE_EXCITE)]
@@ -230,9 +243,20 @@ def test_run_folder_profiles_best_pt_and_lists_files(tmp_path):
     fp16 = weights / "best_ncnn_model"
     fp16.mkdir()
     (fp16 / "model.ncnn.bin").write_bytes(b"\0" * (2 * n))
-    ParityReport(format="ncnn", path=str(fp16), source="best.pt", imgsz=[64, 64], half=True, n_random=1, n_images=0,
-                 max_abs_diff=0, box_max_abs_diff=0, score_max_abs_diff=0, box_tolerance=1,
-                 score_tolerance=1).save(fp16 / "parity.json")
+    ParityReport(
+        format="ncnn",
+        path=str(fp16),
+        source="best.pt",
+        imgsz=[64, 64],
+        half=True,
+        n_random=1,
+        n_images=0,
+        max_abs_diff=0,
+        box_max_abs_diff=0,
+        score_max_abs_diff=0,
+        box_tolerance=1,
+        score_tolerance=1,
+    ).save(fp16 / "parity.json")
     (weights / "best.onnx").write_bytes(b"\0" * (4 * n))  # no parity report: precision from bytes per parameter
 
     p = profile_detector(tmp_path / "run", 64)

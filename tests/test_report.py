@@ -39,9 +39,11 @@ def test_best_under_filters_and_ranks():
 
 
 def test_apply_bench_replaces_latency_and_keeps_peers():
-    bench = [{"model": "a", "runtime": "ncnn", "threads": 1, "infer_median_ms": 99.0, "mem_peak_mb": 70.0},
-             {"model": "a", "runtime": "ncnn", "threads": 2, "infer_median_ms": 60.0, "mem_peak_mb": 72.0},
-             {"model": "mobilenet_ssd", "kind": "peer", "runtime": "ncnn", "threads": 1, "infer_median_ms": 45.0}]
+    bench = [
+        {"model": "a", "runtime": "ncnn", "threads": 1, "infer_median_ms": 99.0, "mem_peak_mb": 70.0},
+        {"model": "a", "runtime": "ncnn", "threads": 2, "infer_median_ms": 60.0, "mem_peak_mb": 72.0},
+        {"model": "mobilenet_ssd", "kind": "peer", "runtime": "ncnn", "threads": 1, "infer_median_ms": 45.0},
+    ]
     rows, peers = apply_bench(TABLE[:2], bench)
     assert (rows[0]["latency_ms_t1"], rows[0]["latency_ms_t2"], rows[0]["ncnn_peak_mb"]) == (99.0, 60.0, 70.0)
     assert rows[1]["latency_ms_t1"] == 20.0  # no bench row: unchanged
@@ -50,8 +52,19 @@ def test_apply_bench_replaces_latency_and_keeps_peers():
 
 def _write_results(run_dir, maps):
     run_dir.mkdir(parents=True)
-    cols = ["epoch", "time", "train/box_loss", "train/cls_loss", "train/dfl_loss", "metrics/precision(B)",
-            "metrics/recall(B)", "metrics/mAP50(B)", "metrics/mAP50-95(B)", "metrics/F1(B)", "time/epoch_s"]
+    cols = [
+        "epoch",
+        "time",
+        "train/box_loss",
+        "train/cls_loss",
+        "train/dfl_loss",
+        "metrics/precision(B)",
+        "metrics/recall(B)",
+        "metrics/mAP50(B)",
+        "metrics/mAP50-95(B)",
+        "metrics/F1(B)",
+        "time/epoch_s",
+    ]
     with open(run_dir / "results.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(cols)
@@ -64,14 +77,54 @@ def _study_csv(tmp_path):
     _write_results(runs / "yolov5n", [0.05, 0.10, 0.20])
     _write_results(runs / "yolov5n-ghostnet_100", [0.04, 0.12, 0.22])
     rows = [
-        dict(model="yolov5n", backbone="yolov5n", neck="sppf", params_m=1.77, gflops=1.2, macs_m=600, mac_mb=30.0,
-             peak_act_mb=4.0, pt_mb=3.8, ncnn_bin_mb=7.0, train_s=30.0, epoch_s=10.0, map50=0.3, map5095=0.2,
-             precision=0.3, recall=0.25, f1=0.27, latency_ms_t1=12.0, latency_ms_t2=8.0, ncnn_peak_mb=60.0,
-             parity_ok=True, run_dir=str(runs / "yolov5n")),
-        dict(model="yolov5n-ghostnet_100", backbone="ghostnet_100", neck="sppf", params_m=4.1, gflops=0.9,
-             macs_m=450, mac_mb=40.0, peak_act_mb=5.0, pt_mb=8.5, ncnn_bin_mb=16.0, train_s=40.0, epoch_s=13.0,
-             map50=0.33, map5095=0.22, precision=0.35, recall=0.27, f1=0.29, latency_ms_t1=15.0,
-             latency_ms_t2=9.5, ncnn_peak_mb="", parity_ok=True, run_dir="runs/yolov5n-ghostnet_100"),  # relative
+        dict(
+            model="yolov5n",
+            backbone="yolov5n",
+            neck="sppf",
+            params_m=1.77,
+            gflops=1.2,
+            macs_m=600,
+            mac_mb=30.0,
+            peak_act_mb=4.0,
+            pt_mb=3.8,
+            ncnn_bin_mb=7.0,
+            train_s=30.0,
+            epoch_s=10.0,
+            map50=0.3,
+            map5095=0.2,
+            precision=0.3,
+            recall=0.25,
+            f1=0.27,
+            latency_ms_t1=12.0,
+            latency_ms_t2=8.0,
+            ncnn_peak_mb=60.0,
+            parity_ok=True,
+            run_dir=str(runs / "yolov5n"),
+        ),
+        dict(
+            model="yolov5n-ghostnet_100",
+            backbone="ghostnet_100",
+            neck="sppf",
+            params_m=4.1,
+            gflops=0.9,
+            macs_m=450,
+            mac_mb=40.0,
+            peak_act_mb=5.0,
+            pt_mb=8.5,
+            ncnn_bin_mb=16.0,
+            train_s=40.0,
+            epoch_s=13.0,
+            map50=0.33,
+            map5095=0.22,
+            precision=0.35,
+            recall=0.27,
+            f1=0.29,
+            latency_ms_t1=15.0,
+            latency_ms_t2=9.5,
+            ncnn_peak_mb="",
+            parity_ok=True,
+            run_dir="runs/yolov5n-ghostnet_100",
+        ),  # relative
     ]
     path = tmp_path / "results.csv"
     with open(path, "w", newline="") as f:
@@ -104,11 +157,17 @@ def test_write_report_files(tmp_path):
 
 def test_cli_with_bench_csv(tmp_path, capsys):
     bench = tmp_path / "pi.csv"
-    bench.write_text("kind,model,runtime,threads,infer_median_ms,mem_peak_mb\n"
-                     "lwdet,yolov5n,ncnn,1,120.5,80\nlwdet,yolov5n,ncnn,2,70,82\npeer,nanodet-m,ncnn,1,95,60\n")
+    bench.write_text(
+        "kind,model,runtime,threads,infer_median_ms,mem_peak_mb\n"
+        "lwdet,yolov5n,ncnn,1,120.5,80\nlwdet,yolov5n,ncnn,2,70,82\npeer,nanodet-m,ncnn,1,95,60\n"
+    )
     out = tmp_path / "docs"
-    assert report.main([str(_study_csv(tmp_path)), "--out", str(out), "--bench-csv", str(bench),
-                        "--max-latency-ms", "100"]) == 0
+    assert (
+        report.main(
+            [str(_study_csv(tmp_path)), "--out", str(out), "--bench-csv", str(bench), "--max-latency-ms", "100"]
+        )
+        == 0
+    )
     said = capsys.readouterr().out
     assert "yolov5n-ghostnet_100" in said.split("best under")[1]  # yolov5n is 120 ms on the Pi now
     text = (out / "report.md").read_text()
@@ -127,15 +186,20 @@ def test_time_split_and_layer_type_figures_and_own_peers(tmp_path):
         w.writeheader()
         w.writerows(rows)
     (tmp_path / "runs" / "yolov5n" / "ncnn_layer_type_ms.json").write_text(
-        json.dumps({"Convolution": 7.0, "Swish": 2.0, "Concat": 1.0}))
-    (tmp_path / "peers.csv").write_text("kind,model,runtime,threads,infer_median_ms,mem_peak_mb\n"
-                                        "peer,yolo-fastestv2,ncnn,1,3.9,90\npeer,yolo-fastestv2,ncnn,2,3.7,90\n"
-                                        "peer,mobilenet_v2,ncnn,1,19.5,130\n")
+        json.dumps({"Convolution": 7.0, "Swish": 2.0, "Concat": 1.0})
+    )
+    (tmp_path / "peers.csv").write_text(
+        "kind,model,runtime,threads,infer_median_ms,mem_peak_mb\n"
+        "peer,yolo-fastestv2,ncnn,1,3.9,90\npeer,yolo-fastestv2,ncnn,2,3.7,90\n"
+        "peer,mobilenet_v2,ncnn,1,19.5,130\n"
+    )
     out = tmp_path / "docs"
     text = write_report(path, out).read_text()
     assert (out / "time_by_part.png").is_file() and (out / "time_by_layer_type.png").is_file()
     split = text.split("## Where the time goes")[1].split("##")[0]
-    assert "| yolov5n | 5.000 | 3.000 | 4.000 |" in split and "| yolov5n-ghostnet_100 | 9.000 | 3.500 | 4.500 |" in split
+    assert (
+        "| yolov5n | 5.000 | 3.000 | 4.000 |" in split and "| yolov5n-ghostnet_100 | 9.000 | 3.500 | 4.500 |" in split
+    )
     assert "(time_by_part.png)" in text and "(time_by_layer_type.png)" in text
     peers = text.split("## Peer networks")[1]
     assert "yolo-fastestv2" in peers and "mobilenet_v2" in peers and "| 2 |" not in peers  # 1 thread only
@@ -162,21 +226,26 @@ def test_ranking_over_epochs_reads_each_runs_csv(tmp_path):
 
 
 FAST_CORNER = [  # names and numbers of the long study's crowded fast corner (docs/study-long)
-    _row("yolov5n", 5.3, 0.138, params=2.5), _row("yolov5n-litepan-litehead", 2.48, 0.050),
+    _row("yolov5n", 5.3, 0.138, params=2.5),
+    _row("yolov5n-litepan-litehead", 2.48, 0.050),
     _row("yolov5n-mobilenetv3_small_100-litepan", 3.07, 0.059, params=1.5),
     _row("yolov5n-mobilenetv3_small_100-litepan-litehead", 1.63, 0.010),
     _row("yolov5n-shufflenetv2_050-litepan-litehead", 1.17, 0.005, params=0.25),
     _row("yolov5n-shufflenetv2_050-nanopan-nanohead", 0.95, 0.002, params=0.2),
     _row("yolov5n-shufflenetv2_050-p45pan-nanohead", 0.953, 0.000, params=0.2),
-    _row("yolov5n-mobilenetv3_small_100", 4.05, 0.087, params=2.8), _row("yolov5n-ghostnet_100", 6.1, 0.099),
-    _row("yolov5n-shufflenetv2_100", 5.57, 0.082), _row("yolov5n-mobilenetv3_small_100-aspp", 6.2, 0.082),
+    _row("yolov5n-mobilenetv3_small_100", 4.05, 0.087, params=2.8),
+    _row("yolov5n-ghostnet_100", 6.1, 0.099),
+    _row("yolov5n-shufflenetv2_100", 5.57, 0.082),
+    _row("yolov5n-mobilenetv3_small_100-aspp", 6.2, 0.082),
 ]
 
 
 def test_pareto_figure_has_word_axis_titles_context_and_labels_that_do_not_collide():
     rows = [{**r, "imgsz": 160.0, "machine": "Test CPU (x86_64, 2 cores)"} for r in FAST_CORNER]
-    peers = [{"model": "yolo-fastestv2", "threads": 1, "infer_median_ms": 0.96}, {"model": "mnasnet",
-                                                                                  "infer_median_ms": 5.4}]
+    peers = [
+        {"model": "yolo-fastestv2", "threads": 1, "infer_median_ms": 0.96},
+        {"model": "mnasnet", "infer_median_ms": 5.4},
+    ]
     fig = report.pareto_figure(rows, peers)
     ax = fig.axes[0]
     assert ax.get_xlabel() == "ncnn latency per image (ms)" and ax.get_ylabel() == "val mAP@0.5:0.95"
@@ -188,21 +257,37 @@ def test_pareto_figure_has_word_axis_titles_context_and_labels_that_do_not_colli
     assert "shufflenetv2_050-litepan-litehead" in labels  # the shared prefix is said once, in the legend
     fig.canvas.draw()
     boxes = [t.get_window_extent() for t in labels.values()]
-    overlaps = [(a, b) for i, (a, ba) in enumerate(zip(labels, boxes)) for b, bb in list(zip(labels, boxes))[i + 1:]
-                if ba.overlaps(bb)]
+    overlaps = [
+        (a, b)
+        for i, (a, ba) in enumerate(zip(labels, boxes))
+        for b, bb in list(zip(labels, boxes))[i + 1 :]
+        if ba.overlaps(bb)
+    ]
     assert overlaps == []
     fig.clf()
 
 
 def test_curves_are_small_multiples_with_legends_beside_the_panels(tmp_path):
-    rows = [_row(m, 1.0, 0.1, neck=n, head=h) for m, n, h in
-            [("yolov5n", "sppf", "yolo"), *((f"yolov5n-b{i}", "sppf", "yolo") for i in range(10)),
-             ("yolov5n-aspp", "aspp", "yolo"), ("yolov5n-litepan-litehead", "lite", "lite"), ("yolo26n", "", "")]]
+    rows = [
+        _row(m, 1.0, 0.1, neck=n, head=h)
+        for m, n, h in [
+            ("yolov5n", "sppf", "yolo"),
+            *((f"yolov5n-b{i}", "sppf", "yolo") for i in range(10)),
+            ("yolov5n-aspp", "aspp", "yolo"),
+            ("yolov5n-litepan-litehead", "lite", "lite"),
+            ("yolo26n", "", ""),
+        ]
+    ]
     runs = {r["model"]: {"epoch": [1.0, 2.0], "metrics/mAP50-95(B)": [0.01, 0.02]} for r in rows}
     fig = report.curve_figure(runs, rows, "metrics/mAP50-95(B)", "val mAP@0.5:0.95")
     titles = [ax.get_title(loc="left") for ax in fig.axes]
-    assert titles == ["SPPF neck, YOLOv5n head (1/2)", "SPPF neck, YOLOv5n head (2/2)", "ASPP neck",
-                      "lite / nano neck or head", report.curves.GROUPS[3]]
+    assert titles == [
+        "SPPF neck, YOLOv5n head (1/2)",
+        "SPPF neck, YOLOv5n head (2/2)",
+        "ASPP neck",
+        "lite / nano neck or head",
+        report.curves.GROUPS[3],
+    ]
     fig.canvas.draw()
     for ax in fig.axes:
         assert 2 <= len(ax.lines) <= report.curves.PANEL_LINES + 1  # the baseline is in every panel
@@ -211,12 +296,15 @@ def test_curves_are_small_multiples_with_legends_beside_the_panels(tmp_path):
 
 
 def test_seed_runs_are_grouped_reported_as_noise_and_kept_off_the_frontier(tmp_path):
-    rows = [_row("yolov5n", 5.0, 0.138, seed=0.0, test_map5095=0.136),
-            _row("yolov5n-seed1", 4.0, 0.125, seed=1.0, test_map5095=0.122),  # faster by timing noise only
-            _row("ghost", 6.0, 0.099, seed=0.0),
-            _row("other-seed3", 3.0, 0.01, seed=3.0)]  # no "other" row: a detector of its own
+    rows = [
+        _row("yolov5n", 5.0, 0.138, seed=0.0, test_map5095=0.136),
+        _row("yolov5n-seed1", 4.0, 0.125, seed=1.0, test_map5095=0.122),  # faster by timing noise only
+        _row("ghost", 6.0, 0.099, seed=0.0),
+        _row("other-seed3", 3.0, 0.01, seed=3.0),
+    ]  # no "other" row: a detector of its own
     assert {k: [r["model"] for r in v] for k, v in report.seed_groups(rows).items()} == {
-        "yolov5n": ["yolov5n", "yolov5n-seed1"]}
+        "yolov5n": ["yolov5n", "yolov5n-seed1"]
+    }
     assert [r["model"] for r in report.one_run_each(rows)] == ["yolov5n", "ghost", "other-seed3"]
     (noise,) = report.seed_noise(rows)
     assert noise["seeds"] == "0, 1" and noise["val_map5095"] == "0.138 / 0.125"
@@ -233,17 +321,23 @@ def test_seed_runs_are_grouped_reported_as_noise_and_kept_off_the_frontier(tmp_p
 
 
 def test_cost_vs_latency_names_pairs_where_flops_mislead():
-    rows = [_row("light_but_slow", 6.0, 0.1, gflops=0.37, mac_mb=60.0),
-            _row("base", 5.0, 0.1, gflops=0.44, mac_mb=30.0),
-            _row("fast", 2.0, 0.1, gflops=0.20, mac_mb=20.0),
-            _row("noise", 5.1, 0.1, gflops=0.43, mac_mb=31.0)]  # 2% fewer FLOPs, 2% slower: inside the margin
+    rows = [
+        _row("light_but_slow", 6.0, 0.1, gflops=0.37, mac_mb=60.0),
+        _row("base", 5.0, 0.1, gflops=0.44, mac_mb=30.0),
+        _row("fast", 2.0, 0.1, gflops=0.20, mac_mb=20.0),
+        _row("noise", 5.1, 0.1, gflops=0.43, mac_mb=31.0),
+    ]  # 2% fewer FLOPs, 2% slower: inside the margin
     pairs, taus = report.cost_vs_latency(rows)
-    assert [(p["fewer_flops"], p["but_slower_than"]) for p in pairs] == [("light_but_slow", "base"),
-                                                                         ("light_but_slow", "noise")]
+    assert [(p["fewer_flops"], p["but_slower_than"]) for p in pairs] == [
+        ("light_but_slow", "base"),
+        ("light_but_slow", "noise"),
+    ]
     assert pairs[0]["latency_ratio"] == pytest.approx(1.2) and pairs[0]["mac_ratio"] == pytest.approx(2.0)
     assert taus["mac_mb"] == pytest.approx(1.0) and taus["gflops"] < 1.0  # MAC orders them as the clock does
-    assert report.cost_vs_latency([_row("a", None, 0.1, gflops=1.0)]) == ([], {"gflops": None, "mac_mb": None,
-                                                                               "params_m": None})
+    assert report.cost_vs_latency([_row("a", None, 0.1, gflops=1.0)]) == (
+        [],
+        {"gflops": None, "mac_mb": None, "params_m": None},
+    )
 
 
 def test_report_keeps_its_data_and_can_be_written_again_without_the_runs(tmp_path):
@@ -272,8 +366,9 @@ def test_cli_missing_csv_is_one_line_and_exit_2(tmp_path):
     import subprocess
     import sys
 
-    r = subprocess.run([sys.executable, "-m", "lwdet.report", str(tmp_path / "nope.csv")], capture_output=True,
-                       text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "lwdet.report", str(tmp_path / "nope.csv")], capture_output=True, text=True, timeout=120
+    )
     assert r.returncode == 2 and r.stderr.strip() == f"error: {tmp_path / 'nope.csv'}: study results CSV not found"
 
 

@@ -15,10 +15,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from test_edge import exported  # noqa: F401  (the module-scoped tiny export fixture, pnnx)
 
 from lwdet.edge.slicing import cut_mask, merge_detections, sliced_predict, time_sliced
 from lwdet.tilegrid import tile_windows
-from test_edge import exported  # noqa: F401  (the module-scoped tiny export fixture, pnnx)
 
 ROOT = Path(__file__).resolve().parents[1]
 COLORS = [(0, 0, 255), (0, 255, 0)]  # class 0 red, class 1 green (BGR)
@@ -76,9 +76,14 @@ def test_boxes_come_back_in_full_image_coordinates():
     assert out.shape == (4, 6) and (np.diff(out[:, 4]) <= 0).all()  # best first
 
 
-@pytest.mark.parametrize("obj", [(230, 100, 270, 140, 0),  # across the seam at x=256, IoU of its halves > 0.5
-                                 (240, 90, 300, 130, 1),  # a 16 px sliver in the left tile: IoU 0.27, NMS keeps it
-                                 (180, 180, 236, 236, 0)])  # in the corner where four tiles overlap
+@pytest.mark.parametrize(
+    "obj",
+    [
+        (230, 100, 270, 140, 0),  # across the seam at x=256, IoU of its halves > 0.5
+        (240, 90, 300, 130, 1),  # a 16 px sliver in the left tile: IoU 0.27, NMS keeps it
+        (180, 180, 236, 236, 0),
+    ],
+)  # in the corner where four tiles overlap
 def test_an_object_on_a_seam_is_found_once(obj):
     image = _scene(448, 448, [obj])
     out = sliced_predict(RectDetector(), image, tile=256, overlap=64)  # windows at 0 and 192 on each axis
@@ -92,8 +97,9 @@ def test_without_the_cut_rule_a_sliver_would_be_a_duplicate():
     parts[1][:, [0, 2]] += 192
     both = np.concatenate(parts)
     assert len(merge_detections(both)) == 2  # NMS alone: the sliver (IoU 0.27) survives
-    cut = np.concatenate([cut_mask(parts[0], (0, 0, 256, 256), 448, 448),
-                          cut_mask(parts[1], (192, 0, 448, 256), 448, 448)])
+    cut = np.concatenate(
+        [cut_mask(parts[0], (0, 0, 256, 256), 448, 448), cut_mask(parts[1], (192, 0, 448, 256), 448, 448)]
+    )
     assert cut.tolist() == [True, False]
     assert _boxes(merge_detections(both, cut)) == [obj]
 
@@ -108,8 +114,7 @@ def test_large_objects_need_the_full_image_pass():
 def test_an_image_smaller_than_a_tile_is_whole_image_inference():
     image = _scene(150, 200, [(10, 10, 60, 50, 0), (100, 80, 190, 140, 1)])
     det = RectDetector()
-    np.testing.assert_array_equal(sliced_predict(det, image, tile=256, overlap=64, full_image=True),
-                                  det.predict(image))
+    np.testing.assert_array_equal(sliced_predict(det, image, tile=256, overlap=64, full_image=True), det.predict(image))
     assert det.calls == [(150, 200)] * 2
 
 
@@ -121,8 +126,7 @@ def test_merge_keeps_classes_apart_and_caps():
 
 
 def test_time_sliced_counts_tiles():
-    row = time_sliced(RectDetector(), _scene(448, 448, [(10, 10, 40, 40, 0)]), tile=256, overlap=64, loops=2,
-                      warmup=0)
+    row = time_sliced(RectDetector(), _scene(448, 448, [(10, 10, 40, 40, 0)]), tile=256, overlap=64, loops=2, warmup=0)
     assert row["tiles"] == 4 and row["detections"] == 1 and row["sliced_mean_ms"] > 0
     assert row["tiles_per_s"] == pytest.approx(4e3 / row["sliced_mean_ms"])
 
@@ -139,14 +143,15 @@ def no_torch_env(tmp_path_factory) -> dict:
 
 
 def _run(args, env, cwd=ROOT):
-    return subprocess.run([sys.executable, *map(str, args)], env=env, cwd=cwd, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, *map(str, args)], env=env, cwd=cwd, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_sliced_inference_runs_without_torch(no_torch_env):
     code = f"""
 import sys
-sys.path.insert(0, {str(ROOT / 'tests')!r})
+sys.path.insert(0, {str(ROOT / "tests")!r})
 import numpy as np
 from test_slicing import RectDetector, _scene, _boxes
 from lwdet.edge.slicing import sliced_predict, time_sliced
@@ -173,7 +178,8 @@ def test_evaluation_perfect_and_shifted_predictions():
     perfect = [np.array([[*o[:4], 0.9, o[4]] for o in objs], np.float32) for objs in (objects, objects[:1])]
     # 0.995, not 1: the engine integrates its 101-point precision curve with the trapezoid rule (its val's ceiling)
     assert engine_map(truths, perfect, ["red", "green"]) == pytest.approx(
-        {"precision": 1.0, "recall": 1.0, "mAP50": 0.995, "mAP50-95": 0.995})
+        {"precision": 1.0, "recall": 1.0, "mAP50": 0.995, "mAP50-95": 0.995}
+    )
     assert coco_map(truths, perfect, ["red", "green"]) == pytest.approx({"mAP50": 1.0, "mAP50-95": 1.0})
 
     # every box shifted so its IoU with the truth is 0.72: correct at IoU 0.50-0.70, wrong at 0.75-0.95 -> 5/10
@@ -201,9 +207,12 @@ def test_evaluate_sliced_vs_letterbox_on_files(tmp_path):
     (tmp_path / "images").mkdir()
     (tmp_path / "labels").mkdir()
     cv2.imwrite(str(tmp_path / "images" / "a.png"), _scene(448, 448, objects))
-    (tmp_path / "labels" / "a.txt").write_text("".join(
-        f"{c} {(x1 + x2) / 896} {(y1 + y2) / 896} {(x2 - x1) / 448} {(y2 - y1) / 448}\n"
-        for x1, y1, x2, y2, c in objects))
+    (tmp_path / "labels" / "a.txt").write_text(
+        "".join(
+            f"{c} {(x1 + x2) / 896} {(y1 + y2) / 896} {(x2 - x1) / 448} {(y2 - y1) / 448}\n"
+            for x1, y1, x2, y2, c in objects
+        )
+    )
     rows = {r["mode"]: r for r in table(evaluate(RectDetector(), tmp_path / "images", tile=256, overlap=64))}
     assert rows["sliced"]["boxes"] == 3 and rows["sliced"]["detections"] == 3
     assert rows["sliced"]["mAP50-95"] == pytest.approx(0.995) and rows["sliced"]["coco_mAP50-95"] == pytest.approx(1)
@@ -211,6 +220,7 @@ def test_evaluate_sliced_vs_letterbox_on_files(tmp_path):
 
 
 # ------------------------------------------------------------------------------------ a real ncnn export, and detect.py
+
 
 @pytest.mark.export
 @pytest.mark.slow  # the shared export fixture takes ~1-3 min on 2 busy cores
@@ -237,15 +247,35 @@ def test_detect_cli_tiles_without_torch(request, no_torch_env, tmp_path):
     rng = np.random.default_rng(1)
     cv2.imwrite(str(tmp_path / "big.png"), cv2.GaussianBlur(rng.integers(0, 256, (250, 330, 3), np.uint8), (7, 7), 0))
     script = ROOT / "deploy" / "raspberry-pi" / "detect.py"
-    r = _run([script, "--model", folder, "--source", tmp_path / "big.png", "--save", tmp_path / "out",
-              "--tile", "96", "--overlap", "32", "--conf", "0.01", "--threads", "1"], no_torch_env, cwd=tmp_path)
+    r = _run(
+        [
+            script,
+            "--model",
+            folder,
+            "--source",
+            tmp_path / "big.png",
+            "--save",
+            tmp_path / "out",
+            "--tile",
+            "96",
+            "--overlap",
+            "32",
+            "--conf",
+            "0.01",
+            "--threads",
+            "1",
+        ],
+        no_torch_env,
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stderr
     assert "tiles" in r.stdout
     with open(tmp_path / "out" / "detections.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert rows and max(float(x["x2"]) for x in rows) > 96
-    r = _run([script, "--model", folder, "--source", tmp_path / "big.png", "--tile", "96", "--overlap", "96"],
-             no_torch_env)
+    r = _run(
+        [script, "--model", folder, "--source", tmp_path / "big.png", "--tile", "96", "--overlap", "96"], no_torch_env
+    )
     assert r.returncode == 2 and "overlap" in r.stderr and "Traceback" not in r.stderr
 
 

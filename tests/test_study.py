@@ -17,8 +17,10 @@ PEERS = ROOT.parent / "shared" / "peers" / "ncnn"
 
 
 # ------------------------------------------------------------------ benchmark dataset (lwdet.data.benchmark)
-fmnist = pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz").is_file(),
-                            reason="Debian's dataset-fashion-mnist is not installed")
+fmnist = pytest.mark.skipif(
+    not Path("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz").is_file(),
+    reason="Debian's dataset-fashion-mnist is not installed",
+)
 
 
 @fmnist
@@ -89,12 +91,13 @@ def test_config_keys_are_strict(tmp_path):
         load_config(bad)
 
 
-@pytest.mark.parametrize("config, seeds", [("study-cpu", ["yolov5n-seed1"]),
-                                           ("study-bench", ["yolov5n-seed1", "yolov5n-seed2"])])
+@pytest.mark.parametrize(
+    "config, seeds", [("study-cpu", ["yolov5n-seed1"]), ("study-bench", ["yolov5n-seed1", "yolov5n-seed2"])]
+)
 def test_shipped_configs_plan_baseline_seeds_and_lite_variants(config, seeds):
     runs = plan(load_config(ROOT / "configs" / f"{config}.yaml"))
     names = [r["name"] for r in runs]
-    assert names[:1 + len(seeds)] == ["yolov5n", *seeds] and len(set(names)) == len(names)
+    assert names[: 1 + len(seeds)] == ["yolov5n", *seeds] and len(set(names)) == len(names)
     assert "yolov5n-shufflenetv2_050-litepan-litehead" in names and "yolov5n-ghostnet_100-aspp" in names
     assert all(r["yaml"].is_file() and r["head"] in ("yolo", "lite", "nano") for r in runs)
 
@@ -116,17 +119,25 @@ def _config(tmp_path, detectors, **extra):
 
 
 def test_teachers_train_first_and_students_are_named_after_them(tmp_path):
-    path = _config(tmp_path, [
-        {"backbone": "shufflenetv2_050", "neck": "lite", "head": "lite", "teacher": "big", "distill_weight": 0.5},
-        {"backbone": "mobilenetv3_small", "teacher": "yolov5n"},
-        {"backbone": "yolov5n"},
-        {"model": "yolo26n.yaml", "id": "big", "teacher": "yolov5n"},  # the engine's own YAML: passed through
-        {"model": "yolo11n.yaml"},
-    ])
+    path = _config(
+        tmp_path,
+        [
+            {"backbone": "shufflenetv2_050", "neck": "lite", "head": "lite", "teacher": "big", "distill_weight": 0.5},
+            {"backbone": "mobilenetv3_small", "teacher": "yolov5n"},
+            {"backbone": "yolov5n"},
+            {"model": "yolo26n.yaml", "id": "big", "teacher": "yolov5n"},  # the engine's own YAML: passed through
+            {"model": "yolo11n.yaml"},
+        ],
+    )
     runs = plan(load_config(path))
     names = [r["name"] for r in runs]
-    assert names == ["yolov5n", "big", "yolov5n-shufflenetv2_050-litepan-litehead-distill-big",
-                     "yolov5n-mobilenetv3_small_100-distill-yolov5n", "yolo11n"]
+    assert names == [
+        "yolov5n",
+        "big",
+        "yolov5n-shufflenetv2_050-litepan-litehead-distill-big",
+        "yolov5n-mobilenetv3_small_100-distill-yolov5n",
+        "yolo11n",
+    ]
     by = {r["name"]: r for r in runs}
     assert by["big"]["yaml"] == "yolo26n.yaml" and by["yolo11n"]["yaml"] == "yolo11n.yaml"
     assert (by["big"]["backbone"], by["big"]["neck"], by["big"]["head"]) == ("yolo26n", "", "")
@@ -134,8 +145,11 @@ def test_teachers_train_first_and_students_are_named_after_them(tmp_path):
     assert (student["teacher"], student["distill_weight"]) == ("big", 0.5)
     assert by["yolov5n-mobilenetv3_small_100-distill-yolov5n"]["distill_weight"] is None
     # --only a student brings its teachers along, in plan order
-    assert [r["name"] for r in select(runs, ["yolov5n-shufflenetv2_050-litepan-litehead-distill-big"])] == \
-        ["yolov5n", "big", "yolov5n-shufflenetv2_050-litepan-litehead-distill-big"]
+    assert [r["name"] for r in select(runs, ["yolov5n-shufflenetv2_050-litepan-litehead-distill-big"])] == [
+        "yolov5n",
+        "big",
+        "yolov5n-shufflenetv2_050-litepan-litehead-distill-big",
+    ]
     with pytest.raises(StudyConfigError, match="--only: no run named 'yolo11'; did you mean 'yolo11n'"):
         select(runs, ["yolo11"])
 
@@ -146,22 +160,34 @@ def test_a_model_row_may_name_an_lwdet_yaml(tmp_path):
     assert [r["yaml"] for r in runs] == [ROOT / "models" / "yaml" / "yolov5n-ghostnet_100.yaml", tmp_path / "mine.yaml"]
 
 
-@pytest.mark.parametrize("detectors, message", [
-    ([{"backbone": "yolov5n"}, {"backbone": "ghostnet", "teacher": "yolov5m"}],
-     r"c.yaml: detectors\[1\] \(yolov5n-ghostnet_100-distill-yolov5m\): teacher 'yolov5m' is not the id of another "
-     r"row; "
-     r"did you mean 'yolov5n'\?"),
-    ([{"backbone": "yolov5n", "id": "a", "teacher": "b"}, {"backbone": "ghostnet", "id": "b", "teacher": "a"}],
-     r"c.yaml: detectors\[0\] \(a\): teachers form a cycle: a -> b -> a"),
-    ([{"backbone": "yolov5n", "id": "a", "teacher": "a"}], r"detectors\[0\] \(a\): teachers form a cycle: a -> a"),
-    ([{"backbone": "yolov5n", "distill_weight": 1.0}], r"c.yaml: detectors\[0\]: 'distill_weight' without a 'teacher'"),
-    ([{"backbone": "yolov5n", "id": "a"}, {"backbone": "ghostnet", "teacher": "a", "distill_weight": "x"}],
-     r"detectors\[1\]: distill_weight must be a positive number, got 'x'"),
-    ([{"model": "yolo26n.yaml", "neck": "lite"}], r"detectors\[0\]: give either 'model' or 'backbone'"),
-    ([{"model": "yolo26n"}], r"detectors\[0\]: model 'yolo26n' must be a model YAML"),
-    ([{"backbone": "yolov5n", "techer": "x"}], r"detectors\[0\]: unknown key 'techer'; did you mean 'teacher'"),
-    ([{"backbone": "yolov5n"}, {"backbone": "yolov5n"}], r"c.yaml: detectors repeat a run name \['yolov5n'\]"),
-])
+@pytest.mark.parametrize(
+    "detectors, message",
+    [
+        (
+            [{"backbone": "yolov5n"}, {"backbone": "ghostnet", "teacher": "yolov5m"}],
+            r"c.yaml: detectors\[1\] \(yolov5n-ghostnet_100-distill-yolov5m\): teacher 'yolov5m' is not the id of another "
+            r"row; "
+            r"did you mean 'yolov5n'\?",
+        ),
+        (
+            [{"backbone": "yolov5n", "id": "a", "teacher": "b"}, {"backbone": "ghostnet", "id": "b", "teacher": "a"}],
+            r"c.yaml: detectors\[0\] \(a\): teachers form a cycle: a -> b -> a",
+        ),
+        ([{"backbone": "yolov5n", "id": "a", "teacher": "a"}], r"detectors\[0\] \(a\): teachers form a cycle: a -> a"),
+        (
+            [{"backbone": "yolov5n", "distill_weight": 1.0}],
+            r"c.yaml: detectors\[0\]: 'distill_weight' without a 'teacher'",
+        ),
+        (
+            [{"backbone": "yolov5n", "id": "a"}, {"backbone": "ghostnet", "teacher": "a", "distill_weight": "x"}],
+            r"detectors\[1\]: distill_weight must be a positive number, got 'x'",
+        ),
+        ([{"model": "yolo26n.yaml", "neck": "lite"}], r"detectors\[0\]: give either 'model' or 'backbone'"),
+        ([{"model": "yolo26n"}], r"detectors\[0\]: model 'yolo26n' must be a model YAML"),
+        ([{"backbone": "yolov5n", "techer": "x"}], r"detectors\[0\]: unknown key 'techer'; did you mean 'teacher'"),
+        ([{"backbone": "yolov5n"}, {"backbone": "yolov5n"}], r"c.yaml: detectors repeat a run name \['yolov5n'\]"),
+    ],
+)
 def test_teacher_and_model_row_errors_name_the_file_and_row(tmp_path, detectors, message):
     with pytest.raises(StudyConfigError, match=message):
         plan(load_config(_config(tmp_path, detectors)))
@@ -194,11 +220,21 @@ def test_train_run_passes_a_teacher_only_to_a_student(tmp_path, monkeypatch):
 
     budget = {"epochs": 1, "imgsz": 64}
     train_run({"name": "a", "seed": 0, "yaml": "yolo26n.yaml"}, tmp_path / "a", "d.yaml", budget)
-    train_run({"name": "b", "seed": 0, "yaml": "x.yaml", "distill_weight": 0.5}, tmp_path / "b", "d.yaml", budget,
-              teacher=tmp_path / "a" / "weights" / "best.pt")
+    train_run(
+        {"name": "b", "seed": 0, "yaml": "x.yaml", "distill_weight": 0.5},
+        tmp_path / "b",
+        "d.yaml",
+        budget,
+        teacher=tmp_path / "a" / "weights" / "best.pt",
+    )
     assert calls[0] == {"epochs": 1, "imgsz": 64, "seed": 0}
-    assert calls[1] == {"epochs": 1, "imgsz": 64, "seed": 0, "teacher": tmp_path / "a" / "weights" / "best.pt",
-                        "distill_weight": 0.5}
+    assert calls[1] == {
+        "epochs": 1,
+        "imgsz": 64,
+        "seed": 0,
+        "teacher": tmp_path / "a" / "weights" / "best.pt",
+        "distill_weight": 0.5,
+    }
     assert (tmp_path / "b" / "study_trained.json").is_file()
 
 
@@ -215,18 +251,28 @@ def test_cli_missing_or_broken_config_is_one_line_and_exit_2(tmp_path):
 
 
 def _study(config):
-    return subprocess.run([sys.executable, "-m", "lwdet.study", str(config)], capture_output=True, text=True,
-                          cwd=ROOT, timeout=900)
+    return subprocess.run(
+        [sys.executable, "-m", "lwdet.study", str(config)], capture_output=True, text=True, cwd=ROOT, timeout=900
+    )
 
 
 def test_tiny_study_completes_rows_then_skips(tmp_path):
     config = tmp_path / "study.yaml"
-    config.write_text(yaml.safe_dump({
-        "out": str(tmp_path / "out"), "report": str(tmp_path / "docs"),
-        "budget": {"epochs": 1, "imgsz": 64, "batch": 32, "workers": 0, "fraction": 0.25},
-        "detectors": [{"backbone": "yolov5n"}, {"backbone": "shufflenetv2_050", "neck": "lite", "head": "lite"}],
-        "bench": {"threads": [1, 2], "loops": 3, "warmup": 1}, "export": {"map_check": False},
-    }))  # data: the embedded default dataset
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "out": str(tmp_path / "out"),
+                "report": str(tmp_path / "docs"),
+                "budget": {"epochs": 1, "imgsz": 64, "batch": 32, "workers": 0, "fraction": 0.25},
+                "detectors": [
+                    {"backbone": "yolov5n"},
+                    {"backbone": "shufflenetv2_050", "neck": "lite", "head": "lite"},
+                ],
+                "bench": {"threads": [1, 2], "loops": 3, "warmup": 1},
+                "export": {"map_check": False},
+            }
+        )
+    )  # data: the embedded default dataset
     r = _study(config)
     assert r.returncode == 0, r.stderr[-3000:]
     results = tmp_path / "out" / "results.csv"
@@ -235,14 +281,19 @@ def test_tiny_study_completes_rows_then_skips(tmp_path):
     assert [(row["neck"], row["head"]) for row in rows] == [("sppf", "yolo"), ("lite", "lite")]
     for row in rows:
         assert list(row) == list(COLUMNS)
-        empty = [k for k, v in row.items() if v == "" and not k.startswith("test_") and k not in ("teacher",
-                                                                                                  "distill_weight")]
+        empty = [
+            k
+            for k, v in row.items()
+            if v == "" and not k.startswith("test_") and k not in ("teacher", "distill_weight")
+        ]
         assert not empty, f"{row['model']}: empty {empty}"
         assert row["status"] == "done" and row["parity_ok"] == "True"
         assert (Path(row["run_dir"]) / "study_trained.json").is_file()
         assert row["imgsz"] == "64" and "cores)" in row["machine"]  # what the report writes on its plots
     assert (tmp_path / "docs" / "report.md").is_file() and (tmp_path / "docs" / "pareto_latency_map.png").is_file()
-    assert (tmp_path / "docs" / "time_by_part.png").is_file() and (tmp_path / "docs" / "time_by_layer_type.png").is_file()
+    assert (tmp_path / "docs" / "time_by_part.png").is_file() and (
+        tmp_path / "docs" / "time_by_layer_type.png"
+    ).is_file()
     layer_ms = json.loads((Path(rows[1]["run_dir"]) / "ncnn_layer_type_ms.json").read_text())
     assert "ConvolutionDepthWise" in layer_ms and "Swish" not in layer_ms  # lite: depthwise convs, ReLU fused
     if PEERS.is_dir():  # the peers are timed at the study's input size, beside its results
@@ -275,14 +326,25 @@ def test_tiny_study_completes_rows_then_skips(tmp_path):
 
 def test_train_only_trains_then_a_second_pass_times_without_retraining(tmp_path):
     config = tmp_path / "study.yaml"
-    config.write_text(yaml.safe_dump({
-        "out": str(tmp_path / "out"), "report": str(tmp_path / "docs"),
-        "budget": {"epochs": 1, "imgsz": 64, "batch": 32, "workers": 0, "fraction": 0.25},
-        "detectors": [{"backbone": "shufflenetv2_050", "head": "lite"}],
-        "bench": {"threads": [1], "loops": 2, "warmup": 1, "parts": False}, "export": {"map_check": False},
-    }))
-    r = subprocess.run([sys.executable, "-m", "lwdet.study", str(config), "--train-only"], capture_output=True,
-                       text=True, cwd=ROOT, timeout=900)
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "out": str(tmp_path / "out"),
+                "report": str(tmp_path / "docs"),
+                "budget": {"epochs": 1, "imgsz": 64, "batch": 32, "workers": 0, "fraction": 0.25},
+                "detectors": [{"backbone": "shufflenetv2_050", "head": "lite"}],
+                "bench": {"threads": [1], "loops": 2, "warmup": 1, "parts": False},
+                "export": {"map_check": False},
+            }
+        )
+    )
+    r = subprocess.run(
+        [sys.executable, "-m", "lwdet.study", str(config), "--train-only"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=900,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     run_dir = tmp_path / "out" / "yolov5n-shufflenetv2_050-litehead"
     assert (run_dir / "study_trained.json").is_file() and (run_dir / "weights" / "best.pt").is_file()
@@ -296,14 +358,20 @@ def test_train_only_trains_then_a_second_pass_times_without_retraining(tmp_path)
     assert row["backbone_ms"] == ""  # parts: false
 
     before = float(row["latency_ms_t1"])
-    r = subprocess.run([sys.executable, "-m", "lwdet.study", str(config), "--rebench", "--no-report"],
-                       capture_output=True, text=True, cwd=ROOT, timeout=900)
+    r = subprocess.run(
+        [sys.executable, "-m", "lwdet.study", str(config), "--rebench", "--no-report"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=900,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     again = next(csv.DictReader((tmp_path / "out" / "results.csv").open()))
     assert float(again["latency_ms_t1"]) > 0 and float(again["latency_ms_t1"]) != before  # timed again
     timed = ("latency", "peak", "onnx_ms")
-    assert {k: v for k, v in again.items() if not any(t in k for t in timed)} == \
-        {k: v for k, v in row.items() if not any(t in k for t in timed)}
+    assert {k: v for k, v in again.items() if not any(t in k for t in timed)} == {
+        k: v for k, v in row.items() if not any(t in k for t in timed)
+    }
 
 
 def test_claim_is_exclusive_until_released(tmp_path):
@@ -327,8 +395,9 @@ def test_merge_result_keeps_rows_another_process_wrote(tmp_path):
 def test_study_leaves_a_run_another_process_holds_and_waits_for_it_at_the_end(tmp_path, caplog):
     out = tmp_path / "out"
     config = tmp_path / "study.yaml"
-    config.write_text(yaml.safe_dump({"out": str(out), "detectors": [{"backbone": "yolov5n"}],
-                                      "bench": {"peers": ""}}))  # locks are the point here, not peer timing
+    config.write_text(
+        yaml.safe_dump({"out": str(out), "detectors": [{"backbone": "yolov5n"}], "bench": {"peers": ""}})
+    )  # locks are the point here, not peer timing
     merge_result(out / "results.csv", {"model": "yolov5n", "status": "done"}, ["yolov5n"])  # the other one's row
     finished = threading.Event()
     caplog.set_level("INFO", logger="lwdet.study")

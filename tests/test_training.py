@@ -8,22 +8,49 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-TAGS = ["metrics/mAP50(B)", "metrics/mAP50-95(B)", "metrics/precision(B)", "metrics/recall(B)", "metrics/F1(B)",
-        "train/box_loss", "train/cls_loss", "train/dfl_loss", "train/dis_loss", "val/box_loss", "val/cls_loss",
-        "val/dfl_loss", "val/dis_loss",
-        "lr/pg0", "time/epoch_s"]
+TAGS = [
+    "metrics/mAP50(B)",
+    "metrics/mAP50-95(B)",
+    "metrics/precision(B)",
+    "metrics/recall(B)",
+    "metrics/F1(B)",
+    "train/box_loss",
+    "train/cls_loss",
+    "train/dfl_loss",
+    "train/dis_loss",
+    "val/box_loss",
+    "val/cls_loss",
+    "val/dfl_loss",
+    "val/dis_loss",
+    "lr/pg0",
+    "time/epoch_s",
+]
 
 
 def run_train(*args):
-    return subprocess.run([sys.executable, str(ROOT / "train.py"), *map(str, args)], capture_output=True, text=True,
-                          cwd=ROOT, timeout=600)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), *map(str, args)], capture_output=True, text=True, cwd=ROOT, timeout=600
+    )
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     project = tmp_path_factory.mktemp("runs")
-    r = run_train("--backbone", "ghostnet", "--epochs", 1, "--imgsz", 64, "--batch", 32, "--no-plots",
-                  "--project", project, "--name", "g")
+    r = run_train(
+        "--backbone",
+        "ghostnet",
+        "--epochs",
+        1,
+        "--imgsz",
+        64,
+        "--batch",
+        32,
+        "--no-plots",
+        "--project",
+        project,
+        "--name",
+        "g",
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     return project / "g", r
 
@@ -36,8 +63,10 @@ def test_run_folder_holds_weights_csv_events_and_its_inputs(run):
     assert f"tensorboard --logdir {run_dir.parent}" in r.stdout
 
 
-@pytest.mark.parametrize("epochs, close_mosaic, warmup", [(1, 1, 1.0), (10, 1, 1.0), (30, 3, 1.0), (50, 5, 1.5),
-                                                        (100, 10, 3.0), (300, 10, 3.0)])
+@pytest.mark.parametrize(
+    "epochs, close_mosaic, warmup",
+    [(1, 1, 1.0), (10, 1, 1.0), (30, 3, 1.0), (50, 5, 1.5), (100, 10, 3.0), (300, 10, 3.0)],
+)
 def test_epoch_settings_scale_with_the_budget(epochs, close_mosaic, warmup):
     from lwdet.training import budget_defaults
 
@@ -113,7 +142,9 @@ def test_bad_arguments_exit_2_with_one_clear_line(tmp_path, args, message):
 
 def test_bad_model_yaml_exits_2_naming_file_and_line(tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text((ROOT / "models/yaml/yolov5n-mnasnet_100.yaml").read_text().replace("Index, [40, 0]", "Index, [48, 0]"))
+    bad.write_text(
+        (ROOT / "models/yaml/yolov5n-mnasnet_100.yaml").read_text().replace("Index, [40, 0]", "Index, [48, 0]")
+    )
     r = run_train("--model", bad, "--project", tmp_path / "runs")
     assert r.returncode == 2
     assert f"{bad}:7: backbone row 1 (layer 1): declares 48 channels" in r.stderr
@@ -131,8 +162,23 @@ def test_killed_run_resumes_in_place_with_its_own_settings(tmp_path):
     import signal
     import time
 
-    cmd = [sys.executable, str(ROOT / "train.py"), "--backbone", "shufflenetv2_050", "--epochs", "3", "--imgsz", "64",
-           "--batch", "32", "--no-plots", "--project", str(tmp_path), "--name", "r"]
+    cmd = [
+        sys.executable,
+        str(ROOT / "train.py"),
+        "--backbone",
+        "shufflenetv2_050",
+        "--epochs",
+        "3",
+        "--imgsz",
+        "64",
+        "--batch",
+        "32",
+        "--no-plots",
+        "--project",
+        str(tmp_path),
+        "--name",
+        "r",
+    ]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     csv_path, last = tmp_path / "r" / "results.csv", tmp_path / "r" / "weights" / "last.pt"
     deadline = time.time() + 300
@@ -175,8 +221,19 @@ def bad_dataset(tmp_path):
 def test_dataset_errors_stop_training_unless_skip_bad(tmp_path, bad_dataset):
     root, bad = bad_dataset
     before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in root.rglob("*") if p.is_file()}
-    common = ["--backbone", "shufflenetv2_050", "--data", root / "data.yaml", "--epochs", 1, "--imgsz", 64,
-              "--no-plots", "--project", tmp_path / "runs"]
+    common = [
+        "--backbone",
+        "shufflenetv2_050",
+        "--data",
+        root / "data.yaml",
+        "--epochs",
+        1,
+        "--imgsz",
+        64,
+        "--no-plots",
+        "--project",
+        tmp_path / "runs",
+    ]
     r = run_train(*common, "--name", "a")
     assert r.returncode == 2
     assert f"labels/train/{bad.name}:1: class 99 is not in names" in r.stderr
@@ -194,8 +251,23 @@ def test_sigint_saves_a_resumable_checkpoint_and_exits_cleanly(tmp_path):
     import signal
     import time
 
-    cmd = [sys.executable, str(ROOT / "train.py"), "--backbone", "shufflenetv2_050", "--epochs", "3", "--imgsz", "64",
-           "--batch", "32", "--no-plots", "--project", str(tmp_path), "--name", "r"]
+    cmd = [
+        sys.executable,
+        str(ROOT / "train.py"),
+        "--backbone",
+        "shufflenetv2_050",
+        "--epochs",
+        "3",
+        "--imgsz",
+        "64",
+        "--batch",
+        "32",
+        "--no-plots",
+        "--project",
+        str(tmp_path),
+        "--name",
+        "r",
+    ]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     last = tmp_path / "r" / "weights" / "last.pt"
     deadline = time.time() + 300
@@ -229,8 +301,25 @@ def test_checkpoint_results_are_read_without_polars_as_the_engine_reads_them(run
 
 
 def test_lite_neck_and_head_train_from_the_cli(tmp_path):
-    r = run_train("--backbone", "shufflenetv2_050", "--neck", "lite", "--head", "lite", "--epochs", 1, "--imgsz", 64,
-                  "--batch", 32, "--no-plots", "--project", tmp_path, "--name", "lite")
+    r = run_train(
+        "--backbone",
+        "shufflenetv2_050",
+        "--neck",
+        "lite",
+        "--head",
+        "lite",
+        "--epochs",
+        1,
+        "--imgsz",
+        64,
+        "--batch",
+        32,
+        "--no-plots",
+        "--project",
+        tmp_path,
+        "--name",
+        "lite",
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     assert (tmp_path / "lite" / "yolov5n-shufflenetv2_050-litepan-litehead.yaml").is_file()
     rows = list(csv.DictReader((tmp_path / "lite" / "results.csv").open()))

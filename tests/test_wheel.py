@@ -33,8 +33,13 @@ def test_wheel_holds_the_package_data(wheel):
     cfg = {n for n in names if n.startswith("lwdet/cfg/")}
     shipped = {f"lwdet/cfg/models/{p.name}" for p in (ROOT / "lwdet/cfg/models").glob("*.yaml")}
     assert shipped and shipped <= cfg
-    for name in ("lwdet/cfg/datasets/fmnist-det.yaml", "lwdet/cfg/studies/study-cpu.yaml",
-                 "lwdet/data/assets/fashion_items.npz", "lwdet/cli/train.py", "lwdet/__main__.py"):
+    for name in (
+        "lwdet/cfg/datasets/fmnist-det.yaml",
+        "lwdet/cfg/studies/study-cpu.yaml",
+        "lwdet/data/assets/fashion_items.npz",
+        "lwdet/cli/train.py",
+        "lwdet/__main__.py",
+    ):
         assert name in names, name
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     assert "lwdet = lwdet.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
@@ -73,8 +78,10 @@ lwdet_synth: {n_train: 16, n_val: 8, seed: 0, min_side: 64, max_side: 96, object
 
 def test_shipped_data_yaml_builds_into_the_working_folder(user):
     env, work = user
-    code = ("from lwdet.data import DEFAULT_DATA, _load_yaml, dataset_root; "
-            "print(DEFAULT_DATA); print(dataset_root(DEFAULT_DATA, _load_yaml(DEFAULT_DATA)))")
+    code = (
+        "from lwdet.data import DEFAULT_DATA, _load_yaml, dataset_root; "
+        "print(DEFAULT_DATA); print(dataset_root(DEFAULT_DATA, _load_yaml(DEFAULT_DATA)))"
+    )
     shipped, root = _run(["python", "-c", code], cwd=work, env=env).stdout.split()
     assert Path(shipped).is_file() and Path(shipped).parts[-4:] == ("lwdet", "cfg", "datasets", "fmnist-det.yaml")
     assert Path(root) == work / "datasets" / "fmnist-det"  # generated data never goes into site-packages
@@ -83,8 +90,31 @@ def test_shipped_data_yaml_builds_into_the_working_folder(user):
 def test_train_export_bench_from_an_empty_folder(user):
     env, work = user
     (work / "tiny.yaml").write_text(TINY)
-    _run(["lwdet", "train", "--backbone", "ghostnet", "--epochs", "1", "--imgsz", "64", "--batch", "8", "--no-plots",
-          "--project", "P", "--name", "N", "--data", "tiny.yaml", "--workers", "0"], cwd=work, env=env)
+    _run(
+        [
+            "lwdet",
+            "train",
+            "--backbone",
+            "ghostnet",
+            "--epochs",
+            "1",
+            "--imgsz",
+            "64",
+            "--batch",
+            "8",
+            "--no-plots",
+            "--project",
+            "P",
+            "--name",
+            "N",
+            "--data",
+            "tiny.yaml",
+            "--workers",
+            "0",
+        ],
+        cwd=work,
+        env=env,
+    )
     run = work / "P" / "N"
     assert (run / "weights" / "best.pt").is_file() and (run / "results.csv").is_file()
     r = _run(["lwdet", "export", "P/N", "--format", "ncnn", "--imgsz", "64"], cwd=work, env=env)

@@ -60,7 +60,7 @@ LICENCE = (
     "{per_class} items per class from each of the train and t10k splits, "
     "selected by tools/derive_fashion_items.py --seed {seed}. "
     "The above copyright notice and this permission notice shall be included in all "
-    "copies or substantial portions of the Software. THE SOFTWARE IS PROVIDED \"AS IS\", "
+    'copies or substantial portions of the Software. THE SOFTWARE IS PROVIDED "AS IS", '
     "WITHOUT WARRANTY OF ANY KIND."
 )
 

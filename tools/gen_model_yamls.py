@@ -100,19 +100,30 @@ LITE_WIDTH = 64  # YOLOv5n's P3 width, kept at every level
 NANO_WIDTH = 48  # the nano PAN: the lite PAN at ShuffleNetV2-0.5's P3 width
 
 # neck -> (P5 block or None for the lite PAN, description); file suffixes: lwdet.models.NECK_SUFFIX
-NECKS = {"sppf": ("SPPF, [256, 5]", "SPPF at P5, CSP-PAN"),
-         "aspp": ("ASPP, [256, [1, 2, 3]]", "ASPP (rates 1, 2, 3) at P5, CSP-PAN"),
-         "lite": (None, f"lite PAN (width {LITE_WIDTH}, depthwise-separable, ReLU)"),
-         "nano": (None, f"nano PAN (the lite PAN at width {NANO_WIDTH})"),
-         "p45": (None, f"two-level PAN (P4/P5 only, width {LITE_WIDTH}, as Yolo-FastestV2)")}
+NECKS = {
+    "sppf": ("SPPF, [256, 5]", "SPPF at P5, CSP-PAN"),
+    "aspp": ("ASPP, [256, [1, 2, 3]]", "ASPP (rates 1, 2, 3) at P5, CSP-PAN"),
+    "lite": (None, f"lite PAN (width {LITE_WIDTH}, depthwise-separable, ReLU)"),
+    "nano": (None, f"nano PAN (the lite PAN at width {NANO_WIDTH})"),
+    "p45": (None, f"two-level PAN (P4/P5 only, width {LITE_WIDTH}, as Yolo-FastestV2)"),
+}
 LITE_NECKS = ("lite", "nano", "p45")  # no P5 block; ReLU in every engine-built layer
 # head -> (Detect row args, description); file suffixes: lwdet.models.HEAD_SUFFIX
-HEADS = {"yolo": ("Detect, [nc]", "Detect head"),
-         "lite": ("LiteDetect, [nc, 16]", "LiteDetect head (depthwise-separable)"),
-         "nano": ("LiteDetect, [nc, 1]", "nano head (LiteDetect regressing box sides directly: no DFL)")}
+HEADS = {
+    "yolo": ("Detect, [nc]", "Detect head"),
+    "lite": ("LiteDetect, [nc, 16]", "LiteDetect head (depthwise-separable)"),
+    "nano": ("LiteDetect, [nc, 1]", "nano head (LiteDetect regressing box sides directly: no DFL)"),
+}
 # (neck, head) pairs shipped for every backbone
-COMBOS = [("sppf", "yolo"), ("aspp", "yolo"), ("sppf", "lite"), ("lite", "yolo"), ("lite", "lite"), ("nano", "nano"),
-          ("p45", "nano")]
+COMBOS = [
+    ("sppf", "yolo"),
+    ("aspp", "yolo"),
+    ("sppf", "lite"),
+    ("lite", "yolo"),
+    ("lite", "lite"),
+    ("nano", "nano"),
+    ("p45", "nano"),
+]
 
 
 def head(p3: int, p4: int, p5: int, h: int, neck: str, detect: str) -> str:
@@ -134,22 +145,34 @@ def render() -> dict:
         p5, n_text = NECKS[neck]
         detect, h_text = HEADS[head_kind]
         suffix = NECK_SUFFIX[neck] + HEAD_SUFFIX[head_kind]
-        act = ("activation: ReLU # every layer built from the engine's modules; a timm/torchvision backbone keeps its own\n"
-               if neck in LITE_NECKS else "")
+        act = (
+            "activation: ReLU # every layer built from the engine's modules; a timm/torchvision backbone keeps its own\n"
+            if neck in LITE_NECKS
+            else ""
+        )
         what = f"{n_text}, {h_text}"
         base_rows = BASELINE_BACKBONE + (P5_ROW.format(p5=p5, i=9) if p5 else "")
         files[f"yolov5n{suffix}.yaml"] = (
-            HEADER.format(title=f"YOLOv5n (the engine's yolov5.yaml at scale n): {what}") + act
-            + "\n" + base_rows + "\n" + head(4, 6, 8, 10 if p5 else 9, neck, detect)
+            HEADER.format(title=f"YOLOv5n (the engine's yolov5.yaml at scale n): {what}")
+            + act
+            + "\n"
+            + base_rows
+            + "\n"
+            + head(4, 6, 8, 10 if p5 else 9, neck, detect)
         )
         for name, spec in BACKBONES.items():
             c3, c4, c5 = build_backbone(name).channels
             source = f"{spec.source} {spec.model}"
             rows = SWAP_BACKBONE.format(name=name, source=source, c3=c3, c4=c4, c5=c5) + (
-                P5_ROW.format(p5=p5, i=4) if p5 else "")
+                P5_ROW.format(p5=p5, i=4) if p5 else ""
+            )
             files[f"yolov5n-{name}{suffix}.yaml"] = (
-                HEADER.format(title=f"YOLOv5n-style detector on a {name} backbone ({source}): {what}") + act
-                + "\n" + rows + "\n" + head(1, 2, 3, 5 if p5 else 4, neck, detect)
+                HEADER.format(title=f"YOLOv5n-style detector on a {name} backbone ({source}): {what}")
+                + act
+                + "\n"
+                + rows
+                + "\n"
+                + head(1, 2, 3, 5 if p5 else 4, neck, detect)
             )
     return files
 

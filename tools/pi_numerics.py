@@ -83,11 +83,29 @@ def record(export: Path, rows: list[dict]) -> None:
     meta = json.loads(path.read_text(encoding="utf-8"))
     meta["board_numerics"] = {
         "how": "tools/pi_emulated.sh + tools/pi_numerics.py report (qemu-user, QEMU_CPU per board; emulated: numbers, "
-               "not latencies)",
-        "default_fp16": {"cortex-a72 (Pi 4)": "ncnn defaults", "cortex-a76 (Pi 5)": "off",
-                         "rule": "fp16 off for an fp32 export where the CPU has fp16 arithmetic (asimdhp)"},
-        "runs": [{k: r[k] for k in ("run", "cpu_part", "asimdhp", "fp16_used", "box_max_px", "score_max",
-                                    "anchors_over_1px", "map50_95", "map_torch")} for r in rows],
+        "not latencies)",
+        "default_fp16": {
+            "cortex-a72 (Pi 4)": "ncnn defaults",
+            "cortex-a76 (Pi 5)": "off",
+            "rule": "fp16 off for an fp32 export where the CPU has fp16 arithmetic (asimdhp)",
+        },
+        "runs": [
+            {
+                k: r[k]
+                for k in (
+                    "run",
+                    "cpu_part",
+                    "asimdhp",
+                    "fp16_used",
+                    "box_max_px",
+                    "score_max",
+                    "anchors_over_1px",
+                    "map50_95",
+                    "map_torch",
+                )
+            }
+            for r in rows
+        ],
     }
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -50,9 +50,13 @@ def build_parser() -> Parser:
     p.add_argument("--conf", type=float, default=0.25)
     p.add_argument("--iou", type=float, default=0.7)
     p.add_argument("--threads", type=int, default=4, help="ncnn threads (a Pi 4/5 has 4 cores)")
-    p.add_argument("--fp16", default="auto", choices=tuple(FP16),
-                   help="ncnn fp16 storage/arithmetic; auto: the board's default (off on a Pi 5 for an fp32 export, "
-                        "ncnn's defaults elsewhere; see deploy/raspberry-pi/README.md)")
+    p.add_argument(
+        "--fp16",
+        default="auto",
+        choices=tuple(FP16),
+        help="ncnn fp16 storage/arithmetic; auto: the board's default (off on a Pi 5 for an fp32 export, "
+        "ncnn's defaults elsewhere; see deploy/raspberry-pi/README.md)",
+    )
     p.add_argument("--tile", type=int, metavar="SIZE", help="sliced inference: SIZE x SIZE px tiles (as at import)")
     p.add_argument("--overlap", type=int, default=64, metavar="PX", help="tile overlap in px (with --tile)")
     p.add_argument("--camera-size", type=size, metavar="WxH", help="capture size for a camera / the Pi camera")
@@ -61,12 +65,27 @@ def build_parser() -> Parser:
     p.add_argument("--show", action="store_true", help="show annotated frames in a window (needs a display)")
     p.add_argument("--max-frames", type=int, default=0, help="stop after this many frames (0: until the end)")
     p.add_argument("--warmup", type=int, default=3, help="first frames not counted in FPS / latency")
-    p.add_argument("--status-every", type=float, default=5.0, metavar="S",
-                   help="seconds between status lines for videos, cameras and streams (0: every frame)")
-    p.add_argument("--retry", type=float, default=30.0, metavar="MAX",
-                   help="longest wait in s between attempts to reopen a lost camera / stream (waits double from 1 s)")
-    p.add_argument("--retry-limit", type=int, default=0, metavar="N",
-                   help="give up (exit 1) after N consecutive failed attempts (0: never, as a service should)")
+    p.add_argument(
+        "--status-every",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="seconds between status lines for videos, cameras and streams (0: every frame)",
+    )
+    p.add_argument(
+        "--retry",
+        type=float,
+        default=30.0,
+        metavar="MAX",
+        help="longest wait in s between attempts to reopen a lost camera / stream (waits double from 1 s)",
+    )
+    p.add_argument(
+        "--retry-limit",
+        type=int,
+        default=0,
+        metavar="N",
+        help="give up (exit 1) after N consecutive failed attempts (0: never, as a service should)",
+    )
     return p
 
 
@@ -78,8 +97,11 @@ def slicer(det, tile: int, overlap: int, tiles: list):
 
     def detect(image):
         tiles.append(len(tile_windows(image.shape[1], image.shape[0], tile, overlap)))
-        return [Detection(tuple(float(v) for v in d[:4]), float(d[4]), int(d[5]), det.names[int(d[5])])
-                for d in sliced_predict(det, image, tile, overlap)]
+        return [
+            Detection(tuple(float(v) for v in d[:4]), float(d[4]), int(d[5]), det.names[int(d[5])])
+            for d in sliced_predict(det, image, tile, overlap)
+        ]
+
     return detect
 
 
@@ -157,9 +179,11 @@ def run(args, out) -> int:
             c.close()
     if meter.frames:
         wall = time.perf_counter() - start
-        printer.line(f"{meter.status()}; {meter.frames / wall:.1f} FPS wall (loading, reading"
-                     f"{' and saving' if args.save else ''} included); detect = letterbox + ncnn + NMS"
-                     + (f"; sliced: {sum(tiles) / len(tiles):.1f} tiles/frame of {args.tile} px" if tiles else ""))
+        printer.line(
+            f"{meter.status()}; {meter.frames / wall:.1f} FPS wall (loading, reading"
+            f"{' and saving' if args.save else ''} included); detect = letterbox + ncnn + NMS"
+            + (f"; sliced: {sum(tiles) / len(tiles):.1f} tiles/frame of {args.tile} px" if tiles else "")
+        )
     return 0
 
 

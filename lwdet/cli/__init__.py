@@ -28,8 +28,13 @@ def _help() -> str:
     import lwdet
 
     width = max(map(len, COMMANDS))
-    lines = [USAGE, "", f"lwdet {lwdet.__version__}: YOLOv5n backbone-swap detectors for edge devices.", "",
-             "commands:"]
+    lines = [
+        USAGE,
+        "",
+        f"lwdet {lwdet.__version__}: YOLOv5n backbone-swap detectors for edge devices.",
+        "",
+        "commands:",
+    ]
     lines += [f"  {name:<{width}}  {text}" for name, text in COMMANDS.items()]
     lines += ["", "lwdet COMMAND --help shows a command's options."]
     return "\n".join(lines)

@@ -38,8 +38,9 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 def parser(prog: str, doc: str | None) -> Parser:
     """A command's parser: the first docstring line as description; each default shown once, by the help text."""
-    return Parser(prog=prog, description=(doc or "").strip().splitlines()[0] if doc else None,
-                  formatter_class=HelpFormatter)
+    return Parser(
+        prog=prog, description=(doc or "").strip().splitlines()[0] if doc else None, formatter_class=HelpFormatter
+    )
 
 
 def int_list(text: str, n: int | None = None) -> list[int]:

@@ -40,8 +40,16 @@ def table(reports) -> str:
     rows = [fmt.format(*head)]
     for r in reports:
         maps = [f"{m:.4f}" if m is not None else "-" for m in (r.map_torch, r.map_export)]
-        rows.append(fmt.format(r.format, 16 if r.half else 32, f"{r.box_max_abs_diff:.2e} ({r.box_tolerance:.2g})",
-                               f"{r.score_max_abs_diff:.2e} ({r.score_tolerance:.2g})", *maps, r.path))
+        rows.append(
+            fmt.format(
+                r.format,
+                16 if r.half else 32,
+                f"{r.box_max_abs_diff:.2e} ({r.box_tolerance:.2g})",
+                f"{r.score_max_abs_diff:.2e} ({r.score_tolerance:.2g})",
+                *maps,
+                r.path,
+            )
+        )
     return "\n".join(rows)
 
 
@@ -60,8 +68,15 @@ def _export(args) -> int:
     reports, status = [], 0
     for fmt in formats:
         try:
-            path = EXPORTERS[fmt](weights, imgsz=args.imgsz, half=args.half, data=data, map_check=not args.no_map,
-                                  overwrite=args.overwrite, trust=args.trust_checkpoint)
+            path = EXPORTERS[fmt](
+                weights,
+                imgsz=args.imgsz,
+                half=args.half,
+                data=data,
+                map_check=not args.no_map,
+                overwrite=args.overwrite,
+                trust=args.trust_checkpoint,
+            )
             reports.append(read_parity(path))
         except ParityError as e:
             reports.append(e.report)

@@ -18,9 +18,13 @@ PROG = "lwdet parts"
 
 def build_parser():
     p = common.parser(PROG, __doc__)
-    p.add_argument("model", nargs="+", type=Path,
-                   help="model YAMLs (random weights: timing only; also engine names such as yolo26n.yaml) or "
-                        "trained weights (.pt)")
+    p.add_argument(
+        "model",
+        nargs="+",
+        type=Path,
+        help="model YAMLs (random weights: timing only; also engine names such as yolo26n.yaml) or "
+        "trained weights (.pt)",
+    )
     p.add_argument("--imgsz", type=common.imgsz, default=320, help="square input size, a multiple of 32")
     p.add_argument("--threads", type=common.int_list, default=[1], help="e.g. 1,2,4: one row per value (default: 1)")
     p.add_argument("--loops", type=common.positive_int, default=50, help="timed runs per graph")
@@ -47,11 +51,15 @@ def _parts(a) -> int:
         for threads in a.threads:
             r = {"model": path.stem, **part_latency(model, a.imgsz, threads, a.loops, a.warmup)}
             rows.append(r)
-            print(f"{r['model']:<45}{threads:>8}{r['backbone_ms']:>12.2f}{r['neck_ms']:>9.2f}{r['head_ms']:>9.2f}"
-                  f"{r['total_ms']:>10.2f}")
+            print(
+                f"{r['model']:<45}{threads:>8}{r['backbone_ms']:>12.2f}{r['neck_ms']:>9.2f}{r['head_ms']:>9.2f}"
+                f"{r['total_ms']:>10.2f}"
+            )
             share = sum(r["layer_type_ms"].values())
-            print("    by layer type: " + ", ".join(f"{k} {100 * v / share:.0f}%" for k, v in
-                                                 list(r["layer_type_ms"].items())[:5]))
+            print(
+                "    by layer type: "
+                + ", ".join(f"{k} {100 * v / share:.0f}%" for k, v in list(r["layer_type_ms"].items())[:5])
+            )
     if a.json:
         a.json.write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
     return 0

@@ -1,7 +1,7 @@
 """Write the comparison report (tables, Pareto plot, training curves) of a study results CSV.
 
-    lwdet report runs/study-cpu/results.csv                      # -> runs/report/study-cpu/
-    lwdet report docs/study-long/data/results.csv --out docs/study-long --overwrite   # re-render a committed report
+lwdet report runs/study-cpu/results.csv                      # -> runs/report/study-cpu/
+lwdet report docs/study-long/data/results.csv --out docs/study-long --overwrite   # re-render a committed report
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ def build_parser():
     p.add_argument("results_csv", type=Path, help="study results CSV (one row per detector)")
     p.add_argument("--out", type=Path, help="output folder (default: runs/report/<study name>)")
     p.add_argument("--overwrite", action="store_true", help="write into an output folder that has files already")
-    p.add_argument("--bench-csv", type=Path,
-                   help="bench_edge.py --csv file from the target device; replaces latency and memory")
+    p.add_argument(
+        "--bench-csv", type=Path, help="bench_edge.py --csv file from the target device; replaces latency and memory"
+    )
     p.add_argument("--max-latency-ms", type=float, help="best-under limit: ncnn latency at 1 thread")
     p.add_argument("--max-params-m", type=float, help="best-under limit: parameters (millions)")
     p.add_argument("--max-memory-mb", type=float, help="best-under limit: ncnn peak memory")
@@ -45,15 +46,22 @@ def _body(a) -> int:
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"{out}: --out is a file")
     if out.is_dir() and any(out.iterdir()) and not a.overwrite:
-        raise FileExistsError(f"{out}: folder has files already; give --overwrite to write the report into it, "
-                              f"or another --out")
-    limits = dict(max_latency_ms=a.max_latency_ms, max_params_m=a.max_params_m, max_memory_mb=a.max_memory_mb,
-                  min_map=a.min_map)
+        raise FileExistsError(
+            f"{out}: folder has files already; give --overwrite to write the report into it, or another --out"
+        )
+    limits = dict(
+        max_latency_ms=a.max_latency_ms, max_params_m=a.max_params_m, max_memory_mb=a.max_memory_mb, min_map=a.min_map
+    )
     report = write_report(a.results_csv, out, bench_csv=a.bench_csv, **limits)
     best = best_under(load_study(a.results_csv, a.bench_csv)[0], **limits)
     print(f"report: {report}")
-    print(f"best under ({_constraints_text(limits)}): " + (", ".join(
-        f"{r['model']} (mAP50-95 {fmt(r.get(ACCURACY))}, {fmt(r.get(LATENCY))} ms)" for r in best[:5]) or "none"))
+    print(
+        f"best under ({_constraints_text(limits)}): "
+        + (
+            ", ".join(f"{r['model']} (mAP50-95 {fmt(r.get(ACCURACY))}, {fmt(r.get(LATENCY))} ms)" for r in best[:5])
+            or "none"
+        )
+    )
     return 0
 
 

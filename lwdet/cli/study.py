@@ -1,8 +1,8 @@
 """Run a comparison study (train, profile, export, time every detector of a config), resumably; then its report.
 
-    lwdet study configs/study-cpu.yaml                     # again after an interruption: finished runs are skipped
-    lwdet study CONFIG --train-only                        # on a GPU box; then the plain command where it is timed
-    lwdet study CONFIG --rebench                           # time the finished detectors again, in one pass
+lwdet study configs/study-cpu.yaml                     # again after an interruption: finished runs are skipped
+lwdet study CONFIG --train-only                        # on a GPU box; then the plain command where it is timed
+lwdet study CONFIG --rebench                           # time the finished detectors again, in one pass
 """
 
 from __future__ import annotations
@@ -18,13 +18,22 @@ RESUME = "run the same command again to go on (finished detectors are skipped)"
 def build_parser():
     p = common.parser("lwdet study", __doc__)
     p.add_argument("config", type=Path, help="study config YAML (e.g. the shipped study-cpu.yaml)")
-    p.add_argument("--only", type=lambda s: [n for n in s.split(",") if n],
-                   help="comma-separated run names to do now, with their teachers (default: all)")
+    p.add_argument(
+        "--only",
+        type=lambda s: [n for n in s.split(",") if n],
+        help="comma-separated run names to do now, with their teachers (default: all)",
+    )
     p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
-    p.add_argument("--rebench", action="store_true",
-                   help="only time the finished detectors again, in one pass (after a study on a busy machine)")
-    p.add_argument("--train-only", action="store_true",
-                   help="only train (e.g. on a GPU box); run again without it where the detectors are timed")
+    p.add_argument(
+        "--rebench",
+        action="store_true",
+        help="only time the finished detectors again, in one pass (after a study on a busy machine)",
+    )
+    p.add_argument(
+        "--train-only",
+        action="store_true",
+        help="only train (e.g. on a GPU box); run again without it where the detectors are timed",
+    )
     return p
 
 

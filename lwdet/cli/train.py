@@ -16,21 +16,39 @@ PROG = "lwdet train"
 
 def build_parser():
     from lwdet.backbones import BACKBONES, FAMILIES
-    from lwdet.models import BASELINE, HEAD_KINDS, NECKS
     from lwdet.data.augment import AUG_PRESETS
+    from lwdet.models import BASELINE, HEAD_KINDS, NECKS
 
     ap = common.parser(PROG, __doc__)
-    ap.add_argument("--backbone", default="ghostnet",
-                    help=f"{BASELINE}, a family ({', '.join(FAMILIES)}) or a width ({', '.join(BACKBONES)})")
-    ap.add_argument("--neck", default="sppf", choices=NECKS,
-                    help="sppf / aspp: that block at P5 feeding the CSP-PAN; lite / nano: the lite PAN (depthwise, "
-                         "ReLU, width 64 / 48); p45: the lite PAN at P4/P5 only (two detection levels)")
-    ap.add_argument("--head", default="yolo", choices=HEAD_KINDS,
-                    help="yolo: the engine's Detect; lite: LiteDetect (depthwise); nano: LiteDetect without DFL")
-    ap.add_argument("--model", type=Path, help="train this model YAML instead of --backbone/--neck: a file, or an "
-                    "engine name such as yolo26n.yaml, yolo11n.yaml, yolov8n.yaml")
-    ap.add_argument("--data", type=common.existing_file,
-                    help="data YAML (default: the embedded set fmnist-det, generated into ./datasets on first use)")
+    ap.add_argument(
+        "--backbone",
+        default="ghostnet",
+        help=f"{BASELINE}, a family ({', '.join(FAMILIES)}) or a width ({', '.join(BACKBONES)})",
+    )
+    ap.add_argument(
+        "--neck",
+        default="sppf",
+        choices=NECKS,
+        help="sppf / aspp: that block at P5 feeding the CSP-PAN; lite / nano: the lite PAN (depthwise, "
+        "ReLU, width 64 / 48); p45: the lite PAN at P4/P5 only (two detection levels)",
+    )
+    ap.add_argument(
+        "--head",
+        default="yolo",
+        choices=HEAD_KINDS,
+        help="yolo: the engine's Detect; lite: LiteDetect (depthwise); nano: LiteDetect without DFL",
+    )
+    ap.add_argument(
+        "--model",
+        type=Path,
+        help="train this model YAML instead of --backbone/--neck: a file, or an "
+        "engine name such as yolo26n.yaml, yolo11n.yaml, yolov8n.yaml",
+    )
+    ap.add_argument(
+        "--data",
+        type=common.existing_file,
+        help="data YAML (default: the embedded set fmnist-det, generated into ./datasets on first use)",
+    )
     ap.add_argument("--epochs", type=common.positive_int, default=30, help="training epochs")
     ap.add_argument("--imgsz", type=common.imgsz, default=320, help="square input size, a multiple of 32")
     ap.add_argument("--batch", type=common.positive_int, default=16, help="images per batch")
@@ -42,19 +60,30 @@ def build_parser():
     ap.add_argument("--project", type=Path, help="runs folder (default: runs/<data name>)")
     ap.add_argument("--name", help="run name (default: the model name; -2, -3, ... if taken)")
     ap.add_argument("--resume", action="store_true", help="continue the run PROJECT/NAME from its last.pt")
-    ap.add_argument("--backbone-weights", type=common.existing_file,
-                    help="local file with the backbone's classifier weights")
-    ap.add_argument("--pretrained", action="store_true",
-                    help="ImageNet backbone weights from timm's / torchvision's cache, downloaded there when online")
-    ap.add_argument("--teacher", type=common.existing_path,
-                    help="distil from this run folder (its weights/best.pt) or .pt, with the engine's distillation")
+    ap.add_argument(
+        "--backbone-weights", type=common.existing_file, help="local file with the backbone's classifier weights"
+    )
+    ap.add_argument(
+        "--pretrained",
+        action="store_true",
+        help="ImageNet backbone weights from timm's / torchvision's cache, downloaded there when online",
+    )
+    ap.add_argument(
+        "--teacher",
+        type=common.existing_path,
+        help="distil from this run folder (its weights/best.pt) or .pt, with the engine's distillation",
+    )
     ap.add_argument("--distill-weight", type=float, help="weight of the distillation loss (default: the engine's 6.0)")
     ap.add_argument("--no-plots", action="store_true", help="skip the engine's plots (faster on a CPU)")
     ap.add_argument("--trust-checkpoint", action="store_true", help="use a last.pt or teacher outside the allow-list")
     ap.add_argument("--skip-bad", action="store_true", help="train on the images without errors (default: stop)")
-    ap.add_argument("--aug", default="engine", choices=AUG_PRESETS,
-                    help="engine: the engine's augmentation; topdown: + vertical flips and 90-degree rotations "
-                         "(aerial / top-down images)")
+    ap.add_argument(
+        "--aug",
+        default="engine",
+        choices=AUG_PRESETS,
+        help="engine: the engine's augmentation; topdown: + vertical flips and 90-degree rotations "
+        "(aerial / top-down images)",
+    )
     return ap
 
 
@@ -88,8 +117,9 @@ def _train(args) -> int:
         run_dir = project.resolve() / args.name
     else:
         run_dir = new_run_dir(project, args.name or yaml_path.stem, explicit=args.name is not None)
-    overrides = dict(epochs=args.epochs, imgsz=args.imgsz, batch=args.batch, device=args.device,
-                     workers=args.workers, seed=args.seed)
+    overrides = dict(
+        epochs=args.epochs, imgsz=args.imgsz, batch=args.batch, device=args.device, workers=args.workers, seed=args.seed
+    )
     if args.resume:  # the run's own settings hold; pass on only what this command line changed
         defaults = vars(build_parser().parse_args([]))
         overrides = {k: v for k, v in overrides.items() if v != defaults[k]}
@@ -103,10 +133,19 @@ def _train(args) -> int:
 
         overrides.update(augment_overrides(args.aug))
     try:
-        metrics = train(yaml_path, data, run_dir, resume=args.resume, skip_bad=args.skip_bad,
-                        trust_checkpoint=args.trust_checkpoint, backbone_weights=args.backbone_weights,
-                        pretrained=args.pretrained, teacher=args.teacher, distill_weight=args.distill_weight,
-                        **overrides)
+        metrics = train(
+            yaml_path,
+            data,
+            run_dir,
+            resume=args.resume,
+            skip_bad=args.skip_bad,
+            trust_checkpoint=args.trust_checkpoint,
+            backbone_weights=args.backbone_weights,
+            pretrained=args.pretrained,
+            teacher=args.teacher,
+            distill_weight=args.distill_weight,
+            **overrides,
+        )
     except TrainingInterrupted as e:
         print(f"{e}\ncontinue with: {PROG} --project {run_dir.parent} --name {run_dir.name} --resume")
         return 130 if e.signal_name == "SIGINT" else 143

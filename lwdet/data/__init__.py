@@ -38,8 +38,10 @@ def _check_keys(data_yaml: Path, data: dict[str, Any]) -> None:
     import difflib
 
     if "download" in data:
-        raise ValueError(f"{data_yaml}: key 'download' is refused: lwdet never runs a data YAML's download script; "
-                         "fetch the data yourself and point 'path' at it")
+        raise ValueError(
+            f"{data_yaml}: key 'download' is refused: lwdet never runs a data YAML's download script; "
+            "fetch the data yourself and point 'path' at it"
+        )
     for key in data:
         if key not in DATA_KEYS:
             close = difflib.get_close_matches(str(key), DATA_KEYS, n=1)
@@ -81,11 +83,15 @@ def _synth_kwargs(data_yaml: Path, synth: Any, names: dict[int, str]) -> dict[st
     allowed = set(inspect.signature(build_detection_set).parameters) - {"out_dir"}
     unknown = sorted(set(synth) - allowed)
     if unknown:
-        raise ValueError(f"{data_yaml}: unknown key(s) in '{SYNTH_KEY}': {', '.join(map(str, unknown))} (allowed: {', '.join(sorted(allowed))})")
+        raise ValueError(
+            f"{data_yaml}: unknown key(s) in '{SYNTH_KEY}': {', '.join(map(str, unknown))} (allowed: {', '.join(sorted(allowed))})"
+        )
     kwargs = dict(synth)
     kwargs.setdefault("classes", list(names.values()))
     if [str(c) for c in kwargs["classes"]] != list(names.values()):
-        raise ValueError(f"{data_yaml}: '{SYNTH_KEY}.classes' {list(kwargs['classes'])} must equal 'names' {list(names.values())} (same order)")
+        raise ValueError(
+            f"{data_yaml}: '{SYNTH_KEY}.classes' {list(kwargs['classes'])} must equal 'names' {list(names.values())} (same order)"
+        )
     for key in ("n_train", "n_val"):
         if key not in kwargs:
             raise ValueError(f"{data_yaml}: missing key '{SYNTH_KEY}.{key}'")
@@ -100,8 +106,9 @@ def _bench_kwargs(data_yaml: Path, bench: Any, names: dict[int, str]) -> dict[st
         raise ValueError(f"{data_yaml}: key '{BENCH_KEY}' must be a mapping of {', '.join(BENCH_ARGS)}")
     unknown = sorted(set(map(str, bench)) - set(BENCH_ARGS))
     if unknown:
-        raise ValueError(f"{data_yaml}: unknown key(s) in '{BENCH_KEY}': {', '.join(unknown)} "
-                         f"(allowed: {', '.join(BENCH_ARGS)})")
+        raise ValueError(
+            f"{data_yaml}: unknown key(s) in '{BENCH_KEY}': {', '.join(unknown)} (allowed: {', '.join(BENCH_ARGS)})"
+        )
     if list(names.values()) != list(CLASS_NAMES):
         raise ValueError(f"{data_yaml}: 'names' must be the benchmark set's classes in order: {list(CLASS_NAMES)}")
     return dict(bench)
@@ -158,13 +165,15 @@ def ensure_dataset(data_yaml: str | os.PathLike) -> dict[str, Any]:
     data["path"] = str(root)
 
     if data.get(SYNTH_KEY) is not None:
-        _build_if_missing(root, build_detection_set, _synth_kwargs(data_yaml, data[SYNTH_KEY], data["names"]),
-                          data_yaml)
+        _build_if_missing(
+            root, build_detection_set, _synth_kwargs(data_yaml, data[SYNTH_KEY], data["names"]), data_yaml
+        )
     if data.get(BENCH_KEY) is not None:
         from lwdet.data.benchmark import build_benchmark_set
 
-        _build_if_missing(root, build_benchmark_set, _bench_kwargs(data_yaml, data[BENCH_KEY], data["names"]),
-                          data_yaml)
+        _build_if_missing(
+            root, build_benchmark_set, _bench_kwargs(data_yaml, data[BENCH_KEY], data["names"]), data_yaml
+        )
     if not root.is_dir():
         raise FileNotFoundError(f"{data_yaml}: dataset folder not found: {root}")
     for key in ("train", "val"):

@@ -23,10 +23,10 @@ import math
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -404,7 +404,14 @@ def build_detection_set(
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    LOGGER.info("building %s: %d train + %d val images, classes %s, seed %d", out_dir, n_train, n_val, list(names.values()), seed)
+    LOGGER.info(
+        "building %s: %d train + %d val images, classes %s, seed %d",
+        out_dir,
+        n_train,
+        n_val,
+        list(names.values()),
+        seed,
+    )
     try:
         os.chmod(tmp, 0o777 & ~_umask())
         n_obj = 0

@@ -9,12 +9,25 @@ Needs only numpy, ncnn and OpenCV (image I/O and the letterbox resize); never im
 """
 
 from lwdet.artifacts import ExportMeta, export_siblings
-from lwdet.edge.postprocess import non_max_suppression, nms, postprocess, scale_boxes, xywh2xyxy
+from lwdet.edge.postprocess import nms, non_max_suppression, postprocess, scale_boxes, xywh2xyxy
 from lwdet.edge.preprocess import Letterbox, letterbox, preprocess
 from lwdet.edge.runner import Detection, NcnnDetector, NcnnParamNet, ParamGraph, parse_param, read_export_meta
 
 __all__ = [
-    "Detection", "ExportMeta", "Letterbox", "NcnnDetector", "NcnnParamNet", "ParamGraph", "export_siblings",
-    "letterbox", "nms", "non_max_suppression", "parse_param", "postprocess", "preprocess", "read_export_meta", "scale_boxes",
+    "Detection",
+    "ExportMeta",
+    "Letterbox",
+    "NcnnDetector",
+    "NcnnParamNet",
+    "ParamGraph",
+    "export_siblings",
+    "letterbox",
+    "nms",
+    "non_max_suppression",
+    "parse_param",
+    "postprocess",
+    "preprocess",
+    "read_export_meta",
+    "scale_boxes",
     "xywh2xyxy",
 ]

@@ -14,28 +14,50 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterable
 
 import ncnn
 import numpy as np
 
 from lwdet.artifacts import check_imgsz, export_siblings
-from lwdet.edge.output import (FIELDS, find_model_dirs, find_params, table_header, table_line, with_device,
-                               write_csv, write_json)
+from lwdet.edge.output import (
+    FIELDS,
+    find_model_dirs,
+    find_params,
+    table_header,
+    table_line,
+    with_device,
+    write_csv,
+    write_json,
+)
 from lwdet.edge.postprocess import CONF, IOU, postprocess
 from lwdet.edge.preprocess import preprocess
 from lwdet.edge.runner import NcnnDetector, NcnnParamNet, parse_param, read_export_meta
-from lwdet.edge.sysinfo import (DEVICE_FIELDS, device_info, memory_mb, peak_memory_mb, reset_peak_memory,
-                                soc_temp_c)
+from lwdet.edge.sysinfo import DEVICE_FIELDS, device_info, memory_mb, peak_memory_mb, reset_peak_memory, soc_temp_c
 from lwdet.edge.timing import STATS, Progress, merge_rounds, summarize, time_loops
 from lwdet.units import kb, mb
 
 __all__ = [  # the layers' names, as callers reach them through ``bench``
-    "DEVICE_FIELDS", "FIELDS", "STATS", "bench_all", "bench_detector", "bench_param", "bench_runtime",
-    "device_info", "find_model_dirs", "find_params", "merge_rounds", "summarize", "table_header", "table_line",
-    "time_loops", "with_device", "write_csv", "write_json",
+    "DEVICE_FIELDS",
+    "FIELDS",
+    "STATS",
+    "bench_all",
+    "bench_detector",
+    "bench_param",
+    "bench_runtime",
+    "device_info",
+    "find_model_dirs",
+    "find_params",
+    "merge_rounds",
+    "summarize",
+    "table_header",
+    "table_line",
+    "time_loops",
+    "with_device",
+    "write_csv",
+    "write_json",
 ]
 
 LOGGER = logging.getLogger(__name__)
@@ -64,25 +86,41 @@ def _set_cpu(threads: int, powersave: int) -> None:
     ncnn.set_omp_num_threads(threads)
 
 
-def _row(kind: str, name: str, runtime: str, path: Path, input_wh: str, threads: int, powersave: int, loops: int,
-         warmup: int) -> dict:
-    return {"kind": kind, "model": name, "runtime": runtime, "threads": threads, "powersave": powersave,
-            "input": input_wh, "loops": loops, "warmup": warmup, "path": str(path)}
+def _row(
+    kind: str, name: str, runtime: str, path: Path, input_wh: str, threads: int, powersave: int, loops: int, warmup: int
+) -> dict:
+    return {
+        "kind": kind,
+        "model": name,
+        "runtime": runtime,
+        "threads": threads,
+        "powersave": powersave,
+        "input": input_wh,
+        "loops": loops,
+        "warmup": warmup,
+        "path": str(path),
+    }
 
 
 def _finish(row: dict, base_mb: float | None, reset: bool) -> dict:
     peak = peak_memory_mb()
-    row.update(mem_peak_mb=round(peak, 1), mem_peak_reset=reset, soc_temp_c=soc_temp_c(),
-               mem_model_mb=round(peak - base_mb, 1) if reset and base_mb is not None else None,
-               time_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    row.update(
+        mem_peak_mb=round(peak, 1),
+        mem_peak_reset=reset,
+        soc_temp_c=soc_temp_c(),
+        mem_model_mb=round(peak - base_mb, 1) if reset and base_mb is not None else None,
+        time_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
     return {k: row.get(k) for k in FIELDS if k not in DEVICE_FIELDS}  # every key, in order; None = not measured
 
 
 def _same_imgsz(folder, exported: tuple[int, int], asked: int | tuple[int, int] | None) -> None:
     want = None if asked is None else check_imgsz(asked)
     if want is not None and tuple(want) != tuple(exported):
-        raise ValueError(f"{folder}: exported at imgsz {exported[0]}x{exported[1]} (h x w), asked for "
-                         f"{want[0]}x{want[1]}; the size is baked into the ncnn graph, so re-export instead")
+        raise ValueError(
+            f"{folder}: exported at imgsz {exported[0]}x{exported[1]} (h x w), asked for "
+            f"{want[0]}x{want[1]}; the size is baked into the ncnn graph, so re-export instead"
+        )
 
 
 def demo_image(h: int = 480, w: int = 640) -> np.ndarray:
@@ -105,10 +143,20 @@ def load_image(path: str | Path) -> np.ndarray:
     return image
 
 
-def bench_detector(folder: str | Path, threads: int = 1, loops: int = 100, warmup: int = 10, powersave: int = 0,
-                   image: str | Path | None = None, imgsz: int | tuple[int, int] | None = None, conf: float = CONF,
-                   iou: float = IOU, cooldown: float = 0.0, progress: Progress | None = None,
-                   fp16: bool | None = None) -> dict:
+def bench_detector(
+    folder: str | Path,
+    threads: int = 1,
+    loops: int = 100,
+    warmup: int = 10,
+    powersave: int = 0,
+    image: str | Path | None = None,
+    imgsz: int | tuple[int, int] | None = None,
+    conf: float = CONF,
+    iou: float = IOU,
+    cooldown: float = 0.0,
+    progress: Progress | None = None,
+    fp16: bool | None = None,
+) -> dict:
     """One row: inference-only and end-to-end timings, memory and sizes of an lwdet ncnn export.
 
     ``fp16``: ncnn's fp16 storage and arithmetic on / off; None: the board's default (``lwdet.edge.boards``)."""
@@ -124,8 +172,14 @@ def bench_detector(folder: str | Path, threads: int = 1, loops: int = 100, warmu
         h, w = det.imgsz
         row = _row("lwdet", det.name, "ncnn", det.folder, f"{w}x{h}x3", threads, powersave, loops, warmup)
         time.sleep(cooldown)
-        row.update({f"infer_{k}": v for k, v in summarize(
-            time_loops(lambda: det.run(mat, fetch=False), loops, warmup, progress, f"{det.name} t{threads}")).items()})
+        row.update(
+            {
+                f"infer_{k}": v
+                for k, v in summarize(
+                    time_loops(lambda: det.run(mat, fetch=False), loops, warmup, progress, f"{det.name} t{threads}")
+                ).items()
+            }
+        )
         parts, last = [], []
 
         def end_to_end():
@@ -139,19 +193,32 @@ def bench_detector(folder: str | Path, threads: int = 1, loops: int = 100, warmu
 
         times = time_loops(end_to_end, loops, warmup, progress, f"{det.name} e2e")
         pre, post = np.mean(parts[warmup:], axis=0) * 1e3
-        row.update({f"e2e_{k}": v for k, v in summarize(times).items()}, pre_ms=float(pre), post_ms=float(post),
-                   detections=len(last[0]), image=str(image) if image else DEMO_IMAGE,
-                   param_kb=round(kb(det.files["param"].stat().st_size), 1),
-                   weights_mb=round(mb(det.files["bin"].stat().st_size), 2), fp16=det.meta.fp16,
-                   ncnn_fp16=det.fp16)
+        row.update(
+            {f"e2e_{k}": v for k, v in summarize(times).items()},
+            pre_ms=float(pre),
+            post_ms=float(post),
+            detections=len(last[0]),
+            image=str(image) if image else DEMO_IMAGE,
+            param_kb=round(kb(det.files["param"].stat().st_size), 1),
+            weights_mb=round(mb(det.files["bin"].stat().st_size), 2),
+            fp16=det.meta.fp16,
+            ncnn_fp16=det.fp16,
+        )
     finally:
         det.close()
     return _finish(row, base, reset)
 
 
-def bench_param(param: str | Path, input_shape: tuple[int, int, int] | None = None, threads: int = 1,
-                loops: int = 100, warmup: int = 10, powersave: int = 0, cooldown: float = 0.0,
-                progress: Progress | None = None) -> dict:
+def bench_param(
+    param: str | Path,
+    input_shape: tuple[int, int, int] | None = None,
+    threads: int = 1,
+    loops: int = 100,
+    warmup: int = 10,
+    powersave: int = 0,
+    cooldown: float = 0.0,
+    progress: Progress | None = None,
+) -> dict:
     """One row for a bare .param with empty weights (a peer), inference only, as benchncnn."""
     param = Path(param)
     shape = input_shape or PEER_INPUT_SHAPES.get(param.stem)
@@ -161,21 +228,28 @@ def bench_param(param: str | Path, input_shape: tuple[int, int, int] | None = No
     net = NcnnParamNet(param, shape, threads=threads)
     try:
         mat = net.input_mat()
-        row = _row("peer", net.name, "ncnn", param, "x".join(map(str, net.input_shape)), threads, powersave, loops,
-                   warmup)
+        row = _row(
+            "peer", net.name, "ncnn", param, "x".join(map(str, net.input_shape)), threads, powersave, loops, warmup
+        )
         time.sleep(cooldown)
         times = time_loops(lambda: net.run(mat, fetch=False), loops, warmup, progress, f"{net.name} t{threads}")
-        row.update({f"infer_{k}": v for k, v in summarize(times).items()},
-                   param_kb=round(kb(param.stat().st_size), 1))
+        row.update({f"infer_{k}": v for k, v in summarize(times).items()}, param_kb=round(kb(param.stat().st_size), 1))
         mat = None  # the Mat goes before its Net (see lwdet.edge.runner)
     finally:
         net.close()
     return _finish(row, base, reset)
 
 
-def bench_runtime(folder: str | Path, runtime: str, load: Callable[[Path, int, np.ndarray], Callable[[], object]],
-                  threads: int = 1, loops: int = 100, warmup: int = 10, image: str | Path | None = None,
-                  progress: Progress | None = None) -> dict | None:
+def bench_runtime(
+    folder: str | Path,
+    runtime: str,
+    load: Callable[[Path, int, np.ndarray], Callable[[], object]],
+    threads: int = 1,
+    loops: int = 100,
+    warmup: int = 10,
+    image: str | Path | None = None,
+    progress: Progress | None = None,
+) -> dict | None:
     """Inference-only row for the model an ncnn export came from, in another runtime ("onnx": its .onnx, "torch":
     its .pt, see ``export_siblings``); ``load(path, threads, x)`` loads it and returns one inference call on the
     (3, H, W) input ``x``. None (and a warning) when the export has no such file."""
@@ -195,18 +269,36 @@ def bench_runtime(folder: str | Path, runtime: str, load: Callable[[Path, int, n
         LOGGER.warning(f"{runtime} is not importable ({e}); skipping {runtime}")
         return None
     row = _row("lwdet", meta.model, runtime, path, f"{w}x{h}x3", threads, 0, loops, warmup)
-    row.update({f"infer_{k}": v for k, v in summarize(
-        time_loops(fn, loops, warmup, progress, f"{meta.model} {runtime} t{threads}")).items()},
-        weights_mb=round(mb(path.stat().st_size), 2), image=str(image) if image else DEMO_IMAGE)
+    row.update(
+        {
+            f"infer_{k}": v
+            for k, v in summarize(time_loops(fn, loops, warmup, progress, f"{meta.model} {runtime} t{threads}")).items()
+        },
+        weights_mb=round(mb(path.stat().st_size), 2),
+        image=str(image) if image else DEMO_IMAGE,
+    )
     return _finish(row, base, reset)
 
 
-def bench_all(models: Iterable[str | Path] = (), params: Iterable[str | Path] = (), threads: Iterable[int] = (1,),
-              runtimes: Iterable[str] = ("ncnn",), load_other: Callable | None = None,
-              input_shape: tuple[int, int, int] | None = None, image: str | Path | None = None,
-              imgsz: int | None = None, conf: float = CONF, powersave: int = 0, cooldown: float = 0.0,
-              loops: int = 100, warmup: int = 10, progress: Progress | None = None,
-              on_row: Callable[[dict], None] | None = None, rounds: int = 1, fp16: bool | None = None) -> list[dict]:
+def bench_all(
+    models: Iterable[str | Path] = (),
+    params: Iterable[str | Path] = (),
+    threads: Iterable[int] = (1,),
+    runtimes: Iterable[str] = ("ncnn",),
+    load_other: Callable | None = None,
+    input_shape: tuple[int, int, int] | None = None,
+    image: str | Path | None = None,
+    imgsz: int | None = None,
+    conf: float = CONF,
+    powersave: int = 0,
+    cooldown: float = 0.0,
+    loops: int = 100,
+    warmup: int = 10,
+    progress: Progress | None = None,
+    on_row: Callable[[dict], None] | None = None,
+    rounds: int = 1,
+    fp16: bool | None = None,
+) -> list[dict]:
     """Rows for every export x runtime and every peer .param, at each thread count; ``on_row`` sees each one.
 
     ``rounds`` > 1 makes that many passes over all of them, round-robin, and merges each one's passes
@@ -225,8 +317,9 @@ def bench_all(models: Iterable[str | Path] = (), params: Iterable[str | Path] = 
         _same_imgsz(folder, read_export_meta(folder).imgsz, imgsz)
     for param in params:
         if input_shape is None and param.stem not in PEER_INPUT_SHAPES and parse_param(param).input_shape is None:
-            raise ValueError(f"{param}: input size unknown (not in PEER_INPUT_SHAPES, not in its Input layer); "
-                             f"give it as w,h,c")
+            raise ValueError(
+                f"{param}: input size unknown (not in PEER_INPUT_SHAPES, not in its Input layer); give it as w,h,c"
+            )
     if image is not None:
         load_image(image)
     passes = []
@@ -238,8 +331,17 @@ def bench_all(models: Iterable[str | Path] = (), params: Iterable[str | Path] = 
             for folder in models:
                 for runtime in runtimes:
                     if runtime == "ncnn":
-                        row = bench_detector(folder, t, image=image, imgsz=imgsz, conf=conf, powersave=powersave,
-                                             cooldown=cooldown, fp16=fp16, **common)
+                        row = bench_detector(
+                            folder,
+                            t,
+                            image=image,
+                            imgsz=imgsz,
+                            conf=conf,
+                            powersave=powersave,
+                            cooldown=cooldown,
+                            fp16=fp16,
+                            **common,
+                        )
                     else:
                         row = bench_runtime(folder, runtime, load_other, t, image=image, **common)
                     if row:
@@ -252,5 +354,3 @@ def bench_all(models: Iterable[str | Path] = (), params: Iterable[str | Path] = 
                     on_row(rows[-1])
         passes.append(rows)
     return merge_rounds(passes)
-
-

@@ -18,9 +18,17 @@ import ncnn
 
 LOGGER = logging.getLogger(__name__)
 
-CPU_PARTS = {"0xd03": "Cortex-A53", "0xd04": "Cortex-A35", "0xd05": "Cortex-A55", "0xd07": "Cortex-A57",
-             "0xd08": "Cortex-A72", "0xd09": "Cortex-A73", "0xd0a": "Cortex-A75", "0xd0b": "Cortex-A76",
-             "0xd41": "Cortex-A78"}
+CPU_PARTS = {
+    "0xd03": "Cortex-A53",
+    "0xd04": "Cortex-A35",
+    "0xd05": "Cortex-A55",
+    "0xd07": "Cortex-A57",
+    "0xd08": "Cortex-A72",
+    "0xd09": "Cortex-A73",
+    "0xd0a": "Cortex-A75",
+    "0xd0b": "Cortex-A76",
+    "0xd41": "Cortex-A78",
+}
 BOARDS = {"Cortex-A72": "Raspberry Pi 4", "Cortex-A76": "Raspberry Pi 5", "Cortex-A53": "Raspberry Pi 3 / Zero 2"}
 FP16_CHOICES = {"on": True, "off": False, "auto": None}
 

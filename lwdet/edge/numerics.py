@@ -52,14 +52,24 @@ def measure(export: str | Path, inputs: np.ndarray, images: list[Path], fp16: bo
             img = cv2.imread(str(f))
             if img is None:
                 raise ValueError(f"{f}: cannot read this image")
-            found[f.name] = {"hw": list(img.shape[:2]), "dets": [[round(float(v), 4) for v in d]
-                                                                  for d in det.predict(img)]}
+            found[f.name] = {
+                "hw": list(img.shape[:2]),
+                "dets": [[round(float(v), 4) for v in d] for d in det.predict(img)],
+            }
     finally:
         det.close()
-    info = {"machine": platform.machine(), "cpu_part": cpu_part(), "asimdhp": fp16_arithmetic(),
-            "ncnn": ncnn.__version__, "opencv": cv2.__version__, "numpy": np.__version__,
-            "fp16_asked": fp16, "fp16_used": det.fp16, "board_default": default_fp16(bool(det.meta.get("fp16"))),
-            "images": len(images)}
+    info = {
+        "machine": platform.machine(),
+        "cpu_part": cpu_part(),
+        "asimdhp": fp16_arithmetic(),
+        "ncnn": ncnn.__version__,
+        "opencv": cv2.__version__,
+        "numpy": np.__version__,
+        "fp16_asked": fp16,
+        "fp16_used": det.fp16,
+        "board_default": default_fp16(bool(det.meta.get("fp16"))),
+        "images": len(images),
+    }
     return raw, {"info": info, "detections": found}
 
 

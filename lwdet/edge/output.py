@@ -12,10 +12,32 @@ from lwdet.edge.sysinfo import DEVICE_FIELDS
 from lwdet.edge.timing import STATS
 
 FIELDS = (
-    "kind", "model", "runtime", "threads", "powersave", "input",
-    *(f"infer_{s}" for s in STATS), *(f"e2e_{s}" for s in STATS), "pre_ms", "post_ms", "detections", "image",
-    "mem_peak_mb", "mem_model_mb", "mem_peak_reset", "param_kb", "weights_mb", "fp16", "ncnn_fp16", "loops", "warmup",
-    "rounds", "soc_temp_c", "path", *DEVICE_FIELDS, "time_utc",
+    "kind",
+    "model",
+    "runtime",
+    "threads",
+    "powersave",
+    "input",
+    *(f"infer_{s}" for s in STATS),
+    *(f"e2e_{s}" for s in STATS),
+    "pre_ms",
+    "post_ms",
+    "detections",
+    "image",
+    "mem_peak_mb",
+    "mem_model_mb",
+    "mem_peak_reset",
+    "param_kb",
+    "weights_mb",
+    "fp16",
+    "ncnn_fp16",
+    "loops",
+    "warmup",
+    "rounds",
+    "soc_temp_c",
+    "path",
+    *DEVICE_FIELDS,
+    "time_utc",
 )
 
 
@@ -51,21 +73,39 @@ def write_csv(rows: list[dict], path: str | Path, device: dict) -> None:
         writer = csv.DictWriter(f, fieldnames=FIELDS, extrasaction="ignore")
         writer.writeheader()
         for row in with_device(rows, device):
-            writer.writerow({k: ("" if v is None else round(v, 3) if isinstance(v, float) else v)
-                             for k, v in row.items()})
+            writer.writerow(
+                {k: ("" if v is None else round(v, 3) if isinstance(v, float) else v) for k, v in row.items()}
+            )
 
 
 def write_json(rows: list[dict], path: str | Path, device: dict, settings: dict | None = None) -> None:
     Path(path).write_text(json.dumps({"device": device, "settings": settings or {}, "results": rows}, indent=2))
 
 
-_COLUMNS = (("model", 28, "{}"), ("runtime", 7, "{}"), ("threads", 7, "{}"), ("input", 11, "{}"),
-            ("infer_min_ms", 8, "{:.2f}"), ("infer_median_ms", 10, "{:.2f}"), ("infer_mean_ms", 8, "{:.2f}"),
-            ("infer_p90_ms", 8, "{:.2f}"), ("infer_fps", 7, "{:.1f}"), ("e2e_mean_ms", 8, "{:.2f}"),
-            ("e2e_fps", 7, "{:.1f}"), ("mem_peak_mb", 8, "{:.0f}"))
-_HEADS = {"infer_min_ms": "min ms", "infer_median_ms": "median ms", "infer_mean_ms": "mean ms",
-          "infer_p90_ms": "p90 ms", "infer_fps": "FPS", "e2e_mean_ms": "e2e ms", "e2e_fps": "e2e FPS",
-          "mem_peak_mb": "peak MB"}
+_COLUMNS = (
+    ("model", 28, "{}"),
+    ("runtime", 7, "{}"),
+    ("threads", 7, "{}"),
+    ("input", 11, "{}"),
+    ("infer_min_ms", 8, "{:.2f}"),
+    ("infer_median_ms", 10, "{:.2f}"),
+    ("infer_mean_ms", 8, "{:.2f}"),
+    ("infer_p90_ms", 8, "{:.2f}"),
+    ("infer_fps", 7, "{:.1f}"),
+    ("e2e_mean_ms", 8, "{:.2f}"),
+    ("e2e_fps", 7, "{:.1f}"),
+    ("mem_peak_mb", 8, "{:.0f}"),
+)
+_HEADS = {
+    "infer_min_ms": "min ms",
+    "infer_median_ms": "median ms",
+    "infer_mean_ms": "mean ms",
+    "infer_p90_ms": "p90 ms",
+    "infer_fps": "FPS",
+    "e2e_mean_ms": "e2e ms",
+    "e2e_fps": "e2e FPS",
+    "mem_peak_mb": "peak MB",
+}
 
 
 def table_header() -> str:

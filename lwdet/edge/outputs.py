@@ -9,8 +9,9 @@ import os
 import sys
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import TextIO
 
 import cv2
 
@@ -54,8 +55,10 @@ class Meter:
     def overlay_lines(self) -> list[str]:
         if not self.counted:
             return [f"warm-up {self.frames}/{self.warmup}"]
-        return [f"{self.rate:.1f} FPS" if self.rate == self.rate else f"{self.fps:.1f} FPS",
-                f"detect {self.last_ms:.0f} ms (mean {self.mean_ms:.0f})"]
+        return [
+            f"{self.rate:.1f} FPS" if self.rate == self.rate else f"{self.fps:.1f} FPS",
+            f"detect {self.last_ms:.0f} ms (mean {self.mean_ms:.0f})",
+        ]
 
     def status(self, found: int | None = None) -> str:
         line = f"frames {self.frames}"
@@ -103,11 +106,23 @@ class StatusPrinter:
 
 def detection_record(name: str, index: int, image_shape, detections, latency_ms: float) -> dict:
     """One JSON-lines record: the frame and its detections (box x1, y1, x2, y2 in the frame's pixels)."""
-    return {"frame": name, "index": index, "time": round(time.time(), 3), "width": int(image_shape[1]),
-            "height": int(image_shape[0]), "latency_ms": round(latency_ms, 2),
-            "detections": [{"box": [round(float(v), 1) for v in xyxy], "score": round(float(score), 4),
-                            "class_id": int(class_id), "class": name_}
-                           for xyxy, score, class_id, name_ in detections]}
+    return {
+        "frame": name,
+        "index": index,
+        "time": round(time.time(), 3),
+        "width": int(image_shape[1]),
+        "height": int(image_shape[0]),
+        "latency_ms": round(latency_ms, 2),
+        "detections": [
+            {
+                "box": [round(float(v), 1) for v in xyxy],
+                "score": round(float(score), 4),
+                "class_id": int(class_id),
+                "class": name_,
+            }
+            for xyxy, score, class_id, name_ in detections
+        ],
+    }
 
 
 class JsonlSink:
@@ -141,7 +156,9 @@ class Saver:
         table = self.folder / "detections.csv"
         new = not table.is_file() or table.stat().st_size == 0
         if not new and table.open().readline().strip() != ",".join(self.HEADER):
-            raise ValueError(f"{table}: not a detect.py detections.csv (its header differs); give --save another folder")
+            raise ValueError(
+                f"{table}: not a detect.py detections.csv (its header differs); give --save another folder"
+            )
         self.table = open(table, "a", newline="")
         self.csv = csv.writer(self.table)
         if new:
@@ -157,8 +174,9 @@ class Saver:
         if self.video is None or stem != self.stem:
             self._close_video()
             self.stem = stem
-            self.video = cv2.VideoWriter(str(self.folder / f"{stem}.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), fps,
-                                         (image.shape[1], image.shape[0]))
+            self.video = cv2.VideoWriter(
+                str(self.folder / f"{stem}.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), fps, (image.shape[1], image.shape[0])
+            )
         self.video.write(image)
 
     def _close_video(self) -> None:
@@ -176,13 +194,17 @@ class Display:
 
     def __init__(self, title: str = "lwdet"):
         if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-            raise ValueError("--show needs a display (DISPLAY is not set: run it on the Pi's desktop, or use "
-                             "--save / --jsonl on a headless box)")
+            raise ValueError(
+                "--show needs a display (DISPLAY is not set: run it on the Pi's desktop, or use "
+                "--save / --jsonl on a headless box)"
+            )
         try:
             cv2.namedWindow(title, cv2.WINDOW_NORMAL)
         except cv2.error:
-            raise ValueError("--show: this OpenCV has no GUI (opencv-python-headless); pip install "
-                             "opencv-python with the same version to show frames") from None
+            raise ValueError(
+                "--show: this OpenCV has no GUI (opencv-python-headless); pip install "
+                "opencv-python with the same version to show frames"
+            ) from None
         self.title = title
 
     def show(self, image) -> bool:

@@ -42,8 +42,9 @@ def label_rect(image_shape, text: str, x: float, y: float, scale: float, thickne
     return x0, y0, min(w, x0 + lw), min(h, y0 + lh), y0 + pad + th
 
 
-def draw_label(image: np.ndarray, text: str, x: float, y: float, color, scale: float | None = None,
-               thickness: int | None = None) -> tuple[int, int, int, int]:
+def draw_label(
+    image: np.ndarray, text: str, x: float, y: float, color, scale: float | None = None, thickness: int | None = None
+) -> tuple[int, int, int, int]:
     """A filled ``color`` rectangle with ``text`` in a contrasting colour at (x, y) (clipped); returns its rect."""
     if scale is None or thickness is None:
         scale, thickness = font_scale(image)
@@ -76,6 +77,5 @@ def draw_status(image: np.ndarray, lines: list[str]) -> np.ndarray:
     panel = image[:h, :w]
     panel[:] = (panel.astype(np.uint16) * 2 // 5).astype(np.uint8)  # 40 % brightness behind the text
     for i, text in enumerate(lines):
-        cv2.putText(image, text, (pad, (i + 1) * step - pad // 2), FONT, scale, (255, 255, 255), thickness,
-                    cv2.LINE_AA)
+        cv2.putText(image, text, (pad, (i + 1) * step - pad // 2), FONT, scale, (255, 255, 255), thickness, cv2.LINE_AA)
     return image

@@ -27,8 +27,13 @@ def xywh2xyxy(boxes: np.ndarray) -> np.ndarray:
     return out
 
 
-def nms(boxes: np.ndarray, scores: np.ndarray, iou: float = IOU, max_keep: int | None = None,
-        class_ids: np.ndarray | None = None) -> np.ndarray:
+def nms(
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    iou: float = IOU,
+    max_keep: int | None = None,
+    class_ids: np.ndarray | None = None,
+) -> np.ndarray:
     """Greedy NMS on (n, 4) xyxy boxes with OpenCV (``cv2.dnn.NMSBoxes``; ``NMSBoxesBatched`` per class when
     ``class_ids`` is given): indices kept, best first; a box goes when its IoU with a kept one of its class is > iou.
     Scores must be > 0 (sigmoid outputs are)."""
@@ -88,8 +93,15 @@ def scale_boxes(boxes: np.ndarray, lb: Letterbox) -> np.ndarray:
     return out
 
 
-def postprocess(pred: np.ndarray, lb: Letterbox, conf: float = CONF, iou: float = IOU, max_det: int = MAX_DET,
-                classes: list[int] | None = None, agnostic: bool = False) -> np.ndarray:
+def postprocess(
+    pred: np.ndarray,
+    lb: Letterbox,
+    conf: float = CONF,
+    iou: float = IOU,
+    max_det: int = MAX_DET,
+    classes: list[int] | None = None,
+    agnostic: bool = False,
+) -> np.ndarray:
     """Head output -> (n, 6) rows x1, y1, x2, y2, score, class_id in the original image's pixels, best first."""
     det = non_max_suppression(pred, conf, iou, max_det, classes, agnostic)
     det[:, :4] = scale_boxes(det[:, :4], lb)

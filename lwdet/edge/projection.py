@@ -10,8 +10,8 @@ projection carries. A bench CSV from a real Pi replaces all of this. Method and 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 # ncnn benchmark/README.md (avg ms, loop_count 10), as listed in ../shared/peers/README.md
 PUBLISHED: dict[str, dict[str, float]] = {
@@ -83,13 +83,16 @@ def fit(rows: Iterable[dict], stat: str = STAT, min_peers: int = 5) -> dict[str,
             if target not in scales or s.loo_mean < scales[target].loo_mean:
                 scales[target] = s
     if not scales:
-        raise ValueError(f"no projection: time at least {min_peers} of the peers {', '.join(PUBLISHED)} in the same "
-                         f"run (bench_edge.py --peers ../shared/peers/ncnn)")
+        raise ValueError(
+            f"no projection: time at least {min_peers} of the peers {', '.join(PUBLISHED)} in the same "
+            f"run (bench_edge.py --peers ../shared/peers/ncnn)"
+        )
     return scales
 
 
-def project(rows: Iterable[dict], scales: dict[str, Scale], boards: Iterable[str] = ("pi4", "pi5"),
-            stat: str = STAT) -> list[dict]:
+def project(
+    rows: Iterable[dict], scales: dict[str, Scale], boards: Iterable[str] = ("pi4", "pi5"), stat: str = STAT
+) -> list[dict]:
     """Projected rows: for each bench row timed at a Scale's ``threads_here``, that Pi setting's ms ± LOO error."""
     unknown = [b for b in boards if b not in BOARDS]
     if unknown:
@@ -104,10 +107,21 @@ def project(rows: Iterable[dict], scales: dict[str, Scale], boards: Iterable[str
                 if s is None or int(r["threads"]) != s.threads_here:
                     continue
                 ms = float(r[stat]) * s.ratio
-                out.append({"model": r["model"], "kind": r.get("kind"), "board": board, "pi_threads": TARGETS[target][1],
-                            "from_threads": s.threads_here, "projected_ms": ms, "error_pct": 100 * s.loo_mean,
-                            "low_ms": ms * (1 - s.loo_mean), "high_ms": ms * (1 + s.loo_mean),
-                            "published_ms": PUBLISHED.get(r["model"], {}).get(target), "label": "projected"})
+                out.append(
+                    {
+                        "model": r["model"],
+                        "kind": r.get("kind"),
+                        "board": board,
+                        "pi_threads": TARGETS[target][1],
+                        "from_threads": s.threads_here,
+                        "projected_ms": ms,
+                        "error_pct": 100 * s.loo_mean,
+                        "low_ms": ms * (1 - s.loo_mean),
+                        "high_ms": ms * (1 + s.loo_mean),
+                        "published_ms": PUBLISHED.get(r["model"], {}).get(target),
+                        "label": "projected",
+                    }
+                )
     return out
 
 
@@ -116,14 +130,19 @@ def table(projected: list[dict]) -> str:
     lines = [f"{'model':<28} {'board':<5} {'threads':>7} {'projected ms':>13} {'± LOO':>7} {'published':>9}"]
     for p in projected:
         pub = "" if p["published_ms"] is None else f"{p['published_ms']:.2f}"
-        lines.append(f"{p['model']:<28} {p['board']:<5} {p['pi_threads']:>7} {p['projected_ms']:>13.2f} "
-                     f"{p['error_pct']:>6.0f}% {pub:>9}   (projected from {p['from_threads']} thread(s) here)")
+        lines.append(
+            f"{p['model']:<28} {p['board']:<5} {p['pi_threads']:>7} {p['projected_ms']:>13.2f} "
+            f"{p['error_pct']:>6.0f}% {pub:>9}   (projected from {p['from_threads']} thread(s) here)"
+        )
     return "\n".join(lines)
 
 
 def describe(scales: dict[str, Scale]) -> str:
-    return "; ".join(f"{t}: x{s.ratio:.3g} of {s.threads_here}-thread ms here, LOO error mean {100 * s.loo_mean:.0f} % "
-                     f"max {100 * s.loo_max:.0f} % ({s.n} peers)" for t, s in scales.items())
+    return "; ".join(
+        f"{t}: x{s.ratio:.3g} of {s.threads_here}-thread ms here, LOO error mean {100 * s.loo_mean:.0f} % "
+        f"max {100 * s.loo_max:.0f} % ({s.n} peers)"
+        for t, s in scales.items()
+    )
 
 
 def read_rows(path) -> list[dict]:

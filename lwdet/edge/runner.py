@@ -14,8 +14,17 @@ from typing import NamedTuple
 import ncnn
 import numpy as np
 
-from lwdet.artifacts import (ENGINE_META, EXPORT_META, INPUT_LAYOUT, NCNN_BIN, NCNN_PARAM, NCNN_SUFFIX,
-                             OUTPUT_LAYOUT, Blob, ExportMeta)
+from lwdet.artifacts import (
+    ENGINE_META,
+    EXPORT_META,
+    INPUT_LAYOUT,
+    NCNN_BIN,
+    NCNN_PARAM,
+    NCNN_SUFFIX,
+    OUTPUT_LAYOUT,
+    Blob,
+    ExportMeta,
+)
 from lwdet.edge.boards import default_fp16
 from lwdet.edge.postprocess import CONF, IOU, MAX_DET, postprocess
 from lwdet.edge.preprocess import preprocess
@@ -119,9 +128,14 @@ def read_export_meta(folder: str | Path) -> ExportMeta:
     if len(graph.outputs) != 1:
         raise ValueError(f"{folder / PARAM}: expected one output blob, found {graph.outputs}")
     h, w = meta["imgsz"]
-    return ExportMeta(format="ncnn", model=folder.name.removesuffix(NCNN_SUFFIX), names=meta["names"],
-                      imgsz=[h, w], input=Blob(graph.input, [1, 3, h, w], INPUT_LAYOUT),
-                      output=Blob(graph.outputs[0], [], OUTPUT_LAYOUT))
+    return ExportMeta(
+        format="ncnn",
+        model=folder.name.removesuffix(NCNN_SUFFIX),
+        names=meta["names"],
+        imgsz=[h, w],
+        input=Blob(graph.input, [1, 3, h, w], INPUT_LAYOUT),
+        output=Blob(graph.outputs[0], [], OUTPUT_LAYOUT),
+    )
 
 
 class _NcnnNet:
@@ -177,8 +191,15 @@ class _NcnnNet:
 class NcnnDetector(_NcnnNet):
     """An lwdet ncnn export: ``infer`` (raw (4 + nc, N) output) and ``detect`` (boxes in the original image)."""
 
-    def __init__(self, folder: str | Path, threads: int = 1, conf: float = CONF, iou: float = IOU,
-                 max_det: int = MAX_DET, fp16: bool | None = None):
+    def __init__(
+        self,
+        folder: str | Path,
+        threads: int = 1,
+        conf: float = CONF,
+        iou: float = IOU,
+        max_det: int = MAX_DET,
+        fp16: bool | None = None,
+    ):
         """``fp16``: True / False set ncnn's fp16 storage, packing and arithmetic; None the board's default."""
         self.folder = Path(folder)
         self.meta = read_export_meta(self.folder)
@@ -202,8 +223,10 @@ class NcnnDetector(_NcnnNet):
         """(3, H, W) or (1, 3, H, W) float32 -> ncnn Mat (sharing memory: keep ``x`` alive while it is used)."""
         x = x[0] if x.ndim == 4 else x
         if x.shape != (3, *self.imgsz):
-            raise ValueError(f"{self.name}: input must be (3, {self.imgsz[0]}, {self.imgsz[1]}), got {x.shape}; "
-                             f"the export's input size is fixed")
+            raise ValueError(
+                f"{self.name}: input must be (3, {self.imgsz[0]}, {self.imgsz[1]}), got {x.shape}; "
+                f"the export's input size is fixed"
+            )
         return ncnn.Mat(np.ascontiguousarray(x, dtype=np.float32))
 
     def infer(self, x: np.ndarray) -> np.ndarray:
@@ -212,28 +235,49 @@ class NcnnDetector(_NcnnNet):
         out = self.run(self.to_mat(x))[0]
         expected = (4 + len(self.names), self.num_anchors)
         if out.shape != expected:
-            raise RuntimeError(f"{self.name}: output shape {out.shape}, expected {expected} for imgsz {self.imgsz} "
-                               f"and strides {self.strides}; the export folder's {META} does not match its graph")
+            raise RuntimeError(
+                f"{self.name}: output shape {out.shape}, expected {expected} for imgsz {self.imgsz} "
+                f"and strides {self.strides}; the export folder's {META} does not match its graph"
+            )
         return out
 
-    def predict(self, image_bgr: np.ndarray, conf: float | None = None, iou: float | None = None,
-                max_det: int | None = None, classes: list[int] | None = None) -> np.ndarray:
+    def predict(
+        self,
+        image_bgr: np.ndarray,
+        conf: float | None = None,
+        iou: float | None = None,
+        max_det: int | None = None,
+        classes: list[int] | None = None,
+    ) -> np.ndarray:
         """(n, 6) rows x1, y1, x2, y2, score, class_id in the image's pixels, best first."""
         x, lb = preprocess(image_bgr, self.imgsz)
-        return postprocess(self.infer(x), lb, self.conf if conf is None else conf, self.iou if iou is None else iou,
-                           self.max_det if max_det is None else max_det, classes)
+        return postprocess(
+            self.infer(x),
+            lb,
+            self.conf if conf is None else conf,
+            self.iou if iou is None else iou,
+            self.max_det if max_det is None else max_det,
+            classes,
+        )
 
     def detect(self, image_bgr: np.ndarray, **kwargs) -> list[Detection]:
         """Detections in a BGR image: (xyxy, score, class_id, class_name), best first."""
-        return [Detection(tuple(float(v) for v in d[:4]), float(d[4]), int(d[5]), self.names[int(d[5])])
-                for d in self.predict(image_bgr, **kwargs)]
+        return [
+            Detection(tuple(float(v) for v in d[:4]), float(d[4]), int(d[5]), self.names[int(d[5])])
+            for d in self.predict(image_bgr, **kwargs)
+        ]
 
 
 class NcnnParamNet(_NcnnNet):
     """A bare .param with empty weights, as benchncnn times it: every output extracted from a 0.01-filled input."""
 
-    def __init__(self, param: str | Path, input_shape: tuple[int, int, int] | None = None, threads: int = 1,
-                 fp16: bool | None = None):
+    def __init__(
+        self,
+        param: str | Path,
+        input_shape: tuple[int, int, int] | None = None,
+        threads: int = 1,
+        fp16: bool | None = None,
+    ):
         self.param = Path(param)
         self.graph = parse_param(self.param)
         shape = input_shape or self.graph.input_shape

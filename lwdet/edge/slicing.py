@@ -45,13 +45,18 @@ def _rows(det) -> np.ndarray:
     return det
 
 
-def cut_mask(det: np.ndarray, window: tuple[int, int, int, int], width: int, height: int,
-             margin: float = EDGE_MARGIN) -> np.ndarray:
+def cut_mask(
+    det: np.ndarray, window: tuple[int, int, int, int], width: int, height: int, margin: float = EDGE_MARGIN
+) -> np.ndarray:
     """(n,) bool: boxes (full-image pixels) touching an edge of ``window`` that is not the image border."""
     x0, y0, x1, y1 = window
     b = det[:, :4]
-    return (((x0 > 0) & (b[:, 0] <= x0 + margin)) | ((y0 > 0) & (b[:, 1] <= y0 + margin))
-            | ((x1 < width) & (b[:, 2] >= x1 - margin)) | ((y1 < height) & (b[:, 3] >= y1 - margin)))
+    return (
+        ((x0 > 0) & (b[:, 0] <= x0 + margin))
+        | ((y0 > 0) & (b[:, 1] <= y0 + margin))
+        | ((x1 < width) & (b[:, 2] >= x1 - margin))
+        | ((y1 < height) & (b[:, 3] >= y1 - margin))
+    )
 
 
 def _covered(det: np.ndarray, cut: np.ndarray, cut_ios: float, chunk: int = 256) -> np.ndarray:
@@ -62,7 +67,7 @@ def _covered(det: np.ndarray, cut: np.ndarray, cut_ios: float, chunk: int = 256)
         return out
     idx = np.flatnonzero(cut)
     for start in range(0, len(idx), chunk):
-        i = idx[start:start + chunk]
+        i = idx[start : start + chunk]
         a, b = det[i, None, :], whole[None]  # (m, 1, 6), (1, n, 6)
         iw = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
         ih = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
@@ -71,8 +76,13 @@ def _covered(det: np.ndarray, cut: np.ndarray, cut_ios: float, chunk: int = 256)
     return out
 
 
-def merge_detections(det: np.ndarray, cut: np.ndarray | None = None, iou: float = MERGE_IOU,
-                     cut_ios: float = CUT_IOS, max_det: int | None = None) -> np.ndarray:
+def merge_detections(
+    det: np.ndarray,
+    cut: np.ndarray | None = None,
+    iou: float = MERGE_IOU,
+    cut_ios: float = CUT_IOS,
+    max_det: int | None = None,
+) -> np.ndarray:
     """Merge (n, 6) full-image detections from several windows: drop covered cut boxes, then class-wise NMS."""
     det = _rows(det)
     if not len(det):
@@ -80,16 +90,28 @@ def merge_detections(det: np.ndarray, cut: np.ndarray | None = None, iou: float 
     if cut is not None and cut.any():
         det = det[~_covered(det, np.asarray(cut, bool), cut_ios)]
     xywh = np.concatenate([det[:, :2], det[:, 2:4] - det[:, :2]], 1).astype(np.float64)
-    keep = cv2.dnn.NMSBoxesBatched(xywh.tolist(), det[:, 4].astype(np.float64).tolist(),
-                                   det[:, 5].astype(np.int32).tolist(), -1.0, float(iou))
+    keep = cv2.dnn.NMSBoxesBatched(
+        xywh.tolist(), det[:, 4].astype(np.float64).tolist(), det[:, 5].astype(np.int32).tolist(), -1.0, float(iou)
+    )
     keep = np.asarray(keep, dtype=np.int64).reshape(-1)  # best first
     return det[keep[:max_det] if max_det else keep]
 
 
-def sliced_predict(detector: Detector, image: np.ndarray, tile: int = TILE, overlap: int = OVERLAP,
-                   full_image: bool = False, *, conf: float | None = None, iou: float | None = None,
-                   classes: list[int] | None = None, window_max_det: int | None = None, max_det: int | None = None,
-                   merge_iou: float = MERGE_IOU, cut_ios: float = CUT_IOS) -> np.ndarray:
+def sliced_predict(
+    detector: Detector,
+    image: np.ndarray,
+    tile: int = TILE,
+    overlap: int = OVERLAP,
+    full_image: bool = False,
+    *,
+    conf: float | None = None,
+    iou: float | None = None,
+    classes: list[int] | None = None,
+    window_max_det: int | None = None,
+    max_det: int | None = None,
+    merge_iou: float = MERGE_IOU,
+    cut_ios: float = CUT_IOS,
+) -> np.ndarray:
     """(n, 6) rows x1, y1, x2, y2, score, class_id in ``image``'s pixels, best first, from ``tile`` x ``tile``
     windows overlapping by ``overlap`` px (plus the whole image letterboxed, with ``full_image``).
 
@@ -118,8 +140,16 @@ def sliced_predict(detector: Detector, image: np.ndarray, tile: int = TILE, over
     return merge_detections(np.concatenate(parts), np.concatenate(cuts), merge_iou, cut_ios, max_det)
 
 
-def time_sliced(detector: Detector, image: np.ndarray, tile: int = TILE, overlap: int = OVERLAP,
-                full_image: bool = False, loops: int = 10, warmup: int = 2, **predict_kwargs) -> dict:
+def time_sliced(
+    detector: Detector,
+    image: np.ndarray,
+    tile: int = TILE,
+    overlap: int = OVERLAP,
+    full_image: bool = False,
+    loops: int = 10,
+    warmup: int = 2,
+    **predict_kwargs,
+) -> dict:
     """End-to-end sliced inference on one image (crop, letterbox, inference, NMS, merge): per-image ms stats,
     tiles per image, tiles/s and ms per tile (from the mean), detections of the last run."""
     from lwdet.edge.timing import summarize, time_loops
@@ -133,19 +163,44 @@ def time_sliced(detector: Detector, image: np.ndarray, tile: int = TILE, overlap
         last[:] = [sliced_predict(detector, image, tile, overlap, full_image, **predict_kwargs)]
 
     stats = summarize(time_loops(once, loops, warmup))
-    return {"image": f"{w}x{h}", "tile": tile, "overlap": overlap, "full_image": full_image, "tiles": n_tiles,
-            **{f"sliced_{k}": v for k, v in stats.items() if k != "fps"},
-            "tiles_per_s": 1e3 * n_tiles / stats["mean_ms"], "ms_per_tile": stats["mean_ms"] / n_tiles,
-            "detections": len(last[0]), "loops": loops, "warmup": warmup,
-            "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    return {
+        "image": f"{w}x{h}",
+        "tile": tile,
+        "overlap": overlap,
+        "full_image": full_image,
+        "tiles": n_tiles,
+        **{f"sliced_{k}": v for k, v in stats.items() if k != "fps"},
+        "tiles_per_s": 1e3 * n_tiles / stats["mean_ms"],
+        "ms_per_tile": stats["mean_ms"] / n_tiles,
+        "detections": len(last[0]),
+        "loops": loops,
+        "warmup": warmup,
+        "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
 
 
-def bench_sliced(folder, image: np.ndarray, tile: int = TILE, overlap: int = OVERLAP, threads: int = 1,
-                 full_image: bool = False, loops: int = 10, warmup: int = 2, **predict_kwargs) -> dict:
+def bench_sliced(
+    folder,
+    image: np.ndarray,
+    tile: int = TILE,
+    overlap: int = OVERLAP,
+    threads: int = 1,
+    full_image: bool = False,
+    loops: int = 10,
+    warmup: int = 2,
+    **predict_kwargs,
+) -> dict:
     """:func:`time_sliced` for an ncnn export folder: one row (model, threads, input size + the timing)."""
     from lwdet.edge.runner import NcnnDetector
 
     with NcnnDetector(folder, threads=threads) as det:
         row = time_sliced(det, image, tile, overlap, full_image, loops, warmup, **predict_kwargs)
-        return {"kind": "sliced", "model": det.name, "runtime": "ncnn", "threads": threads,
-                "input": f"{det.imgsz[1]}x{det.imgsz[0]}x3", **row, "path": str(det.folder)}
+        return {
+            "kind": "sliced",
+            "model": det.name,
+            "runtime": "ncnn",
+            "threads": threads,
+            "input": f"{det.imgsz[1]}x{det.imgsz[0]}x3",
+            **row,
+            "path": str(det.folder),
+        }

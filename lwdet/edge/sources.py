@@ -13,8 +13,9 @@ from __future__ import annotations
 import glob
 import logging
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator, NamedTuple
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -26,8 +27,10 @@ VIDEOS = {".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mjpg", ".mjpeg", ".
 STREAMS = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
 PICAM = ("picam", "picamera2")
 STREAM_TIMEOUT = 10.0  # s: a stream that delivers nothing for this long counts as dropped (FFmpeg backend)
-KINDS = ("a camera index (0), picam or picamera2:N (Pi camera), an image or video file, a folder, "
-         "a glob ('dir/*.jpg'), or an rtsp:// or http(s):// stream")
+KINDS = (
+    "a camera index (0), picam or picamera2:N (Pi camera), an image or video file, a folder, "
+    "a glob ('dir/*.jpg'), or an rtsp:// or http(s):// stream"
+)
 
 
 class SourceError(ValueError):
@@ -92,7 +95,9 @@ def parse_source(spec: str, size: tuple[int, int] | None = None) -> Source:
             raise SourceError(f"{path}: no images or videos ({', '.join(sorted(IMAGES | VIDEOS))}) in this folder")
         return _file_list(text, files, size)
     if any(c in text for c in "*?["):
-        files = sorted(Path(p) for p in glob.glob(str(path), recursive=True) if Path(p).suffix.lower() in IMAGES | VIDEOS)
+        files = sorted(
+            Path(p) for p in glob.glob(str(path), recursive=True) if Path(p).suffix.lower() in IMAGES | VIDEOS
+        )
         if not files:
             raise SourceError(f"{text}: this glob matches no image or video file")
         return _file_list(text, files, size)
@@ -129,8 +134,9 @@ def _files(files: list[Path], size) -> Iterator[Frame]:
 def _capture(target, stem: str, live: bool, size, timeout: float | None = None) -> Iterator[Frame]:
     if timeout:  # a stalled stream must not block read() forever: FFmpeg with open / read timeouts
         ms = int(1e3 * timeout)
-        cap = cv2.VideoCapture(str(target), cv2.CAP_FFMPEG,
-                               [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms])
+        cap = cv2.VideoCapture(
+            str(target), cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
+        )
     else:
         cap = cv2.VideoCapture(target if isinstance(target, int) else str(target))
     if not cap.isOpened():
@@ -162,9 +168,11 @@ def _picamera2(index: int, size) -> Iterator[Frame]:
     try:
         from picamera2 import Picamera2
     except ImportError as e:
-        raise SourceError(f"picamera2 is not importable ({e}): on Raspberry Pi OS run `sudo apt install "
-                          f"python3-picamera2` and make the venv with SYSTEM_SITE_PACKAGES=1 bash "
-                          f"deploy/raspberry-pi/setup.sh") from None
+        raise SourceError(
+            f"picamera2 is not importable ({e}): on Raspberry Pi OS run `sudo apt install "
+            f"python3-picamera2` and make the venv with SYSTEM_SITE_PACKAGES=1 bash "
+            f"deploy/raspberry-pi/setup.sh"
+        ) from None
     try:
         cam = Picamera2(index)
         # libcamera's RGB888 is B, G, R in memory: OpenCV's order
@@ -190,8 +198,13 @@ def backoff(failures: int, base: float = 1.0, max_wait: float = 30.0) -> float:
     return min(float(max_wait), float(base) * 2 ** max(0, failures - 1))
 
 
-def resilient(source: Source, base: float = 1.0, max_wait: float = 30.0, limit: int = 0,
-              sleep: Callable[[float], None] = time.sleep) -> Iterator[Frame]:
+def resilient(
+    source: Source,
+    base: float = 1.0,
+    max_wait: float = 30.0,
+    limit: int = 0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Iterator[Frame]:
     """``source``'s frames; a live source that fails to open or stops is reopened after an exponential back-off
     (``base``, 2 x base, ... capped at ``max_wait`` s; reset by a frame), each attempt logged at WARNING.
     ``limit`` > 0 gives up (raises the last :class:`SourceLost`) after that many consecutive failures.

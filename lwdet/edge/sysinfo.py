@@ -14,11 +14,31 @@ import numpy as np
 
 from lwdet.units import MB, kib_to_mb
 
-DEVICE_FIELDS = ("board", "cpu", "arch", "cores", "mem_total_mb", "cpu_max_mhz", "governor", "os",
-                 "python", "ncnn", "numpy", "opencv")
-CPU_PARTS = {"0xd03": "Cortex-A53", "0xd04": "Cortex-A35", "0xd05": "Cortex-A55", "0xd07": "Cortex-A57",
-             "0xd08": "Cortex-A72", "0xd09": "Cortex-A73", "0xd0a": "Cortex-A75", "0xd0b": "Cortex-A76",
-             "0xd41": "Cortex-A78"}
+DEVICE_FIELDS = (
+    "board",
+    "cpu",
+    "arch",
+    "cores",
+    "mem_total_mb",
+    "cpu_max_mhz",
+    "governor",
+    "os",
+    "python",
+    "ncnn",
+    "numpy",
+    "opencv",
+)
+CPU_PARTS = {
+    "0xd03": "Cortex-A53",
+    "0xd04": "Cortex-A35",
+    "0xd05": "Cortex-A55",
+    "0xd07": "Cortex-A57",
+    "0xd08": "Cortex-A72",
+    "0xd09": "Cortex-A73",
+    "0xd0a": "Cortex-A75",
+    "0xd0b": "Cortex-A76",
+    "0xd41": "Cortex-A78",
+}
 
 
 def _proc_status_mb(key: str) -> float | None:
@@ -104,5 +124,3 @@ def device_info() -> dict:
         "numpy": np.__version__,
         "opencv": getattr(cv2, "__version__", ""),
     }
-
-

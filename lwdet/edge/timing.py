@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -17,12 +17,19 @@ def summarize(times_ms) -> dict[str, float]:
     if not t.size:
         raise ValueError("no timings to summarize (loops must be >= 1)")
     mean = float(t.mean())
-    return {"min_ms": float(t.min()), "median_ms": float(np.median(t)), "mean_ms": mean,
-            "p90_ms": float(np.percentile(t, 90)), "max_ms": float(t.max()), "fps": 1000.0 / mean if mean else 0.0}
+    return {
+        "min_ms": float(t.min()),
+        "median_ms": float(np.median(t)),
+        "mean_ms": mean,
+        "p90_ms": float(np.percentile(t, 90)),
+        "max_ms": float(t.max()),
+        "fps": 1000.0 / mean if mean else 0.0,
+    }
 
 
-def time_loops(fn: Callable[[], object], loops: int, warmup: int, progress: Progress | None = None,
-               desc: str = "") -> list[float]:
+def time_loops(
+    fn: Callable[[], object], loops: int, warmup: int, progress: Progress | None = None, desc: str = ""
+) -> list[float]:
     """Run ``fn`` ``warmup`` times untimed, then ``loops`` times; the per-loop times in ms."""
     if loops < 1 or warmup < 0:
         raise ValueError(f"loops must be >= 1 and warmup >= 0, got loops={loops}, warmup={warmup}")
@@ -59,5 +66,3 @@ def merge_rounds(passes: Sequence[Sequence[dict]]) -> list[dict]:
         row["rounds"] = len(group)
         merged.append(row)
     return merged
-
-

@@ -16,25 +16,60 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lwdet.artifacts import (INPUT_LAYOUT, NCNN_FILES, NCNN_SUFFIX, OUTPUT_LAYOUT, PARITY_FILE, ExportMeta,
-                             parity_file)
 from lwdet.artifacts import EXPORT_META as RUNTIME_FILE
+from lwdet.artifacts import INPUT_LAYOUT, NCNN_FILES, NCNN_SUFFIX, OUTPUT_LAYOUT, PARITY_FILE, ExportMeta, parity_file
 from lwdet.export.files import output_path
 from lwdet.export.ncnn import export_ncnn
 from lwdet.export.onnx import export_onnx
-from lwdet.export.parity import (MAP_TOLERANCE, TOLERANCES, VACUOUS, ParityError, ParityReport, Tolerance,
-                                 check_parity, parity_inputs, read_parity, val_map)
+from lwdet.export.parity import (
+    MAP_TOLERANCE,
+    TOLERANCES,
+    VACUOUS,
+    ParityError,
+    ParityReport,
+    Tolerance,
+    check_parity,
+    parity_inputs,
+    read_parity,
+    val_map,
+)
 from lwdet.export.prepare import ExportError, check_imgsz, engine_metadata, export_ready, load_model, model_name
 from lwdet.export.runners import export_format, ncnn_options
 
 EXPORTERS = {"ncnn": export_ncnn, "onnx": export_onnx}
 
 __all__ = [
-    "EXPORTERS", "INPUT_LAYOUT", "MAP_TOLERANCE", "NCNN_FILES", "NCNN_SUFFIX", "OUTPUT_LAYOUT", "PARITY_FILE",
-    "RUNTIME_FILE", "TOLERANCES", "VACUOUS", "ExportError", "ExportMeta", "ParityError", "ParityReport", "Tolerance",
-    "check_imgsz", "check_parity", "engine_metadata", "export_format", "export_ncnn", "export_onnx", "export_ready",
-    "load_model", "model_name", "ncnn_options", "output_path", "parity_file", "parity_inputs", "read_parity",
-    "resolve_source", "val_map",
+    "EXPORTERS",
+    "INPUT_LAYOUT",
+    "MAP_TOLERANCE",
+    "NCNN_FILES",
+    "NCNN_SUFFIX",
+    "OUTPUT_LAYOUT",
+    "PARITY_FILE",
+    "RUNTIME_FILE",
+    "TOLERANCES",
+    "VACUOUS",
+    "ExportError",
+    "ExportMeta",
+    "ParityError",
+    "ParityReport",
+    "Tolerance",
+    "check_imgsz",
+    "check_parity",
+    "engine_metadata",
+    "export_format",
+    "export_ncnn",
+    "export_onnx",
+    "export_ready",
+    "load_model",
+    "model_name",
+    "ncnn_options",
+    "output_path",
+    "parity_file",
+    "parity_inputs",
+    "read_parity",
+    "resolve_source",
+    "val_map",
 ]
 
 

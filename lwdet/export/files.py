@@ -78,4 +78,3 @@ def _destination(source: Path | None, model_stem: str, out_dir, name, fmt: str) 
     if out_dir is None and source is None:
         raise ValueError("out_dir is required when exporting a module rather than a weights file")
     return output_path(source or Path(model_stem), fmt, out_dir, name)
-

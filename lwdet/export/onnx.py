@@ -43,10 +43,19 @@ def _build_onnx(model: nn.Module, im: torch.Tensor, file: Path, half: bool, meta
     onnx.save(proto, str(file))
 
 
-def export_onnx(weights_or_model: str | Path | nn.Module, out_dir: str | Path | None = None,
-                imgsz: int | tuple[int, int] = 320, half: bool = False, *, data: str | Path | None = None,
-                map_check: bool = True, overwrite: bool = False, name: str | None = None,
-                opset: int | None = None, trust: bool = False) -> Path:
+def export_onnx(
+    weights_or_model: str | Path | nn.Module,
+    out_dir: str | Path | None = None,
+    imgsz: int | tuple[int, int] = 320,
+    half: bool = False,
+    *,
+    data: str | Path | None = None,
+    map_check: bool = True,
+    overwrite: bool = False,
+    name: str | None = None,
+    opset: int | None = None,
+    trust: bool = False,
+) -> Path:
     """Export to ``<out_dir>/<name>.onnx`` (default: beside the weights) with the parity report beside it.
 
     The engine's metadata goes into the file's metadata_props (AutoBackend reads it). ``half`` stores fp16 weights
@@ -65,8 +74,9 @@ def export_onnx(weights_or_model: str | Path | nn.Module, out_dir: str | Path | 
     with _staging(dst, overwrite) as tmp:
         file = tmp / dst.name
         ready, im = export_ready(model, hw, "onnx")
-        metadata = engine_metadata(model, hw, "onnx", half, data=None, dynamic=False, opset=opset, simplify=True,
-                                   nms=False, fraction=1.0)
+        metadata = engine_metadata(
+            model, hw, "onnx", half, data=None, dynamic=False, opset=opset, simplify=True, nms=False, fraction=1.0
+        )
         _build_onnx(ready, im, file, half, metadata, opset)
         report = _checked(model, source, file, dst, hw, half, data, map_check)
         sidecar = report.save(tmp / parity_file(dst).name)

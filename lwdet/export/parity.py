@@ -47,7 +47,7 @@ VACUOUS = "vacuous: no detections"  # ParityReport.map_check when PyTorch's mAP 
 class ParityError(RuntimeError):
     """The export does not compute what PyTorch computes; ``.report`` holds the numbers."""
 
-    def __init__(self, report: "ParityReport"):
+    def __init__(self, report: ParityReport):
         super().__init__(report)
         self.report = report
 
@@ -91,7 +91,7 @@ class ParityReport:
         return Path(file)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ParityReport":
+    def from_dict(cls, d: dict) -> ParityReport:
         return cls(**{k: v for k, v in d.items() if k != "passed"})
 
 
@@ -113,8 +113,11 @@ def _val_images(data_yaml: Path, n: int) -> list[Path]:
         if p.is_dir():
             files += sorted(f for f in p.rglob("*") if f.suffix[1:].lower() in IMG_FORMATS)
         elif p.suffix == ".txt":
-            files += [Path(line.strip()) if Path(line.strip()).is_absolute() else p.parent / line.strip()
-                      for line in p.read_text().splitlines() if line.strip()]
+            files += [
+                Path(line.strip()) if Path(line.strip()).is_absolute() else p.parent / line.strip()
+                for line in p.read_text().splitlines()
+                if line.strip()
+            ]
     return files[:n]
 
 
@@ -147,15 +150,39 @@ def val_map(model_or_export: nn.Module | str | Path, data_yaml: str | Path, imgs
     model = deepcopy(model_or_export) if isinstance(model_or_export, nn.Module) else str(model_or_export)
     with tempfile.TemporaryDirectory(prefix="lwdet-val-") as tmp:  # the validator's save_dir
         size = imgsz[0] if imgsz[0] == imgsz[1] else list(imgsz)
-        args = dict(task="detect", mode="val", data=str(data_yaml), imgsz=size, batch=1, rect=False, device="cpu",
-                    workers=0, plots=False, verbose=False, save_json=False, project=tmp, name="val", exist_ok=True)
+        args = dict(
+            task="detect",
+            mode="val",
+            data=str(data_yaml),
+            imgsz=size,
+            batch=1,
+            rect=False,
+            device="cpu",
+            workers=0,
+            plots=False,
+            verbose=False,
+            save_json=False,
+            project=tmp,
+            name="val",
+            exist_ok=True,
+        )
         stats = DetectionValidator(args=args)(model=model)
     return float(stats["metrics/mAP50-95(B)"])
 
 
-def check_parity(weights_or_model: str | Path | nn.Module, export_path: str | Path, imgsz: int | tuple[int, int], *,
-                 half: bool = False, data: str | Path | None = None, map_check: bool = True, n_random: int = 2,
-                 n_images: int = 4, raise_on_failure: bool = True, trust: bool = False) -> ParityReport:
+def check_parity(
+    weights_or_model: str | Path | nn.Module,
+    export_path: str | Path,
+    imgsz: int | tuple[int, int],
+    *,
+    half: bool = False,
+    data: str | Path | None = None,
+    map_check: bool = True,
+    n_random: int = 2,
+    n_images: int = 4,
+    raise_on_failure: bool = True,
+    trust: bool = False,
+) -> ParityReport:
     """Compare an export with PyTorch: raw output on random inputs and validation images, and mAP50-95.
 
     Raw output: max |difference| of boxes (pixels) and scores against ``TOLERANCES[half]``; ncnn runs with
@@ -172,8 +199,16 @@ def check_parity(weights_or_model: str | Path | nn.Module, export_path: str | Pa
     return report
 
 
-def _compare(model: nn.Module, export_path: Path, hw: tuple[int, int], half: bool, data, map_check: bool,
-             n_random: int = 2, n_images: int = 4) -> ParityReport:
+def _compare(
+    model: nn.Module,
+    export_path: Path,
+    hw: tuple[int, int],
+    half: bool,
+    data,
+    map_check: bool,
+    n_random: int = 2,
+    n_images: int = 4,
+) -> ParityReport:
     fmt = export_format(export_path)
     tol = TOLERANCES[bool(half)]
     with tempfile.TemporaryDirectory(prefix="lwdet-parity-") as tmp:
@@ -198,10 +233,21 @@ def _compare(model: nn.Module, export_path: Path, hw: tuple[int, int], half: boo
             box = max(box, float(np.abs(out[:, :4] - ref[:, :4]).max()))
             score = max(score, float(np.abs(out[:, 4:] - ref[:, 4:]).max()))
         report = ParityReport(
-            format=fmt, path=str(export_path), source=model_name(model), imgsz=list(hw), half=bool(half),
-            n_random=n_random, n_images=len(images), max_abs_diff=max(box, score), box_max_abs_diff=box,
-            score_max_abs_diff=score, box_tolerance=tol.box_rel * max(hw), score_tolerance=tol.score,
-            data=str(data) if data else None, failures=failures)
+            format=fmt,
+            path=str(export_path),
+            source=model_name(model),
+            imgsz=list(hw),
+            half=bool(half),
+            n_random=n_random,
+            n_images=len(images),
+            max_abs_diff=max(box, score),
+            box_max_abs_diff=box,
+            score_max_abs_diff=score,
+            box_tolerance=tol.box_rel * max(hw),
+            score_tolerance=tol.score,
+            data=str(data) if data else None,
+            failures=failures,
+        )
         if not (box <= report.box_tolerance):  # also catches NaN
             failures.append(f"boxes max |diff| {box:.3g} px > {report.box_tolerance:.3g} px")
         if not (score <= report.score_tolerance):
@@ -211,15 +257,27 @@ def _compare(model: nn.Module, export_path: Path, hw: tuple[int, int], half: boo
             report.map_export = val_map(export_path, data_yaml, hw)
             report.map_check = VACUOUS if report.map_torch == 0 else "compared"
             if report.map_check == VACUOUS:
-                LOGGER.warning("parity %s: PyTorch mAP50-95 is 0 on %s (the model detects nothing there), so the "
-                               "mAP check is vacuous: 0 against 0 proves nothing; only the raw outputs were compared",
-                               fmt, data)
+                LOGGER.warning(
+                    "parity %s: PyTorch mAP50-95 is 0 on %s (the model detects nothing there), so the "
+                    "mAP check is vacuous: 0 against 0 proves nothing; only the raw outputs were compared",
+                    fmt,
+                    data,
+                )
             if not abs(report.map_export - report.map_torch) <= MAP_TOLERANCE:
-                failures.append(f"mAP50-95 PyTorch {report.map_torch:.4f} vs {fmt} {report.map_export:.4f} "
-                                f"(|diff| {abs(report.map_export - report.map_torch):.4f} > {MAP_TOLERANCE})")
+                failures.append(
+                    f"mAP50-95 PyTorch {report.map_torch:.4f} vs {fmt} {report.map_export:.4f} "
+                    f"(|diff| {abs(report.map_export - report.map_torch):.4f} > {MAP_TOLERANCE})"
+                )
     maps = "" if report.map_torch is None else f", mAP50-95 {report.map_torch:.4f} vs {report.map_export:.4f}"
-    LOGGER.info("parity %s: boxes max |diff| %.3g px (tol %.3g), scores %.3g (tol %.3g)%s",
-                fmt, box, report.box_tolerance, score, report.score_tolerance, maps)
+    LOGGER.info(
+        "parity %s: boxes max |diff| %.3g px (tol %.3g), scores %.3g (tol %.3g)%s",
+        fmt,
+        box,
+        report.box_tolerance,
+        score,
+        report.score_tolerance,
+        maps,
+    )
     return report
 
 

@@ -133,7 +133,6 @@ def _versions() -> dict:
     return out
 
 
-
 def _trace(model: nn.Module, im: torch.Tensor) -> torch.jit.ScriptModule:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", torch.jit.TracerWarning)
@@ -151,7 +150,6 @@ def _require(*modules: str) -> None:
         try:
             importlib.import_module(name)
         except ImportError as e:
-            raise ExportError(f"{name} is not installed ({e}); install lwdet's export extra: pip install -e '.[export]'"
-                              ) from None
-
-
+            raise ExportError(
+                f"{name} is not installed ({e}); install lwdet's export extra: pip install -e '.[export]'"
+            ) from None

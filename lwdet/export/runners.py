@@ -34,8 +34,9 @@ class _NcnnRunner:
         if self.net.load_param(param) != 0 or self.net.load_model(weights) != 0:
             raise ExportError(f"ncnn {ncnn.__version__} cannot load {param}{self._unknown_layers(folder)}")
         if len(self.net.input_names()) != 1 or len(self.net.output_names()) != 1:
-            raise ExportError(f"{param}: expected one input and one output, got {self.net.input_names()} -> "
-                              f"{self.net.output_names()}")
+            raise ExportError(
+                f"{param}: expected one input and one output, got {self.net.input_names()} -> {self.net.output_names()}"
+            )
         self.input_name, self.output_name = self.net.input_names()[0], self.net.output_names()[0]
 
     @staticmethod
@@ -72,5 +73,3 @@ def export_format(path: str | Path) -> str:
     if path.suffix == ".onnx":
         return "onnx"
     raise ValueError(f"{path}: not an export lwdet knows (a *{NCNN_SUFFIX} folder or a .onnx file)")
-
-

@@ -36,12 +36,35 @@ detector / classifier / backbone entry points), ``text`` (the console report and
 from __future__ import annotations
 
 from lwdet.profile.counting import BYTES_PER_ELEMENT, CATEGORIES, OpCost, conv_category, conv_macs, measure
-from lwdet.profile.profiles import (CONVENTIONS, Profile, build_classifier, file_sizes, profile_backbone,
-                                    profile_classifier, profile_detector, profile_model, resolve_detector)
+from lwdet.profile.profiles import (
+    CONVENTIONS,
+    Profile,
+    build_classifier,
+    file_sizes,
+    profile_backbone,
+    profile_classifier,
+    profile_detector,
+    profile_model,
+    resolve_detector,
+)
 from lwdet.profile.text import format_profile, main
 
 __all__ = [
-    "BYTES_PER_ELEMENT", "CATEGORIES", "CONVENTIONS", "OpCost", "Profile", "build_classifier", "conv_category",
-    "conv_macs", "file_sizes", "format_profile", "main", "measure", "profile_backbone", "profile_classifier",
-    "profile_detector", "profile_model", "resolve_detector",
+    "BYTES_PER_ELEMENT",
+    "CATEGORIES",
+    "CONVENTIONS",
+    "OpCost",
+    "Profile",
+    "build_classifier",
+    "conv_category",
+    "conv_macs",
+    "file_sizes",
+    "format_profile",
+    "main",
+    "measure",
+    "profile_backbone",
+    "profile_classifier",
+    "profile_detector",
+    "profile_model",
+    "resolve_detector",
 ]

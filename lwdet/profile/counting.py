@@ -19,8 +19,17 @@ _FOLDED = {"native_batch_norm", "_native_batch_norm_legit_no_training", "_native
 # copies are tagged pointwise in aten, but they are data movement (a channel shuffle's .contiguous(), dtype casts)
 _COPIES = {"clone", "_to_copy", "copy_", "contiguous"}
 # ops whose tensor arguments are read for their shape or dtype only
-_FACTORIES = {"new_empty", "new_zeros", "new_ones", "new_full", "empty_like", "zeros_like", "ones_like", "full_like",
-              "_local_scalar_dense"}
+_FACTORIES = {
+    "new_empty",
+    "new_zeros",
+    "new_ones",
+    "new_full",
+    "empty_like",
+    "zeros_like",
+    "ones_like",
+    "full_like",
+    "_local_scalar_dense",
+}
 
 
 @dataclass
@@ -33,7 +42,6 @@ class OpCost:
     macs: int = 0
     elements: int = 0  # memory-access cost in elements
     calls: int = 1
-
 
 
 def _is_pointwise(func) -> bool:

@@ -21,16 +21,16 @@ LOGGER = logging.getLogger(__name__)
 
 CONVENTIONS = {
     "macs": "multiply-adds of Conv2d and Linear (out x C_in/groups x kh x kw; out x in_features); bias, BatchNorm, "
-            "activations and element-wise ops not counted (the papers' convention)",
+    "activations and element-wise ops not counted (the papers' convention)",
     "gflops": "2 x MACs / 1e9 (the engine's GFLOPs unit)",
     "engine_gflops": "ultralytics get_flops on the same model: also charges BatchNorm and extrapolates from a proxy "
-                     "input (overcounts size-independent squeeze-excite costs)",
+    "input (overcounts size-independent squeeze-excite costs)",
     "memory_access": "ShuffleNetV2 MAC: elements read + written per op (conv/linear: input + output + weights and "
-                     "bias; element-wise and other data-moving ops: inputs + output); BatchNorm (folded), views and "
-                     "tensor factories not counted; MB = 1e6 bytes at 4 bytes per element",
+    "bias; element-wise and other data-moving ops: inputs + output); BatchNorm (folded), views and "
+    "tensor factories not counted; MB = 1e6 bytes at 4 bytes per element",
     "peak_activation": "largest total size of tensor storages alive at once during one batch-1 eval forward "
-                       "(input + tensors the forward creates; parameters and buffers excluded; kernel scratch "
-                       "not included)",
+    "(input + tensors the forward creates; parameters and buffers excluded; kernel scratch "
+    "not included)",
 }
 
 
@@ -64,7 +64,6 @@ class Profile:
         file.parent.mkdir(parents=True, exist_ok=True)
         file.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
         return file
-
 
 
 # --------------------------------------------------------------------------------------------------------- reports
@@ -103,8 +102,15 @@ def _engine_gflops(model: nn.Module, hw: tuple[int, int]) -> float | None:
     return get_flops(model, list(hw)) or None  # 0.0 means thop failed
 
 
-def profile_model(model: nn.Module, imgsz: int | tuple[int, int], *, name: str = "model", kind: str = "model",
-                  source: str | None = None, engine_gflops: bool = True) -> Profile:
+def profile_model(
+    model: nn.Module,
+    imgsz: int | tuple[int, int],
+    *,
+    name: str = "model",
+    kind: str = "model",
+    source: str | None = None,
+    engine_gflops: bool = True,
+) -> Profile:
     """Profile any module that takes one (1, 3, H, W) image; see the module docstring for what is measured."""
     hw = check_imgsz(imgsz)
     ops, peak, peak_at = measure(model, torch.zeros(1, 3, *hw))
@@ -125,18 +131,40 @@ def profile_model(model: nn.Module, imgsz: int | tuple[int, int], *, name: str =
         g[0] += o.macs
         g[1] += o.elements
     layers = [
-        {"name": g, "type": _type_name(m), "params": sum(p.numel() for p in m.parameters()),
-         "macs": per_group[g][0], "memory_access_mb": _mb(per_group[g][1])}
+        {
+            "name": g,
+            "type": _type_name(m),
+            "params": sum(p.numel() for p in m.parameters()),
+            "macs": per_group[g][0],
+            "memory_access_mb": _mb(per_group[g][1]),
+        }
         for g, m in groups.items()
     ]
     if "(root)" in per_group:  # functional ops in the root's own forward (a classifier's flatten / mean)
-        layers.append({"name": "(root)", "type": "functional", "params": 0, "macs": per_group["(root)"][0],
-                       "memory_access_mb": _mb(per_group["(root)"][1])})
+        layers.append(
+            {
+                "name": "(root)",
+                "type": "functional",
+                "params": 0,
+                "macs": per_group["(root)"][0],
+                "memory_access_mb": _mb(per_group["(root)"][1]),
+            }
+        )
     return Profile(
-        name=name, kind=kind, source=source, imgsz=list(hw), params=params, macs=macs, gflops=2 * macs / 1e9,
-        engine_gflops=_engine_gflops(model, hw) if engine_gflops else None, memory_access_mb=_mb(elements),
-        breakdown=breakdown, peak_activation_mb=peak / MB, peak_activation_at=peak_at,
-        weights_mb={"fp32": params * 4 / MB, "fp16": params * 2 / MB}, layers=layers,
+        name=name,
+        kind=kind,
+        source=source,
+        imgsz=list(hw),
+        params=params,
+        macs=macs,
+        gflops=2 * macs / 1e9,
+        engine_gflops=_engine_gflops(model, hw) if engine_gflops else None,
+        memory_access_mb=_mb(elements),
+        breakdown=breakdown,
+        peak_activation_mb=peak / MB,
+        peak_activation_at=peak_at,
+        weights_mb={"fp32": params * 4 / MB, "fp16": params * 2 / MB},
+        layers=layers,
         ops=[{**asdict(o), "memory_access_mb": _mb(o.elements)} for o in ops],
     )
 
@@ -188,8 +216,9 @@ def _folders_of(source: Path, weights: Path | None) -> list[Path]:
     return []
 
 
-def profile_detector(source: str | Path, imgsz: int | tuple[int, int] = 320, nc: int | None = None,
-                     trust: bool = False) -> Profile:
+def profile_detector(
+    source: str | Path, imgsz: int | tuple[int, int] = 320, nc: int | None = None, trust: bool = False
+) -> Profile:
     """Profile a detector from a model YAML, .pt, run folder or export; lists the weights and exports beside it."""
     source = Path(source)
     from lwdet.engine_models import deployed
@@ -222,8 +251,14 @@ def build_classifier(backbone: str | BackboneSpec, num_classes: int = 1000) -> n
 def profile_classifier(backbone: str | BackboneSpec, imgsz: int = 224, engine_gflops: bool = True) -> Profile:
     """Profile a backbone as its ImageNet classifier (1000 classes), to compare with the paper's numbers."""
     spec = backbone if isinstance(backbone, BackboneSpec) else get_spec(backbone)
-    return profile_model(build_classifier(spec), imgsz, name=spec.name, kind="classifier",
-                         source=f"{spec.source}:{spec.model}", engine_gflops=engine_gflops)
+    return profile_model(
+        build_classifier(spec),
+        imgsz,
+        name=spec.name,
+        kind="classifier",
+        source=f"{spec.source}:{spec.model}",
+        engine_gflops=engine_gflops,
+    )
 
 
 def profile_backbone(backbone: str, imgsz: int = 320) -> Profile:
@@ -231,5 +266,6 @@ def profile_backbone(backbone: str, imgsz: int = 320) -> Profile:
     from lwdet.backbones import build_backbone
 
     spec = get_spec(backbone)
-    return profile_model(build_backbone(backbone), imgsz, name=spec.name, kind="backbone",
-                         source=f"{spec.source}:{spec.model}")
+    return profile_model(
+        build_backbone(backbone), imgsz, name=spec.name, kind="backbone", source=f"{spec.source}:{spec.model}"
+    )

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
-import logging
-import sys
-from pathlib import Path
-
-from lwdet.profile.profiles import Profile, profile_backbone, profile_classifier, profile_detector
+from lwdet.profile.profiles import Profile
 from lwdet.units import MB
+
 
 # ------------------------------------------------------------------------------------------------------ formatting
 def format_profile(p: Profile, layers: bool = True) -> str:
@@ -22,8 +18,10 @@ def format_profile(p: Profile, layers: bool = True) -> str:
         f"  GFLOPs (2 x MACs)       {p.gflops:9.3f}     the engine's unit",
     ]
     if p.engine_gflops:
-        lines.append(f"  engine get_flops        {p.engine_gflops:9.3f}     GFLOPs; also charges BatchNorm and "
-                     f"extrapolates from a proxy input")
+        lines.append(
+            f"  engine get_flops        {p.engine_gflops:9.3f}     GFLOPs; also charges BatchNorm and "
+            f"extrapolates from a proxy input"
+        )
     lines += [
         f"  memory-access cost      {p.memory_access_mb:9.2f} MB  ShuffleNetV2 MAC: inputs + outputs + weights per "
         f"op, fp32",
@@ -35,15 +33,21 @@ def format_profile(p: Profile, layers: bool = True) -> str:
     for c, b in p.breakdown.items():
         mac_share = 100 * b["macs"] / max(p.macs, 1)
         access_share = 100 * b["memory_access_mb"] / max(p.memory_access_mb, 1e-9)
-        lines.append(f"  {c:<14}{b['ops']:>6}{b['macs'] / 1e6:>12.1f}{mac_share:>8.1f}"
-                     f"{b['memory_access_mb']:>18.2f}{access_share:>7.1f}")
-    lines.append("  (elementwise: aten pointwise ops such as activations, residual add, SE multiply; other: concat, "
-                 "pooling/means, upsampling, copies, softmax; BatchNorm is folded and not counted)")
+        lines.append(
+            f"  {c:<14}{b['ops']:>6}{b['macs'] / 1e6:>12.1f}{mac_share:>8.1f}"
+            f"{b['memory_access_mb']:>18.2f}{access_share:>7.1f}"
+        )
+    lines.append(
+        "  (elementwise: aten pointwise ops such as activations, residual add, SE multiply; other: concat, "
+        "pooling/means, upsampling, copies, softmax; BatchNorm is folded and not counted)"
+    )
     if layers:
         lines += ["", f"  {'block':<16}{'type':<22}{'params':>10}{'MACs (M)':>11}{'mem. access (MB)':>18}"]
         for r in p.layers:
-            lines.append(f"  {r['name']:<16}{r['type'][:21]:<22}{r['params']:>10}{r['macs'] / 1e6:>11.2f}"
-                         f"{r['memory_access_mb']:>18.2f}")
+            lines.append(
+                f"  {r['name']:<16}{r['type'][:21]:<22}{r['params']:>10}{r['macs'] / 1e6:>11.2f}"
+                f"{r['memory_access_mb']:>18.2f}"
+            )
     if p.files:
         lines += ["", "  files"]
         for f in p.files:

@@ -4,8 +4,8 @@ paper costs (FLOPs, memory access, params) and measured latency disagree."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from lwdet.report.rows import ACCURACY, LATENCY, MEMORY, SEED_RUN, _num, epoch_curves
 from lwdet.report.rows import fmt as _fmt
@@ -27,10 +27,8 @@ def pareto_front(rows: Sequence[dict], x: str = LATENCY, y: str = ACCURACY) -> l
     """Rows not dominated: no other row has x <= and y >= with one strictly better. Sorted by x."""
     pts = [(r, _num(r, x), _num(r, y)) for r in rows]
     pts = [(r, a, b) for r, a, b in pts if a is not None and b is not None]
-    front = [r for r, a, b in pts
-             if not any(a2 <= a and b2 >= b and (a2 < a or b2 > b) for _, a2, b2 in pts)]
+    front = [r for r, a, b in pts if not any(a2 <= a and b2 >= b and (a2 < a or b2 > b) for _, a2, b2 in pts)]
     return sorted(front, key=lambda r: (_num(r, x), -_num(r, y)))
-
 
 
 def seed_groups(rows: Sequence[dict]) -> dict[str, list[dict]]:
@@ -47,12 +45,10 @@ def seed_groups(rows: Sequence[dict]) -> dict[str, list[dict]]:
     return {k: sorted(v, key=lambda r: r.get("model") != k) for k, v in groups.items() if len(v) > 1}
 
 
-
 def one_run_each(rows: Sequence[dict]) -> list[dict]:
     """``rows`` without the repeat-seed runs, so a detector is one point on the frontier, not one per seed."""
     repeats = {id(r) for g in seed_groups(rows).values() for r in g[1:]}
     return [r for r in rows if id(r) not in repeats]
-
 
 
 def seed_noise(rows: Sequence[dict]) -> list[dict]:
@@ -60,8 +56,10 @@ def seed_noise(rows: Sequence[dict]) -> list[dict]:
     out = []
     for model, group in seed_groups(rows).items():
         seeds = [r.get("seed") for r in group]
-        row = {"model": model, "seeds": ", ".join("?" if v is None else f"{v:g}" if isinstance(v, float) else str(v)
-                                                  for v in seeds)}
+        row = {
+            "model": model,
+            "seeds": ", ".join("?" if v is None else f"{v:g}" if isinstance(v, float) else str(v) for v in seeds),
+        }
         for key, label in ((ACCURACY, "val"), ("test_map5095", "test")):
             vals = [_num(r, key) for r in group]
             if all(v is not None for v in vals):
@@ -71,15 +69,23 @@ def seed_noise(rows: Sequence[dict]) -> list[dict]:
     return out
 
 
-
-def best_under(rows: Sequence[dict], max_latency_ms: float | None = None, max_params_m: float | None = None,
-               max_memory_mb: float | None = None, min_map: float | None = None) -> list[dict]:
+def best_under(
+    rows: Sequence[dict],
+    max_latency_ms: float | None = None,
+    max_params_m: float | None = None,
+    max_memory_mb: float | None = None,
+    min_map: float | None = None,
+) -> list[dict]:
     """Rows meeting every given limit, best mAP50-95 first (ties: lower latency, then fewer params).
 
     A row that lacks a limited value (e.g. no latency measured) does not qualify for that limit.
     """
-    limits = ((LATENCY, max_latency_ms, 1), ("params_m", max_params_m, 1), (MEMORY, max_memory_mb, 1),
-              (ACCURACY, min_map, -1))
+    limits = (
+        (LATENCY, max_latency_ms, 1),
+        ("params_m", max_params_m, 1),
+        (MEMORY, max_memory_mb, 1),
+        (ACCURACY, min_map, -1),
+    )
     keep = []
     for r in rows:
         ok = _num(r, ACCURACY) is not None
@@ -93,12 +99,12 @@ def best_under(rows: Sequence[dict], max_latency_ms: float | None = None, max_pa
     return sorted(keep, key=lambda r: (-_num(r, ACCURACY), _num(r, LATENCY) or inf, _num(r, "params_m") or inf))
 
 
-
 def kendall_tau(a: Sequence[float], b: Sequence[float]) -> float | None:
     """Kendall's tau-a between two scorings of the same items (1: same order, -1: reversed); None under 2 items."""
     n = len(a)
     if n < 2:
         return None
+
     def sign(x: float) -> int:
         return (x > 0) - (x < 0)
 
@@ -106,9 +112,12 @@ def kendall_tau(a: Sequence[float], b: Sequence[float]) -> float | None:
     return s / (n * (n - 1) / 2)
 
 
-def ranking_over_epochs(rows: Sequence[dict], base: Path | None = None,
-                        fractions: Sequence[float] = (0.25, 0.5, 0.75, 1.0),
-                        curves: dict[str, dict[str, list[float]]] | None = None) -> tuple[list[dict], dict]:
+def ranking_over_epochs(
+    rows: Sequence[dict],
+    base: Path | None = None,
+    fractions: Sequence[float] = (0.25, 0.5, 0.75, 1.0),
+    curves: dict[str, dict[str, list[float]]] | None = None,
+) -> tuple[list[dict], dict]:
     """Per-epoch val mAP50-95 of every run at fractions of the budget, and how stable the ranking is.
 
     Returns (table rows: model + ``ep<N>`` columns, {"ep<N>": Kendall tau of the ranking at epoch N against the
@@ -132,8 +141,9 @@ def ranking_over_epochs(rows: Sequence[dict], base: Path | None = None,
     return table, taus
 
 
-def cost_vs_latency(rows: Sequence[dict], x: str = LATENCY, margin: float = 0.05,
-                    top: int = 10) -> tuple[list[dict], dict]:
+def cost_vs_latency(
+    rows: Sequence[dict], x: str = LATENCY, margin: float = 0.05, top: int = 10
+) -> tuple[list[dict], dict]:
     """Where the paper cost and the measured latency disagree.
 
     Returns (pairs: detector A has at least ``margin`` fewer GFLOPs than B yet is at least ``margin`` slower,
@@ -154,9 +164,14 @@ def cost_vs_latency(rows: Sequence[dict], x: str = LATENCY, margin: float = 0.05
             slower = _num(a, x) / _num(b, x)
             if slower >= 1 + margin:
                 mac = (_num(a, "mac_mb") / _num(b, "mac_mb")) if _num(a, "mac_mb") and _num(b, "mac_mb") else None
-                pairs.append({"fewer_flops": a.get("model"), "but_slower_than": b.get("model"),
-                              "gflops_ratio": fa / fb, "latency_ratio": slower, "mac_ratio": mac})
+                pairs.append(
+                    {
+                        "fewer_flops": a.get("model"),
+                        "but_slower_than": b.get("model"),
+                        "gflops_ratio": fa / fb,
+                        "latency_ratio": slower,
+                        "mac_ratio": mac,
+                    }
+                )
     pairs.sort(key=lambda p: -p["latency_ratio"])
     return pairs[:top], taus
-
-

@@ -4,8 +4,8 @@ each legend beside its panel, never over the lines."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from lwdet.report.analysis import CURVES
 from lwdet.report.plots import BASELINE, pyplot, save, short_name
@@ -13,8 +13,14 @@ from lwdet.report.plots import BASELINE, pyplot, save, short_name
 PANEL_LINES = 8  # detectors per panel (plus the baseline): tab10 keeps them apart
 LITE = ("lite", "nano", "p45")
 # group title, in the order the panels are drawn
-GROUPS = ("SPPF neck, YOLOv5n head", "ASPP neck", "lite / nano neck or head", "engine models (YOLO11n, YOLO26n, ...)",
-          "distilled from a teacher", "other")
+GROUPS = (
+    "SPPF neck, YOLOv5n head",
+    "ASPP neck",
+    "lite / nano neck or head",
+    "engine models (YOLO11n, YOLO26n, ...)",
+    "distilled from a teacher",
+    "other",
+)
 
 
 def curve_group(row: dict) -> str:
@@ -40,7 +46,7 @@ def panels(rows: Sequence[dict], have: set[str]) -> list[tuple[str, list[str]]]:
     out = []
     for g in GROUPS:
         models = by_group.get(g, [])
-        chunks = [models[i:i + PANEL_LINES] for i in range(0, len(models), PANEL_LINES)]
+        chunks = [models[i : i + PANEL_LINES] for i in range(0, len(models), PANEL_LINES)]
         out += [(f"{g} ({k + 1}/{len(chunks)})" if len(chunks) > 1 else g, c) for k, c in enumerate(chunks)]
     return out
 
@@ -58,23 +64,38 @@ def curve_figure(runs: dict[str, dict[str, list[float]]], rows: Sequence[dict], 
     def draw(ax, model, **kw):
         cols = runs[model]
         few = len(cols[column]) <= 3  # a line through one or two points is invisible: mark them
-        ax.plot(cols.get("epoch", list(range(1, len(cols[column]) + 1))), cols[column], label=short_name(model),
-                marker="o" if few else None, ms=3, **kw)
+        ax.plot(
+            cols.get("epoch", list(range(1, len(cols[column]) + 1))),
+            cols[column],
+            label=short_name(model),
+            marker="o" if few else None,
+            ms=3,
+            **kw,
+        )
 
     for ax, (title, models) in zip(axes[:, 0], layout):
         if BASELINE in have and BASELINE not in models:
             draw(ax, BASELINE, color="k", lw=1.6, ls="--")
         for i, model in enumerate(models):
             base = model == BASELINE
-            draw(ax, model, color="k" if base else colors[i % len(colors)], lw=1.6 if base else 1.3,
-                 ls="--" if base else "-")
+            draw(
+                ax,
+                model,
+                color="k" if base else colors[i % len(colors)],
+                lw=1.6 if base else 1.3,
+                ls="--" if base else "-",
+            )
         ax.set_title(title, fontsize=9, loc="left")
         ax.set_ylabel(label, fontsize=8)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     axes[-1, 0].set_xlabel("epoch")
-    fig.suptitle(f"{label} per epoch (black dashed: {BASELINE}; names drop the prefix '{BASELINE}-')", fontsize=10,
-                 x=0.01, ha="left")
+    fig.suptitle(
+        f"{label} per epoch (black dashed: {BASELINE}; names drop the prefix '{BASELINE}-')",
+        fontsize=10,
+        x=0.01,
+        ha="left",
+    )
     fig.tight_layout()
     return fig
 

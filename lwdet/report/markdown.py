@@ -4,11 +4,18 @@ and a copy of the data it was written from."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
-from lwdet.report.analysis import (PROXIES, best_under, cost_vs_latency, one_run_each, pareto_front,
-                                   ranking_over_epochs, seed_noise)
+from lwdet.report.analysis import (
+    PROXIES,
+    best_under,
+    cost_vs_latency,
+    one_run_each,
+    pareto_front,
+    ranking_over_epochs,
+    seed_noise,
+)
 from lwdet.report.curves import plot_curves
 from lwdet.report.plots import measured_on, plot_layer_types, plot_pareto, plot_scatter, plot_time_split
 from lwdet.report.rows import ACCURACY, DENSITY, LATENCY, MEMORY, _num, epoch_curves, keep_data, load_study
@@ -20,8 +27,10 @@ LOGGER = logging.getLogger(__name__)
 TABLES = (
     ("Accuracy", ("model", "map50", "map5095", "precision", "recall", "f1", DENSITY, "parity_ok")),
     ("Cost", ("model", "params_m", "gflops", "macs_m", "mac_mb", "peak_act_mb", "pt_mb", "ncnn_bin_mb")),
-    ("Speed and memory (ncnn; onnxruntime at 1 thread for comparison)",
-     ("model", "latency_ms_t1", "latency_ms_t2", "ncnn_peak_mb", "onnx_ms_t1")),
+    (
+        "Speed and memory (ncnn; onnxruntime at 1 thread for comparison)",
+        ("model", "latency_ms_t1", "latency_ms_t2", "ncnn_peak_mb", "onnx_ms_t1"),
+    ),
     ("Where the time goes (ncnn, 1 thread, split export)", ("model", "backbone_ms", "neck_ms", "head_ms")),
     ("Training", ("model", "backbone", "neck", "head", "teacher", "train_s", "epoch_s", "run_dir")),
 )
@@ -33,7 +42,6 @@ def markdown_table(rows: Sequence[dict], columns: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
-
 def _shown(path: Path) -> str:
     """``path`` relative to the working directory when it is inside it (reports are committed)."""
     try:
@@ -42,39 +50,52 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
-
 def _constraints_text(limits: dict) -> str:
-    names = {"max_latency_ms": "latency <= {} ms", "max_params_m": "params <= {} M",
-             "max_memory_mb": "ncnn peak memory <= {} MB", "min_map": "mAP50-95 >= {}"}
+    names = {
+        "max_latency_ms": "latency <= {} ms",
+        "max_params_m": "params <= {} M",
+        "max_memory_mb": "ncnn peak memory <= {} MB",
+        "min_map": "mAP50-95 >= {}",
+    }
     return ", ".join(names[k].format(v) for k, v in limits.items() if v is not None) or "none"
 
 
-
-
-
-def write_report(results_csv: str | Path, out_dir: str | Path, *, bench_csv: str | Path | None = None,
-                 max_latency_ms: float | None = None, max_params_m: float | None = None,
-                 max_memory_mb: float | None = None, min_map: float | None = None) -> Path:
+def write_report(
+    results_csv: str | Path,
+    out_dir: str | Path,
+    *,
+    bench_csv: str | Path | None = None,
+    max_latency_ms: float | None = None,
+    max_params_m: float | None = None,
+    max_memory_mb: float | None = None,
+    min_map: float | None = None,
+) -> Path:
     """Write ``report.md`` and the PNGs into ``out_dir``; returns the markdown file."""
     results_csv, out = Path(results_csv), Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows, peers, latency_source = load_study(results_csv, bench_csv)
     rows = sorted(rows, key=lambda r: -(_num(r, ACCURACY) or -1.0))
-    limits = dict(max_latency_ms=max_latency_ms, max_params_m=max_params_m, max_memory_mb=max_memory_mb,
-                  min_map=min_map)
+    limits = dict(
+        max_latency_ms=max_latency_ms, max_params_m=max_params_m, max_memory_mb=max_memory_mb, min_map=min_map
+    )
     points = one_run_each(rows)  # one point per detector: repeat-seed runs are reported as noise, not plotted
     curves = epoch_curves(rows, results_csv.parent)
-    figs = [plot_pareto(points, out / "pareto_latency_map.png", peers),
-            plot_scatter(rows, "gflops", None, out / "map_vs_gflops.png"),
-            plot_scatter(rows, "mac_mb", None, out / "map_vs_mac.png"),
-            plot_time_split(rows, out / "time_by_part.png"),
-            plot_layer_types(rows, out / "time_by_layer_type.png", results_csv.parent),
-            *plot_curves(curves, rows, out)]
+    figs = [
+        plot_pareto(points, out / "pareto_latency_map.png", peers),
+        plot_scatter(rows, "gflops", None, out / "map_vs_gflops.png"),
+        plot_scatter(rows, "mac_mb", None, out / "map_vs_mac.png"),
+        plot_time_split(rows, out / "time_by_part.png"),
+        plot_layer_types(rows, out / "time_by_layer_type.png", results_csv.parent),
+        *plot_curves(curves, rows, out),
+    ]
     front = pareto_front(points)
     best = best_under(points, **limits)
     keep_data(results_csv, rows, out)
-    md = ["# Detector comparison\n", f"Source: `{_shown(results_csv)}`; {len(rows)} detectors; latency and memory "
-          f"from {latency_source}. Rows sorted by mAP50-95. `{DENSITY}` = mAP50-95 per million parameters.\n"]
+    md = [
+        "# Detector comparison\n",
+        f"Source: `{_shown(results_csv)}`; {len(rows)} detectors; latency and memory "
+        f"from {latency_source}. Rows sorted by mAP50-95. `{DENSITY}` = mAP50-95 per million parameters.\n",
+    ]
     if context := measured_on(points):
         md += [f"Measured at: {context}.\n"]
     shown = [{**r, "run_dir": _shown(Path(r["run_dir"]))} if r.get("run_dir") else r for r in rows]
@@ -85,37 +106,64 @@ def write_report(results_csv: str | Path, out_dir: str | Path, *, bench_csv: str
         md += ["## Accuracy on the test split\n", markdown_table(rows, test), ""]
     table, taus = ranking_over_epochs(rows, results_csv.parent, curves=curves)
     if len(table) > 1:
-        md += ["## Is the ranking stable? (val mAP50-95 per epoch, from each run's results.csv)\n",
-               "Kendall's tau of each epoch's ranking against the last epoch's (1 = same order): "
-               + ", ".join(f"{k[2:]}: {_fmt(v)}" for k, v in taus.items()) + ". Compare the gaps between detectors "
-               "with the gap between the baseline's seeds.\n", markdown_table(table, list(table[0])), ""]
+        md += [
+            "## Is the ranking stable? (val mAP50-95 per epoch, from each run's results.csv)\n",
+            "Kendall's tau of each epoch's ranking against the last epoch's (1 = same order): "
+            + ", ".join(f"{k[2:]}: {_fmt(v)}" for k, v in taus.items())
+            + ". Compare the gaps between detectors "
+            "with the gap between the baseline's seeds.\n",
+            markdown_table(table, list(table[0])),
+            "",
+        ]
     noise = seed_noise(rows)
     if noise:
-        md += ["## Seed noise (the same detector and budget, another seed)\n",
-               "Differences between detectors smaller than the spread are not evidence. Only the first seed's run "
-               "is drawn on the plots and ranked on the frontier.\n", markdown_table(noise, list(noise[0])), ""]
-    md += ["## Pareto frontier (latency vs mAP50-95)\n",
-           "On the frontier: no other detector is as fast or faster and as accurate or more, and better in one.\n",
-           markdown_table(front, ("model", LATENCY, ACCURACY, "params_m")) if front else "_no latency measured_", ""]
+        md += [
+            "## Seed noise (the same detector and budget, another seed)\n",
+            "Differences between detectors smaller than the spread are not evidence. Only the first seed's run "
+            "is drawn on the plots and ranked on the frontier.\n",
+            markdown_table(noise, list(noise[0])),
+            "",
+        ]
+    md += [
+        "## Pareto frontier (latency vs mAP50-95)\n",
+        "On the frontier: no other detector is as fast or faster and as accurate or more, and better in one.\n",
+        markdown_table(front, ("model", LATENCY, ACCURACY, "params_m")) if front else "_no latency measured_",
+        "",
+    ]
     pairs, proxy_taus = cost_vs_latency(points)
     if any(v is not None for v in proxy_taus.values()):
-        md += ["## Where FLOPs and latency disagree\n",
-               "Kendall's tau of each paper cost against the measured ncnn latency (1 thread; 1 = it orders the "
-               "detectors exactly as the clock does): " + ", ".join(f"{label} {_fmt(proxy_taus[k])}"
-                                                                    for k, label in PROXIES) + ".\n"]
-        md += (["Pairs where a detector has fewer GFLOPs yet is slower (both by 5% or more; largest latency "
-                "ratio first; ratios are A / B):\n", markdown_table(pairs, list(pairs[0])), ""]
-               if pairs else ["_no detector with 5% fewer GFLOPs is 5% slower than another_", ""])
-    md += [f"## Best under constraints ({_constraints_text(limits)})\n",
-           markdown_table(best, ("model", ACCURACY, LATENCY, "params_m", MEMORY)) if best
-           else "_no detector meets the constraints_", ""]
+        md += [
+            "## Where FLOPs and latency disagree\n",
+            "Kendall's tau of each paper cost against the measured ncnn latency (1 thread; 1 = it orders the "
+            "detectors exactly as the clock does): "
+            + ", ".join(f"{label} {_fmt(proxy_taus[k])}" for k, label in PROXIES)
+            + ".\n",
+        ]
+        md += (
+            [
+                "Pairs where a detector has fewer GFLOPs yet is slower (both by 5% or more; largest latency "
+                "ratio first; ratios are A / B):\n",
+                markdown_table(pairs, list(pairs[0])),
+                "",
+            ]
+            if pairs
+            else ["_no detector with 5% fewer GFLOPs is 5% slower than another_", ""]
+        )
+    md += [
+        f"## Best under constraints ({_constraints_text(limits)})\n",
+        markdown_table(best, ("model", ACCURACY, LATENCY, "params_m", MEMORY))
+        if best
+        else "_no detector meets the constraints_",
+        "",
+    ]
     if peers:
-        md += ["## Peer networks (bench CSV; drawn as dotted lines on the Pareto plot)\n", markdown_table(peers, ("model", "threads", "infer_median_ms",
-                                                                       "mem_peak_mb")), ""]
+        md += [
+            "## Peer networks (bench CSV; drawn as dotted lines on the Pareto plot)\n",
+            markdown_table(peers, ("model", "threads", "infer_median_ms", "mem_peak_mb")),
+            "",
+        ]
     md += ["## Figures\n"] + [f"![{f.stem}]({f.name})" for f in figs if f is not None] + [""]
     report = out / "report.md"
     report.write_text("\n".join(md), encoding="utf-8")
     LOGGER.info("report: %s (%d figures)", report, sum(f is not None for f in figs))
     return report
-
-

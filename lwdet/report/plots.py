@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from lwdet.report.analysis import pareto_front
 from lwdet.report.rows import ACCURACY, LATENCY, LAYER_TIMES, _num, _run_file
@@ -69,18 +69,33 @@ def measured_on(rows: Sequence[dict], x: str = LATENCY) -> str:
     return " · ".join(parts)
 
 
-def place_labels(ax, points: Sequence[tuple[float, float, str]], colors: Sequence[str] | None = None,
-                 sizes: Sequence[float] | None = None) -> list:
+def place_labels(
+    ax,
+    points: Sequence[tuple[float, float, str]],
+    colors: Sequence[str] | None = None,
+    sizes: Sequence[float] | None = None,
+) -> list:
     """One text per (x, y, label), none overlapping another: adjustText spreads them, then any pair still touching
     is pulled apart vertically; a leader line joins a label that moved away to its point."""
     from adjustText import adjust_text
 
-    texts = [ax.text(x, y, label, fontsize=(sizes[i] if sizes else 7), color=(colors[i] if colors else "0.2"),
-                     ha="left", va="bottom", bbox=dict(boxstyle="square,pad=0.05", fc="white", ec="none", alpha=0.75))
-             for i, (x, y, label) in enumerate(points)]  # the white ground keeps a label legible over a line
+    texts = [
+        ax.text(
+            x,
+            y,
+            label,
+            fontsize=(sizes[i] if sizes else 7),
+            color=(colors[i] if colors else "0.2"),
+            ha="left",
+            va="bottom",
+            bbox=dict(boxstyle="square,pad=0.05", fc="white", ec="none", alpha=0.75),
+        )
+        for i, (x, y, label) in enumerate(points)
+    ]  # the white ground keeps a label legible over a line
     if len(texts) > 1:
-        adjust_text(texts, x=[p[0] for p in points], y=[p[1] for p in points], ax=ax, expand=(1.1, 1.3),
-                    force_text=(0.3, 0.6))
+        adjust_text(
+            texts, x=[p[0] for p in points], y=[p[1] for p in points], ax=ax, expand=(1.1, 1.3), force_text=(0.3, 0.6)
+        )
         _separate(ax, texts)
     renderer = ax.figure.canvas.get_renderer()
     to_data = ax.transData.inverted()
@@ -89,8 +104,12 @@ def place_labels(ax, points: Sequence[tuple[float, float, str]], colors: Sequenc
         px, py = ax.transData.transform((x, y))
         near = (min(max(px, box.x0), box.x1), min(max(py, box.y0), box.y1))  # the label's point nearest its dot
         if ((near[0] - px) ** 2 + (near[1] - py) ** 2) ** 0.5 > 6:
-            ax.annotate("", xy=(x, y), xytext=tuple(to_data.transform(near)),
-                        arrowprops=dict(arrowstyle="-", color="0.55", lw=0.5))
+            ax.annotate(
+                "",
+                xy=(x, y),
+                xytext=tuple(to_data.transform(near)),
+                arrowprops=dict(arrowstyle="-", color="0.55", lw=0.5),
+            )
     return texts
 
 
@@ -114,8 +133,11 @@ def _separate(ax, texts, rounds: int = 100) -> None:
 
 
 def _names_note(rows: Sequence[dict]) -> str:
-    return f"names drop the prefix '{BASELINE}-'" if any(short_name(r.get("model")) != str(r.get("model"))
-                                                        for r in rows) else ""
+    return (
+        f"names drop the prefix '{BASELINE}-'"
+        if any(short_name(r.get("model")) != str(r.get("model")) for r in rows)
+        else ""
+    )
 
 
 def pareto_figure(rows: Sequence[dict], peers: Sequence[dict] = (), x: str = LATENCY, y: str = ACCURACY):
@@ -129,11 +151,26 @@ def pareto_figure(rows: Sequence[dict], peers: Sequence[dict] = (), x: str = LAT
     plt = pyplot()
     fig, ax = plt.subplots(figsize=FIGSIZE)
     xs, ys = [_num(r, x) for r in pts], [_num(r, y) for r in pts]
-    ax.scatter(xs, ys, s=[30 + 80 * (_num(r, "params_m") or 0.0) for r in pts], alpha=0.35, edgecolors="k",
-               linewidths=0.5, label="detector (area ~ parameters)", zorder=2)
+    ax.scatter(
+        xs,
+        ys,
+        s=[30 + 80 * (_num(r, "params_m") or 0.0) for r in pts],
+        alpha=0.35,
+        edgecolors="k",
+        linewidths=0.5,
+        label="detector (area ~ parameters)",
+        zorder=2,
+    )
     front = pareto_front(pts, x, y)
-    ax.plot([_num(r, x) for r in front], [_num(r, y) for r in front], "r-", lw=1.2, drawstyle="steps-post",
-            label="Pareto frontier (faster or more accurate than every other)", zorder=3)
+    ax.plot(
+        [_num(r, x) for r in front],
+        [_num(r, y) for r in front],
+        "r-",
+        lw=1.2,
+        drawstyle="steps-post",
+        label="Pareto frontier (faster or more accurate than every other)",
+        zorder=3,
+    )
     if max(xs) > 6 * min(xs) > 0:  # spread the fast corner: equal ratios take equal room
         from matplotlib.ticker import FuncFormatter
 
@@ -143,8 +180,13 @@ def pareto_figure(rows: Sequence[dict], peers: Sequence[dict] = (), x: str = LAT
     styles = (":", "--", "-.")
     for i, p in enumerate(p for p in peers if is_detector_peer(p) and _num(p, "infer_median_ms") is not None):
         lat = _num(p, "infer_median_ms")
-        ax.axvline(lat, color=f"C{(i + 2) % 10}", ls=styles[i % 3], lw=1.0,
-                   label=f"{p.get('model')} (peer graph, {lat:.2g} ms, no accuracy here)")
+        ax.axvline(
+            lat,
+            color=f"C{(i + 2) % 10}",
+            ls=styles[i % 3],
+            lw=1.0,
+            label=f"{p.get('model')} (peer graph, {lat:.2g} ms, no accuracy here)",
+        )
     ax.margins(x=0.08, y=0.1)
     lo, hi = ax.get_ylim()
     if min(ys) >= 0:  # mAP is never negative: only a sliver of room below 0
@@ -154,16 +196,29 @@ def pareto_figure(rows: Sequence[dict], peers: Sequence[dict] = (), x: str = LAT
     ax.grid(alpha=0.3, which="both")
     ax.set_title(measured_on(pts, x), fontsize=9, loc="left")
     on = [any(r is f for f in front) for r in pts]
-    place_labels(ax, [(a, b, short_name(r.get("model"))) for r, a, b in zip(pts, xs, ys)],
-                 colors=["#c00000" if o else "0.3" for o in on], sizes=[7.5 if o else 6.5 for o in on])
+    place_labels(
+        ax,
+        [(a, b, short_name(r.get("model"))) for r, a, b in zip(pts, xs, ys)],
+        colors=["#c00000" if o else "0.3" for o in on],
+        sizes=[7.5 if o else 6.5 for o in on],
+    )
     note = _names_note(pts)
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2, frameon=False,
-              markerscale=0.6, title=note or None, title_fontsize=7)
+    ax.legend(
+        fontsize=7,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.1),
+        ncol=2,
+        frameon=False,
+        markerscale=0.6,
+        title=note or None,
+        title_fontsize=7,
+    )
     return fig
 
 
-def plot_pareto(rows: Sequence[dict], path: Path, peers: Sequence[dict] = (), x: str = LATENCY,
-                y: str = ACCURACY) -> Path | None:
+def plot_pareto(
+    rows: Sequence[dict], path: Path, peers: Sequence[dict] = (), x: str = LATENCY, y: str = ACCURACY
+) -> Path | None:
     fig = pareto_figure(rows, peers, x, y)
     return None if fig is None else save(fig, path)
 
@@ -233,8 +288,10 @@ def plot_layer_types(rows: Sequence[dict], path: Path, base: Path | None = None,
     fig, ax = plt.subplots(figsize=(FIGSIZE[0], 1.2 + 0.25 * len(names)))
     left = [0.0] * len(names)
     for k in [*kinds, "other"]:
-        w = [sum(v for t, v in shares[n].items() if t not in kinds) if k == "other" else shares[n].get(k, 0.0)
-             for n in names]
+        w = [
+            sum(v for t, v in shares[n].items() if t not in kinds) if k == "other" else shares[n].get(k, 0.0)
+            for n in names
+        ]
         ax.barh(range(len(names)), w, left=left, label=k)
         left = [a + b for a, b in zip(left, w)]
     ax.set_yticks(range(len(names)), [short_name(n) for n in names], fontsize=7)

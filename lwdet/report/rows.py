@@ -7,17 +7,41 @@ import logging
 import math
 import re
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from lwdet import artifacts
 
 LOGGER = logging.getLogger(__name__)
 
 COLUMNS = (
-    "model", "backbone", "neck", "head", "params_m", "gflops", "macs_m", "mac_mb", "peak_act_mb", "pt_mb", "ncnn_bin_mb",
-    "train_s", "epoch_s", "map50", "map5095", "precision", "recall", "f1", "latency_ms_t1", "latency_ms_t2",
-    "ncnn_peak_mb", "onnx_ms_t1", "backbone_ms", "neck_ms", "head_ms", "parity_ok", "run_dir",
+    "model",
+    "backbone",
+    "neck",
+    "head",
+    "params_m",
+    "gflops",
+    "macs_m",
+    "mac_mb",
+    "peak_act_mb",
+    "pt_mb",
+    "ncnn_bin_mb",
+    "train_s",
+    "epoch_s",
+    "map50",
+    "map5095",
+    "precision",
+    "recall",
+    "f1",
+    "latency_ms_t1",
+    "latency_ms_t2",
+    "ncnn_peak_mb",
+    "onnx_ms_t1",
+    "backbone_ms",
+    "neck_ms",
+    "head_ms",
+    "parity_ok",
+    "run_dir",
 )
 # written by lwdet.study beside COLUMNS; optional here (older results CSVs lack them)
 CONTEXT_COLUMNS = ("imgsz", "machine", "teacher")
@@ -29,8 +53,24 @@ LATENCY = "latency_ms_t1"  # the x axis of the Pareto plot and what --max-latenc
 ACCURACY = "map5095"
 MEMORY = "ncnn_peak_mb"
 DENSITY = "map5095_per_mparam"  # accuracy density, derived
-BENCH_TEXT = ("model", "kind", "runtime", "input", "image", "path", "board", "cpu", "arch", "os", "governor",
-              "time_utc", "python", "ncnn", "numpy", "opencv")
+BENCH_TEXT = (
+    "model",
+    "kind",
+    "runtime",
+    "input",
+    "image",
+    "path",
+    "board",
+    "cpu",
+    "arch",
+    "os",
+    "governor",
+    "time_utc",
+    "python",
+    "ncnn",
+    "numpy",
+    "opencv",
+)
 
 
 def _value(key: str, text):
@@ -84,14 +124,17 @@ def with_density(row: dict) -> dict:
 
 def read_rows(path: str | Path) -> list[dict]:
     """Rows of a study results CSV, numbers parsed (empty -> None), with the accuracy density added."""
-    return [with_density({k.strip(): _value(k.strip(), v) for k, v in r.items() if k})
-            for r in _read_csv(path, "study results CSV")]
+    return [
+        with_density({k.strip(): _value(k.strip(), v) for k, v in r.items() if k})
+        for r in _read_csv(path, "study results CSV")
+    ]
 
 
 def read_bench(path: str | Path) -> list[dict]:
     """Rows of a ``bench_edge.py --csv`` file (numbers parsed)."""
-    rows = [{k: (v if k in BENCH_TEXT else _value(k, v)) for k, v in r.items() if k}
-            for r in _read_csv(path, "bench CSV")]
+    rows = [
+        {k: (v if k in BENCH_TEXT else _value(k, v)) for k, v in r.items() if k} for r in _read_csv(path, "bench CSV")
+    ]
     for r in rows:
         r["threads"] = int(r["threads"]) if isinstance(r.get("threads"), float) else r.get("threads")
     return rows
@@ -148,8 +191,12 @@ def read_results(path: str | Path) -> dict[str, list[float]]:
     import polars as pl
 
     df = pl.read_csv(path, infer_schema_length=None)
-    return {str(c).strip(): [float("nan") if v is None else float(v)
-                             for v in df[c].cast(pl.Float64, strict=False).to_list()] for c in df.columns}
+    return {
+        str(c).strip(): [
+            float("nan") if v is None else float(v) for v in df[c].cast(pl.Float64, strict=False).to_list()
+        ]
+        for c in df.columns
+    }
 
 
 def _run_file(row: dict, base: Path | None, name: str) -> Path | None:
@@ -170,8 +217,9 @@ def epoch_curves(rows: Sequence[dict], base: Path | None = None) -> dict[str, di
     for r in rows:
         f = _run_file(r, base, "results.csv")
         if f is None:
-            LOGGER.warning("no results.csv for %s (run_dir %s); left out of the curves", r.get("model"),
-                           r.get("run_dir"))
+            LOGGER.warning(
+                "no results.csv for %s (run_dir %s); left out of the curves", r.get("model"), r.get("run_dir")
+            )
             continue
         runs[str(r.get("model"))] = read_results(f)
     return runs

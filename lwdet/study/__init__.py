@@ -18,13 +18,29 @@ Layers: ``config`` (the YAML), ``plan`` (the runs, teachers first), ``results`` 
 (train / evaluate / export / time one run), ``runner`` (the loop).
 """
 
-from lwdet.study.config import (BENCH_DEFAULTS, BUDGET_DEFAULTS, CONFIG_KEYS, DETECTOR_KEYS, EXPORT_DEFAULTS,
-                                StudyConfigError, load_config)
+from lwdet.study.config import (
+    BENCH_DEFAULTS,
+    BUDGET_DEFAULTS,
+    CONFIG_KEYS,
+    DETECTOR_KEYS,
+    EXPORT_DEFAULTS,
+    StudyConfigError,
+    load_config,
+)
 from lwdet.study.plan import plan, select
 from lwdet.study.results import COLUMNS, TEST_COLUMNS, claim, merge_result, read_results, write_results
 from lwdet.study.runner import rebench, run_study
-from lwdet.study.steps import (TRAINED, bench, bench_peers, bench_row, evaluate, export, study_row, train_run,
-                               training_time)
+from lwdet.study.steps import (
+    TRAINED,
+    bench,
+    bench_peers,
+    bench_row,
+    evaluate,
+    export,
+    study_row,
+    train_run,
+    training_time,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,8 +51,31 @@ def main(argv: list[str] | None = None) -> int:
 
 
 __all__ = [
-    "BENCH_DEFAULTS", "BUDGET_DEFAULTS", "COLUMNS", "CONFIG_KEYS", "DETECTOR_KEYS", "EXPORT_DEFAULTS", "TEST_COLUMNS",
-    "TRAINED", "StudyConfigError", "bench", "bench_peers", "bench_row", "claim", "evaluate", "export", "load_config",
-    "main", "merge_result", "plan", "read_results", "rebench", "run_study", "select", "study_row", "train_run",
-    "training_time", "write_results",
+    "BENCH_DEFAULTS",
+    "BUDGET_DEFAULTS",
+    "COLUMNS",
+    "CONFIG_KEYS",
+    "DETECTOR_KEYS",
+    "EXPORT_DEFAULTS",
+    "TEST_COLUMNS",
+    "TRAINED",
+    "StudyConfigError",
+    "bench",
+    "bench_peers",
+    "bench_row",
+    "claim",
+    "evaluate",
+    "export",
+    "load_config",
+    "main",
+    "merge_result",
+    "plan",
+    "read_results",
+    "rebench",
+    "run_study",
+    "select",
+    "study_row",
+    "train_run",
+    "training_time",
+    "write_results",
 ]

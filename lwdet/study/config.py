@@ -18,12 +18,17 @@ CONFIG_KEYS = {"name", "data", "out", "budget", "detectors", "baseline_seeds", "
 # a detector row: {backbone, neck, head} (lwdet's parts) or {model} (a model YAML: lwdet's, or the engine's own
 # name such as yolo26n.yaml); optional id (its run name), teacher (another row's id) and distill_weight
 DETECTOR_KEYS = {"backbone", "neck", "head", "model", "id", "teacher", "distill_weight"}
-BUDGET_DEFAULTS = {"epochs": 30, "imgsz": 320, "batch": 16, "seed": 0, "device": "cpu", "workers": 2,
-                   "plots": False}
+BUDGET_DEFAULTS = {"epochs": 30, "imgsz": 320, "batch": 16, "seed": 0, "device": "cpu", "workers": 2, "plots": False}
 # parts: lwdet.parts split timing; peers: a folder of peer .param graphs timed at the study's imgsz ("" for none)
 # onnx: also export ONNX and time it in onnxruntime at 1 thread (the column onnx_ms_t1)
-BENCH_DEFAULTS = {"threads": [1, 2], "loops": 50, "warmup": 5, "parts": True, "peers": "../shared/peers/ncnn",
-                  "onnx": True}
+BENCH_DEFAULTS = {
+    "threads": [1, 2],
+    "loops": 50,
+    "warmup": 5,
+    "parts": True,
+    "peers": "../shared/peers/ncnn",
+    "onnx": True,
+}
 EXPORT_DEFAULTS = {"map_check": True, "half": False}
 
 
@@ -35,8 +40,10 @@ def strict(section: str, got: dict, allowed) -> None:
     for k in got:
         if k not in allowed:
             hint = difflib.get_close_matches(str(k), list(allowed), n=1)
-            raise StudyConfigError(f"{section}: unknown key '{k}'{f'; did you mean {hint[0]!r}?' if hint else ''} "
-                                   f"Known: {', '.join(sorted(allowed))}")
+            raise StudyConfigError(
+                f"{section}: unknown key '{k}'{f'; did you mean {hint[0]!r}?' if hint else ''} "
+                f"Known: {', '.join(sorted(allowed))}"
+            )
 
 
 def input_path(value: str | Path, config_dir: Path, shipped: Path | None = None) -> str:
@@ -68,16 +75,24 @@ def _detector(path: Path, i: int, d) -> dict:
         w = d["distill_weight"]
         if isinstance(w, bool) or not isinstance(w, (int, float)) or w <= 0:
             raise StudyConfigError(f"{where}: distill_weight must be a positive number, got {w!r}")
-    row = {"id": str(d["id"]) if d.get("id") else None, "teacher": str(d["teacher"]) if d.get("teacher") else None,
-           "distill_weight": float(d["distill_weight"]) if "distill_weight" in d else None}
+    row = {
+        "id": str(d["id"]) if d.get("id") else None,
+        "teacher": str(d["teacher"]) if d.get("teacher") else None,
+        "distill_weight": float(d["distill_weight"]) if "distill_weight" in d else None,
+    }
     if "model" in d:
         model = str(d["model"])
         if not model.endswith((".yaml", ".yml")):
-            raise StudyConfigError(f"{where}: model '{model}' must be a model YAML (a file, or the engine's name "
-                                   f"such as yolo26n.yaml)")
+            raise StudyConfigError(
+                f"{where}: model '{model}' must be a model YAML (a file, or the engine's name such as yolo26n.yaml)"
+            )
         return {**row, "model": model}
-    return {**row, "backbone": str(d["backbone"]), "neck": str(d.get("neck", "sppf")),
-            "head": str(d.get("head", "yolo"))}
+    return {
+        **row,
+        "backbone": str(d["backbone"]),
+        "neck": str(d.get("neck", "sppf")),
+        "head": str(d.get("head", "yolo")),
+    }
 
 
 def load_config(path: str | Path) -> dict:

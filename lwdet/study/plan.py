@@ -20,7 +20,7 @@ def model_source(model: str, config_dir: Path) -> Path | str:
     from lwdet.models import MODEL_DIR
 
     p = Path(model).expanduser()
-    for cand in ((p,) if p.is_absolute() else (config_dir / p, Path.cwd() / p, Path(MODEL_DIR) / p.name)):
+    for cand in (p,) if p.is_absolute() else (config_dir / p, Path.cwd() / p, Path(MODEL_DIR) / p.name):
         if cand.is_file():
             return cand.resolve()
     return model
@@ -47,8 +47,17 @@ def _rows(cfg: dict) -> list[dict]:
             stem, parts = source.stem, {k: d[k] for k in ("backbone", "neck", "head")}
         name = d.get("id") or (f"{stem}-distill-{d['teacher']}" if d.get("teacher") else stem)
         for s in [seed, *(cfg["baseline_seeds"] if i == 0 else [])]:
-            runs.append({"name": name if s == seed else f"{name}-seed{s}", **parts, "yaml": source, "seed": s,
-                         "teacher": d.get("teacher"), "distill_weight": d.get("distill_weight"), "row": i})
+            runs.append(
+                {
+                    "name": name if s == seed else f"{name}-seed{s}",
+                    **parts,
+                    "yaml": source,
+                    "seed": s,
+                    "teacher": d.get("teacher"),
+                    "distill_weight": d.get("distill_weight"),
+                    "row": i,
+                }
+            )
     names = [r["name"] for r in runs]
     if dup := sorted({n for n in names if names.count(n) > 1}):
         raise StudyConfigError(f"{where}: detectors repeat a run name {dup}; give one of them an 'id'")
@@ -61,8 +70,10 @@ def _teachers_first(runs: list[dict], where: str) -> list[dict]:
     for r in runs:
         t = r["teacher"]
         if t is not None and t not in by_name:
-            raise StudyConfigError(f"{where}: detectors[{r['row']}] ({r['name']}): teacher '{t}' is not the id of "
-                                   f"another row{_suggest(t, by_name)} Ids: {', '.join(by_name)}")
+            raise StudyConfigError(
+                f"{where}: detectors[{r['row']}] ({r['name']}): teacher '{t}' is not the id of "
+                f"another row{_suggest(t, by_name)} Ids: {', '.join(by_name)}"
+            )
     ordered: list[dict] = []
     placed: set[str] = set()
 
@@ -70,7 +81,7 @@ def _teachers_first(runs: list[dict], where: str) -> list[dict]:
         if r["name"] in placed:
             return
         if r["name"] in chain:
-            loop = " -> ".join([*chain[chain.index(r["name"]):], r["name"]])
+            loop = " -> ".join([*chain[chain.index(r["name"]) :], r["name"]])
             raise StudyConfigError(f"{where}: detectors[{r['row']}] ({r['name']}): teachers form a cycle: {loop}")
         if r["teacher"] is not None:
             visit(by_name[r["teacher"]], [*chain, r["name"]])
@@ -94,8 +105,7 @@ def select(runs: list[dict], only: list[str] | None) -> list[dict]:
     by_name = {r["name"]: r for r in runs}
     for name in only:
         if name not in by_name:
-            raise StudyConfigError(f"--only: no run named '{name}'{_suggest(name, by_name)} Runs: "
-                                   f"{', '.join(by_name)}")
+            raise StudyConfigError(f"--only: no run named '{name}'{_suggest(name, by_name)} Runs: {', '.join(by_name)}")
     keep, todo = set(), list(only)
     while todo:
         name = todo.pop()

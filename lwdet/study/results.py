@@ -68,7 +68,6 @@ def merge_result(path: Path, row: dict, order: list[str]) -> None:
     with claim(path.with_name(f".{path.name}.lock"), wait=True):
         done = read_results(path)
         done[row["model"]] = row
-        write_results(path, sorted(done.values(), key=lambda r: order.index(r["model"])
-                                   if r["model"] in order else len(order)))
-
-
+        write_results(
+            path, sorted(done.values(), key=lambda r: order.index(r["model"]) if r["model"] in order else len(order))
+        )

@@ -55,8 +55,11 @@ def run_study(config: str | Path, only: list[str] | None = None, report: bool = 
         held = []
         for run in pending:
             if run["teacher"] and not wait and not (out / run["teacher"] / TRAINED).is_file():
-                LOGGER.info("%s: its teacher %s is not trained yet (another process has it); coming back to it at "
-                            "the end", run["name"], run["teacher"])
+                LOGGER.info(
+                    "%s: its teacher %s is not trained yet (another process has it); coming back to it at the end",
+                    run["name"],
+                    run["teacher"],
+                )
                 held.append(run)
                 continue
             with claim(out / f".{run['name']}.lock", wait=wait) as mine:
@@ -83,5 +86,3 @@ def run_study(config: str | Path, only: list[str] | None = None, report: bool = 
         with claim(out / ".report.lock", wait=True):
             _write_report(results, cfg)
     return results
-
-

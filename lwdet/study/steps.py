@@ -94,12 +94,26 @@ def evaluate(weights: Path, data_yaml: Path, split: str, budget: dict) -> dict:
     from lwdet.checkpoints import load_yolo
 
     with tempfile.TemporaryDirectory(prefix="lwdet-study-val-") as tmp:
-        m = load_yolo(weights).val(data=str(data_yaml), split=split, imgsz=budget["imgsz"], batch=budget["batch"],
-                                   device=budget.get("device", "cpu"), workers=0, plots=False, verbose=False,
-                                   project=tmp, name="val")
+        m = load_yolo(weights).val(
+            data=str(data_yaml),
+            split=split,
+            imgsz=budget["imgsz"],
+            batch=budget["batch"],
+            device=budget.get("device", "cpu"),
+            workers=0,
+            plots=False,
+            verbose=False,
+            project=tmp,
+            name="val",
+        )
     f1 = np.asarray(m.box.f1, dtype=float)
-    return {"precision": float(m.box.mp), "recall": float(m.box.mr), "map50": float(m.box.map50),
-            "map5095": float(m.box.map), "f1": float(f1.mean()) if f1.size else 0.0}
+    return {
+        "precision": float(m.box.mp),
+        "recall": float(m.box.mr),
+        "map50": float(m.box.map50),
+        "map5095": float(m.box.map),
+        "f1": float(f1.mean()) if f1.size else 0.0,
+    }
 
 
 # ------------------------------------------------------------------------------------------------------ timing
@@ -134,8 +148,14 @@ def _time_export(folder: str, threads: int, loops: int, warmup: int, runtime: st
     from lwdet.edge import bench
 
     _exit_with_parent()
-    rows = bench.bench_all([folder], threads=[threads], runtimes=[runtime], loops=loops, warmup=warmup,
-                           load_other=load_onnx if runtime == "onnx" else None)
+    rows = bench.bench_all(
+        [folder],
+        threads=[threads],
+        runtimes=[runtime],
+        loops=loops,
+        warmup=warmup,
+        load_other=load_onnx if runtime == "onnx" else None,
+    )
     return (rows[0] if rows else None), machine_of(bench.device_info())
 
 
@@ -144,8 +164,9 @@ def _time_peers(folder: str, size: int, threads: list[int], loops: int, warmup: 
     from lwdet.edge import bench
 
     _exit_with_parent()
-    rows = bench.bench_all(params=bench.find_params(folder), threads=threads, input_shape=(size, size, 3),
-                           loops=loops, warmup=warmup)
+    rows = bench.bench_all(
+        params=bench.find_params(folder), threads=threads, input_shape=(size, size, 3), loops=loops, warmup=warmup
+    )
     bench.write_csv(rows, csv_path, bench.device_info())
 
 
@@ -174,8 +195,9 @@ def export(weights: Path, data: str, imgsz: int, opts: dict) -> tuple[Path | Non
         except (OSError, ValueError, TypeError, KeyError):
             pass
     try:
-        return export_ncnn(weights, imgsz=imgsz, half=opts["half"], data=data, map_check=opts["map_check"],
-                           overwrite=True), True
+        return export_ncnn(
+            weights, imgsz=imgsz, half=opts["half"], data=data, map_check=opts["map_check"], overwrite=True
+        ), True
     except ParityError as e:
         LOGGER.error("%s", e)
         return None, False
@@ -194,13 +216,27 @@ def study_row(run: dict, run_dir: Path, cfg: dict) -> dict:
         from lwdet.data import write_engine_yaml
 
         engine_data = write_engine_yaml(cfg["data"], run_dir / "data.here.yaml")
-    row = {"model": run["name"], "backbone": run["backbone"], "neck": run["neck"], "head": run["head"],
-           "seed": run["seed"], "teacher": run.get("teacher"), "distill_weight": run.get("distill_weight"),
-           "imgsz": int(budget["imgsz"]), "run_dir": str(run_dir)}
+    row = {
+        "model": run["name"],
+        "backbone": run["backbone"],
+        "neck": run["neck"],
+        "head": run["head"],
+        "seed": run["seed"],
+        "teacher": run.get("teacher"),
+        "distill_weight": run.get("distill_weight"),
+        "imgsz": int(budget["imgsz"]),
+        "run_dir": str(run_dir),
+    }
     row["train_s"], row["epoch_s"] = training_time(run_dir)
     p = profile_detector(best, budget["imgsz"])
-    row.update(params_m=p.params / 1e6, gflops=p.gflops, macs_m=p.macs / 1e6, mac_mb=p.memory_access_mb,
-               peak_act_mb=p.peak_activation_mb, pt_mb=best.stat().st_size / MB)
+    row.update(
+        params_m=p.params / 1e6,
+        gflops=p.gflops,
+        macs_m=p.macs / 1e6,
+        mac_mb=p.memory_access_mb,
+        peak_act_mb=p.peak_activation_mb,
+        pt_mb=best.stat().st_size / MB,
+    )
     row.update(evaluate(best, engine_data, "val", budget))
     if (yaml.safe_load(engine_data.read_text(encoding="utf-8")) or {}).get("test"):
         row.update({f"test_{k}": v for k, v in evaluate(best, engine_data, "test", budget).items()})
@@ -214,7 +250,8 @@ def study_row(run: dict, run_dir: Path, cfg: dict) -> dict:
 
 def bench_row(row: dict, cfg: dict) -> dict:
     """The latency, memory and per-part columns of a finished row, measured again."""
-    folder = ncnn_folder(best_weights(row["run_dir"]))
+    best = best_weights(row["run_dir"])
+    folder = ncnn_folder(best)
     loops, warmup = int(cfg["bench"]["loops"]), int(cfg["bench"]["warmup"])
     row = {**row, "imgsz": int(cfg["budget"]["imgsz"])}
     for t in cfg["bench"]["threads"]:
@@ -235,8 +272,9 @@ def bench_row(row: dict, cfg: dict) -> dict:
 
         parts = part_latency(best, cfg["budget"]["imgsz"], threads=1, loops=loops, warmup=warmup)
         row.update({k: parts[k] for k in ("backbone_ms", "neck_ms", "head_ms")})
-        (best.parent.parent / LAYER_TIMES).write_text(json.dumps(parts["layer_type_ms"], indent=1) + "\n",
-                                                      encoding="utf-8")
+        (best.parent.parent / LAYER_TIMES).write_text(
+            json.dumps(parts["layer_type_ms"], indent=1) + "\n", encoding="utf-8"
+        )
     return row
 
 
@@ -249,6 +287,13 @@ def bench_peers(cfg: dict) -> Path | None:
         LOGGER.warning("peer graphs not found at %s; the report shows no peers", folder)
         return None
     out = Path(cfg["out"]) / PEERS_CSV
-    in_fresh_process(_time_peers, str(folder), int(cfg["budget"]["imgsz"]), [int(t) for t in cfg["bench"]["threads"]],
-                     int(cfg["bench"]["loops"]), int(cfg["bench"]["warmup"]), str(out))
+    in_fresh_process(
+        _time_peers,
+        str(folder),
+        int(cfg["budget"]["imgsz"]),
+        [int(t) for t in cfg["bench"]["threads"]],
+        int(cfg["bench"]["loops"]),
+        int(cfg["bench"]["warmup"]),
+        str(out),
+    )
     return out

@@ -14,8 +14,9 @@ import json
 import logging
 import os
 import sqlite3
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 __all__ = ["VERSION", "default_cache_dir", "file_key", "ResultCache"]
 
@@ -27,7 +28,9 @@ Key = tuple[str, int, int]  # absolute path, size in bytes, mtime in ns
 
 def default_cache_dir() -> Path:
     """``$LWDET_CACHE_DIR/check``, else ``$XDG_CACHE_HOME/lwdet/check``, else ``~/.cache/lwdet/check``."""
-    base = os.environ.get("LWDET_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lwdet"
+    base = (
+        os.environ.get("LWDET_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lwdet"
+    )
     return Path(base).expanduser() / "check"
 
 
@@ -49,8 +52,10 @@ class ResultCache:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._db = sqlite3.connect(self.path, timeout=30)
-                self._db.execute("CREATE TABLE IF NOT EXISTS files "
-                                 "(path TEXT PRIMARY KEY, size INTEGER, mtime INTEGER, context TEXT, result TEXT)")
+                self._db.execute(
+                    "CREATE TABLE IF NOT EXISTS files "
+                    "(path TEXT PRIMARY KEY, size INTEGER, mtime INTEGER, context TEXT, result TEXT)"
+                )
                 self._db.commit()
             except (OSError, sqlite3.Error) as e:
                 LOGGER.warning("check cache %s unusable (%s); checking every file", self.path, e)
@@ -61,7 +66,9 @@ class ResultCache:
         if self._db is None or key is None:
             return None
         try:
-            row = self._db.execute("SELECT size, mtime, context, result FROM files WHERE path = ?", (key[0],)).fetchone()
+            row = self._db.execute(
+                "SELECT size, mtime, context, result FROM files WHERE path = ?", (key[0],)
+            ).fetchone()
         except sqlite3.Error:
             return None
         if row is None or (row[0], row[1]) != key[1:] or row[2] != json.dumps(context):

@@ -24,9 +24,15 @@ class _Collector:
     def __init__(self, report: Report):
         self.report = report
 
-    def add(self, kind: str, file: str | os.PathLike, message: str, line: int | None = None, image: str | os.PathLike | None = None):
+    def add(
+        self,
+        kind: str,
+        file: str | os.PathLike,
+        message: str,
+        line: int | None = None,
+        image: str | os.PathLike | None = None,
+    ):
         self.report.issues.append(Issue(kind, KINDS[kind], str(file), line, message, str(image) if image else None))
-
 
 
 def _split_images(root: Path, key: str, entry: Any, col: _Collector, yaml_file: Path) -> tuple[list[Path], list[Path]]:
@@ -38,7 +44,9 @@ def _split_images(root: Path, key: str, entry: Any, col: _Collector, yaml_file: 
         p = p if p.is_absolute() else root / p
         if p.is_dir():
             found = glob.glob(os.path.join(glob.escape(str(p)), "**", "*.*"), recursive=True)
-            here = [Path(f) for f in sorted(found) if f.rpartition(".")[-1].lower() in IMG_FORMATS and os.path.isfile(f)]
+            here = [
+                Path(f) for f in sorted(found) if f.rpartition(".")[-1].lower() in IMG_FORMATS and os.path.isfile(f)
+            ]
             if not here:
                 col.add("no_images", p, f"{key}: no images ({', '.join(sorted(IMG_FORMATS))}) in this folder")
             images += here
@@ -100,7 +108,12 @@ def _scan_images(images: list[Path], cache: ResultCache, workers: int | None, pr
             out[p] = (tuple(hit[0]) if hit[0] else None), [tuple(i) for i in hit[1]]
     if todo:
         workers = workers or min(8, os.cpu_count() or 1)
-        bar = tqdm(total=len(todo), desc="check images", unit="img", disable=(None if len(todo) > 50 else True) if progress is None else not progress)
+        bar = tqdm(
+            total=len(todo),
+            desc="check images",
+            unit="img",
+            disable=(None if len(todo) > 50 else True) if progress is None else not progress,
+        )
         done = []
         with ThreadPoolExecutor(workers) as pool:  # Pillow's decoders release the GIL
             for p, res in zip(todo, pool.map(scan.scan_image, todo)):
@@ -115,8 +128,14 @@ def _scan_images(images: list[Path], cache: ResultCache, workers: int | None, pr
     return out
 
 
-def check_dataset(data_yaml: str | os.PathLike, *, imgsz: int | None = DEFAULT_IMGSZ, cache: bool | str | os.PathLike = True,
-                  workers: int | None = None, progress: bool | None = None) -> Report:
+def check_dataset(
+    data_yaml: str | os.PathLike,
+    *,
+    imgsz: int | None = DEFAULT_IMGSZ,
+    cache: bool | str | os.PathLike = True,
+    workers: int | None = None,
+    progress: bool | None = None,
+) -> Report:
     """Check every image and label of a data YAML's train/val(/test) splits. Reads only.
 
     ``imgsz``: training input size for the tiny-object warning (None: no such warning). ``cache``: True (the
@@ -143,7 +162,9 @@ def check_dataset(data_yaml: str | os.PathLike, *, imgsz: int | None = DEFAULT_I
             found[key] = _split_images(root, key, data[key], col, data_yaml)
     store = _cache_for(cache, root)
     try:
-        scanned = _scan_images(list(dict.fromkeys(p for imgs, _ in found.values() for p in imgs)), store, workers, progress)
+        scanned = _scan_images(
+            list(dict.fromkeys(p for imgs, _ in found.values() for p in imgs)), store, workers, progress
+        )
         boxes = _walk(report, col, found, scanned, store, totals, len(names))
     finally:
         store.close()
@@ -171,7 +192,9 @@ def _label(lab: Path, size: tuple[int, int] | None, nc: int, store: ResultCache,
     return rows, empty, issues
 
 
-def _walk(report: Report, col: _Collector, found: dict, scanned: dict, store: ResultCache, totals: Counter, nc: int) -> dict:
+def _walk(
+    report: Report, col: _Collector, found: dict, scanned: dict, store: ResultCache, totals: Counter, nc: int
+) -> dict:
     """Per-file issues, totals and per-class counts of every split; returns image -> [(class, w, h)] normalised."""
     names = report.names
     boxes: dict[Path, list] = {}
@@ -202,7 +225,9 @@ def _walk(report: Report, col: _Collector, found: dict, scanned: dict, store: Re
                 totals["negatives"] += empty
             elif not any(lab.is_relative_to(d) for d in no_label_dirs):  # a missing folder is one error, not N
                 totals["missing_labels"] += 1
-                col.add("missing_label", img, f"no label file ({lab}); the engine takes the image as a negative", None, img)
+                col.add(
+                    "missing_label", img, f"no label file ({lab}); the engine takes the image as a negative", None, img
+                )
         for d in label_dirs:
             for f in sorted(glob.glob(os.path.join(glob.escape(str(d)), "**", "*.txt"), recursive=True)):
                 f = Path(f)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import yaml
 
 from .scan import KINDS
+
 
 @dataclass(frozen=True)
 class Issue:
@@ -70,7 +72,6 @@ class Report:
         }
 
 
-
 def good_samples(report: Report, split: str | None = None, also_bad: Iterable[str] = ()) -> list[str]:
     """Images of ``split`` (default: all splits, in order) with no error, nor an issue of a kind in ``also_bad``.
 
@@ -111,7 +112,10 @@ def write_good_yaml(report: Report, out_dir: str | os.PathLike, also_bad: Iterab
         (out_dir / f"{s}.txt").write_text("".join(f"{p}\n" for p in imgs))
     data = {"path": report.root, **{s: str(out_dir / f"{s}.txt") for s in lists}, "names": dict(report.names)}
     out = out_dir / "data.yaml"
-    out.write_text(f"# Images of {report.data_yaml} without errors (lwdet.data check).\n" + yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+    out.write_text(
+        f"# Images of {report.data_yaml} without errors (lwdet.data check).\n"
+        + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    )
     return out
 
 

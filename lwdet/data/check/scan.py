@@ -5,13 +5,15 @@ from __future__ import annotations
 import math
 import os
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-IMG_FORMATS = frozenset({"avif", "bmp", "dng", "heic", "heif", "jp2", "jpeg", "jpg", "mpo", "png", "tif", "tiff", "webp"})
+IMG_FORMATS = frozenset(
+    {"avif", "bmp", "dng", "heic", "heif", "jp2", "jpeg", "jpg", "mpo", "png", "tif", "tiff", "webp"}
+)
 # Pillow format -> file suffixes that may hold it, the canonical one first.
 FORMAT_SUFFIXES = {
     "JPEG": ("jpg", "jpeg"),
@@ -58,15 +60,21 @@ _COLUMNS = ("class", "cx", "cy", "w", "h")
 _EPS = 1e-6  # coordinates are written with 6 decimals
 _DUP_IOU = 0.95
 _MIN_SIDE = 10
-_ORIENTATION = {2: "mirrored", 3: "rotated 180", 4: "flipped", 5: "transposed", 6: "rotated 90 CW", 7: "transversed", 8: "rotated 90 CCW"}
-
+_ORIENTATION = {
+    2: "mirrored",
+    3: "rotated 180",
+    4: "flipped",
+    5: "transposed",
+    6: "rotated 90 CW",
+    7: "transversed",
+    8: "rotated 90 CCW",
+}
 
 
 def label_path_for(image: str | os.PathLike) -> Path:
     """The label file the engine reads for ``image`` (mirrors ultralytics ``img2label_paths``)."""
     sa, sb = f"{os.sep}images{os.sep}", f"{os.sep}labels{os.sep}"
     return Path(sb.join(os.fspath(image).rsplit(sa, 1)).rsplit(".", 1)[0] + ".txt")
-
 
 
 def scan_image(path: str | os.PathLike) -> tuple[tuple[int, int] | None, list[tuple[str, str]]]:
@@ -119,13 +127,19 @@ def _check_image(path: Path, add) -> tuple[int, int] | None:
         with open(path, "rb") as f:
             f.seek(-2, os.SEEK_END)
             if f.read() != b"\xff\xd9":
-                add("jpeg_no_eoi", "JPEG does not end with its end-of-image marker; the engine re-encodes and overwrites such files in place")
+                add(
+                    "jpeg_no_eoi",
+                    "JPEG does not end with its end-of-image marker; the engine re-encodes and overwrites such files in place",
+                )
     w, h = size
     if 2 <= orientation <= 8:
         if orientation >= 5:
             w, h = h, w
-        add("exif_rotated", f"EXIF orientation {orientation} ({_ORIENTATION[orientation]}): the engine applies it on load, "
-            f"so labels must match the rotated {w}x{h} view, not the stored {size[0]}x{size[1]} pixels")
+        add(
+            "exif_rotated",
+            f"EXIF orientation {orientation} ({_ORIENTATION[orientation]}): the engine applies it on load, "
+            f"so labels must match the rotated {w}x{h} view, not the stored {size[0]}x{size[1]} pixels",
+        )
     if min(w, h) < _MIN_SIDE:
         add("image_too_small", f"{w}x{h} px; the engine rejects images under {_MIN_SIDE} px a side")
         return None
@@ -133,7 +147,9 @@ def _check_image(path: Path, add) -> tuple[int, int] | None:
 
 
 # --------------------------------------------------------------------------- labels
-def _duplicates(rows: list[tuple[int, int, tuple[float, float, float, float]]]) -> Iterator[tuple[int, int, int, float]]:
+def _duplicates(
+    rows: list[tuple[int, int, tuple[float, float, float, float]]],
+) -> Iterator[tuple[int, int, int, float]]:
     """(line, class, earlier line, IoU) for each row whose class matches an earlier row's with IoU > _DUP_IOU."""
     if len(rows) < 2:
         return
@@ -206,7 +222,11 @@ def check_label(path: Path, size: tuple[int, int] | None, nc: int, add) -> tuple
                 continue
             tol = 0.5 / max(size) if size else 1e-3  # half a pixel
             if cx - bw / 2 < -tol or cy - bh / 2 < -tol or cx + bw / 2 > 1 + tol or cy + bh / 2 > 1 + tol:
-                add("box_exceeds_image", f"box cx={cx:g} cy={cy:g} w={bw:g} h={bh:g} reaches outside the image; the engine clips it", n)
+                add(
+                    "box_exceeds_image",
+                    f"box cx={cx:g} cy={cy:g} w={bw:g} h={bh:g} reaches outside the image; the engine clips it",
+                    n,
+                )
             if ok:
                 rows.append((n, int(c), (cx, cy, bw, bh)))
     for n, c, m, iou in _duplicates(rows):
@@ -214,5 +234,3 @@ def check_label(path: Path, size: tuple[int, int] | None, nc: int, add) -> tuple
     if n_rows == 0:
         add("empty_label", "empty label file: a negative (no objects)", None)
     return [(c, b[2], b[3]) for _, c, b in rows], n_rows == 0
-
-

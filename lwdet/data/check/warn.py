@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from .report import Report
 
@@ -24,12 +24,20 @@ def class_split_warnings(report: Report, add: Callable[[str, str], None]) -> Non
         where = ", ".join(f"{n} in {s}" for s, n in have.items() if n)
         for s, n in have.items():
             if not n:
-                add("class_missing_in_split", f"class {name!r} has boxes in one split and none in {s} ({where}): "
-                    f"{'its accuracy cannot be measured' if s != 'train' else 'the model cannot learn it'}")
+                add(
+                    "class_missing_in_split",
+                    f"class {name!r} has boxes in one split and none in {s} ({where}): "
+                    f"{'its accuracy cannot be measured' if s != 'train' else 'the model cannot learn it'}",
+                )
 
 
-def tiny_object_warnings(split: str, sized: Sequence[tuple[tuple[int, int], list[tuple[int, float, float]]]], imgsz: int,
-                         add: Callable[[str, str], None], min_px: float = MIN_OBJECT_PX) -> None:
+def tiny_object_warnings(
+    split: str,
+    sized: Sequence[tuple[tuple[int, int], list[tuple[int, float, float]]]],
+    imgsz: int,
+    add: Callable[[str, str], None],
+    min_px: float = MIN_OBJECT_PX,
+) -> None:
     """Warn when boxes of ``split`` will be under ``min_px`` at ``imgsz`` (the engine scales the long side to it).
 
     ``sized``: per image ((w, h), [(class, box w, box h) normalised]). Says which ``--imgsz`` or import tile size
@@ -55,5 +63,8 @@ def tiny_object_warnings(split: str, sized: Sequence[tuple[tuple[int, int], list
     how = f"--imgsz {need} would keep them all at >= {min_px:g} px"
     if 32 <= tile < max(w, h):
         how += f"; or tile the source at import (--tile {tile}) and train at --imgsz {imgsz}"
-    add("tiny_objects", f"{n_tiny} of {n_boxes} boxes in {split} will be under {min_px:g} px at --imgsz {imgsz} "
-        f"(smallest: {px:.1f} px, a {native:.0f} px box in a {w}x{h} image); {how}")
+    add(
+        "tiny_objects",
+        f"{n_tiny} of {n_boxes} boxes in {split} will be under {min_px:g} px at --imgsz {imgsz} "
+        f"(smallest: {px:.1f} px, a {native:.0f} px box in a {w}x{h} image); {how}",
+    )

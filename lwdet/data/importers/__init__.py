@@ -23,8 +23,8 @@ Modules, one job each: :mod:`.common` (records, probing, box checks), :mod:`.voc
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 from ..tiling import TileOptions
 from .classes import DIFFICULT_MODES, apply_difficult, parse_rename, select_classes

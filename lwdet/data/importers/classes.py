@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -35,7 +35,9 @@ def parse_rename(text: str) -> dict[str, str]:
     return out
 
 
-def _keep(rec: Record, keep: np.ndarray, labels: Sequence[str] | None = None, masked: np.ndarray | None = None) -> Record:
+def _keep(
+    rec: Record, keep: np.ndarray, labels: Sequence[str] | None = None, masked: np.ndarray | None = None
+) -> Record:
     labels = rec.labels if labels is None else labels
     hard = rec.is_difficult()[keep]
     return replace(
@@ -69,7 +71,9 @@ def apply_difficult(rs: RecordSet, mode: str = "drop") -> RecordSet:
     return replace(rs, records=records, notes=[*rs.notes, note])
 
 
-def select_classes(rs: RecordSet, rename: Mapping[str, str] | None = None, classes: Sequence[str] | None = None) -> RecordSet:
+def select_classes(
+    rs: RecordSet, rename: Mapping[str, str] | None = None, classes: Sequence[str] | None = None
+) -> RecordSet:
     """Rename / merge classes (``rename``: old -> new), then keep only ``classes`` (in that order, their new ids).
 
     A name that is not a class of the source raises ValueError listing the source's classes.
@@ -80,7 +84,9 @@ def select_classes(rs: RecordSet, rename: Mapping[str, str] | None = None, class
     if rename:
         unknown = [old for old in rename if old not in names]
         if unknown:
-            raise ValueError(f"--rename: {', '.join(map(repr, unknown))} not a class of the source; its classes: {', '.join(names)}")
+            raise ValueError(
+                f"--rename: {', '.join(map(repr, unknown))} not a class of the source; its classes: {', '.join(names)}"
+            )
         new_names = list(dict.fromkeys(rename.get(n, n) for n in names))
         records = [replace(r, labels=tuple(rename.get(lab, lab) for lab in r.labels)) for r in records]
         merged = Counter(rename.get(n, n) for n in names)
@@ -93,8 +99,10 @@ def select_classes(rs: RecordSet, rename: Mapping[str, str] | None = None, class
         classes = list(dict.fromkeys(c.strip() for c in classes if c.strip()))
         unknown = [c for c in classes if c not in names]
         if not classes or unknown:
-            raise ValueError(f"--classes: {', '.join(map(repr, unknown)) or 'no names given'}: not a class of the source"
-                             f"{' (after --rename)' if rename else ''}; its classes: {', '.join(names)}")
+            raise ValueError(
+                f"--classes: {', '.join(map(repr, unknown)) or 'no names given'}: not a class of the source"
+                f"{' (after --rename)' if rename else ''}; its classes: {', '.join(names)}"
+            )
         wanted = set(classes)
         dropped: Counter[str] = Counter()
         kept_records = []
@@ -103,9 +111,11 @@ def select_classes(rs: RecordSet, rename: Mapping[str, str] | None = None, class
             dropped.update(lab for lab in r.labels if lab not in wanted)
             kept_records.append(_keep(r, keep) if not keep.all() else r)
         emptied = sum(1 for old, new in zip(records, kept_records) if len(old.labels) and not len(new.labels))
-        note = (f"--classes kept {len(classes)} of {len(names)} classes; dropped {sum(dropped.values())} boxes"
-                + (f" ({', '.join(f'{k} {v}' for k, v in sorted(dropped.items()))})" if dropped else "")
-                + (f"; {emptied} images left without boxes are kept as negatives" if emptied else ""))
+        note = (
+            f"--classes kept {len(classes)} of {len(names)} classes; dropped {sum(dropped.values())} boxes"
+            + (f" ({', '.join(f'{k} {v}' for k, v in sorted(dropped.items()))})" if dropped else "")
+            + (f"; {emptied} images left without boxes are kept as negatives" if emptied else "")
+        )
         LOGGER.info(note)
         notes.append(note)
         records, names = kept_records, classes

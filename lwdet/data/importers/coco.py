@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from .common import RecordSet, _clean_name, _finish, _Notes, _number, _record
 
+
 def _get(obj: Any, key: str, where: str, kinds: tuple[type, ...], json_path: Path) -> Any:
     if not isinstance(obj, dict):
         raise ValueError(f"{json_path}: {where}: expected an object, got {type(obj).__name__}")
@@ -43,13 +44,18 @@ def read_coco(json_path: str | os.PathLike, images: str | os.PathLike | None = N
     text = (str,)
     cats = _get(data, "categories", "$", (list,), json_path)
     images_ = _get(data, "images", "$", (list,), json_path)
-    anns = _get(data, "annotations", "$", (list,), json_path) if isinstance(data, dict) and "annotations" in data else []
+    anns = (
+        _get(data, "annotations", "$", (list,), json_path) if isinstance(data, dict) and "annotations" in data else []
+    )
     if not cats:
         raise ValueError(f"{json_path}: categories: empty")
 
     cat_index, names = {}, []
     for i, c in enumerate(cats):
-        cid, cname = _get(c, "id", f"categories[{i}]", (int,), json_path), _get(c, "name", f"categories[{i}]", text, json_path)
+        cid, cname = (
+            _get(c, "id", f"categories[{i}]", (int,), json_path),
+            _get(c, "name", f"categories[{i}]", text, json_path),
+        )
         if cid in cat_index:
             raise ValueError(f"{json_path}: categories[{i}].id: {cid} is used twice")
         if cname.strip() in names:
@@ -90,8 +96,10 @@ def read_coco(json_path: str | os.PathLike, images: str | os.PathLike | None = N
         sw, sh = im.get("width"), im.get("height")
         stated = None
         if sw is not None and sh is not None:
-            stated = (int(_number(sw, f"{json_path}: images[{i}].width")), int(_number(sh, f"{json_path}: images[{i}].height")))
+            stated = (
+                int(_number(sw, f"{json_path}: images[{i}].width")),
+                int(_number(sh, f"{json_path}: images[{i}].height")),
+            )
             stated = stated if min(stated) > 0 else None
         records.append(_record(img_dir / name, name, f"{json_path}: images[{i}]", boxes[iid], notes, stated))
     return _finish(records, names, f"coco {json_path.absolute()} images {img_dir.absolute()}", notes, json_path)
-

@@ -6,9 +6,10 @@ import logging
 import math
 import warnings
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -34,7 +35,9 @@ class Record:
     orientation: int = 1  # EXIF orientation tag of the source (1: none)
     exif_applied: bool = True  # boxes are on the EXIF-rotated view (only meaningful if orientation != 1)
     difficult: tuple[bool, ...] = ()  # per box: VOC <difficult>1 or COCO iscrowd=1 (empty: none is)
-    masked: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))  # regions painted grey on write (--difficult mask)
+    masked: np.ndarray = field(
+        default_factory=lambda: np.zeros((0, 4))
+    )  # regions painted grey on write (--difficult mask)
 
     def is_difficult(self) -> np.ndarray:
         """Bool (N,) per box."""
@@ -111,7 +114,9 @@ def _record(
     if stated is not None and stated != shown:
         if stated != (raw_w, raw_h):
             rot = f", {shown[0]}x{shown[1]} after EXIF rotation" if shown != (raw_w, raw_h) else ""
-            raise ValueError(f"{where}: stated image size {stated[0]}x{stated[1]} does not match {image} ({raw_w}x{raw_h}{rot})")
+            raise ValueError(
+                f"{where}: stated image size {stated[0]}x{stated[1]} does not match {image} ({raw_w}x{raw_h}{rot})"
+            )
         exif_applied = False
     if orientation != 1:
         if stated is None or shown == (raw_w, raw_h):
@@ -181,4 +186,3 @@ def _finish(records: list[Record], names: list[str], source: str, notes: _Notes,
             raise ValueError(f"{where}: image {r.image} is annotated twice ({seen[key]!r} and {r.name!r})")
         seen[key] = r.name
     return RecordSet(records, names, source, notes.lines())
-

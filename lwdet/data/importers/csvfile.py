@@ -65,4 +65,3 @@ def read_csv(csv_path: str | os.PathLike) -> RecordSet:
         records.append(_record(image, name, f"{csv_path}:{line}", boxes, notes))
     names = sorted({lab for r in records for lab in r.labels})
     return _finish(records, names, f"csv {csv_path.absolute()}", notes, csv_path)
-

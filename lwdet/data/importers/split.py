@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
-from typing import Sequence
 
 import numpy as np
 
 from .common import Record, _clean_name
+
 
 def _check_ratios(ratios: Sequence[float]) -> list[float]:
     ratios = [float(r) for r in ratios]
@@ -17,7 +18,9 @@ def _check_ratios(ratios: Sequence[float]) -> list[float]:
     return ratios
 
 
-def split_records(records: Sequence[Record], ratios: Sequence[float] = (0.8, 0.2), seed: int = 0) -> dict[str, list[Record]]:
+def split_records(
+    records: Sequence[Record], ratios: Sequence[float] = (0.8, 0.2), seed: int = 0
+) -> dict[str, list[Record]]:
     """Deterministic split by image: ``ratios`` = (train, val) or (train, val, test), summing to 1."""
     ratios = _check_ratios(ratios)
     order = sorted(records, key=lambda r: r.name)
@@ -64,4 +67,3 @@ def split_by_list(records: Sequence[Record], val_list: str | os.PathLike) -> dic
         raise ValueError(f"{val_list}: lists every image; nothing is left to train on")
     by_name = sorted(range(len(records)), key=lambda i: records[i].name)
     return {"train": [records[i] for i in by_name if i not in val], "val": [records[i] for i in by_name if i in val]}
-

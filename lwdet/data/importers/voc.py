@@ -12,6 +12,7 @@ from tqdm import tqdm
 from ..check.scan import IMG_FORMATS
 from .common import RecordSet, _finish, _Notes, _number, _record
 
+
 def _xml_text(el: ET.Element, path: str, xml: Path, required: bool = True) -> str | None:
     found = el.find(path)
     text = found.text.strip() if found is not None and found.text else ""
@@ -88,4 +89,3 @@ def read_voc(src: str | os.PathLike) -> RecordSet:
         records.append(_record(image, name, str(xml), boxes, notes, stated))
     names = sorted({lab for r in records for lab in r.labels})
     return _finish(records, names, f"voc {src.absolute()}", notes, src)
-

@@ -8,8 +8,8 @@ import shutil
 import tempfile
 import warnings
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
-from typing import Sequence
 
 import numpy as np
 import yaml
@@ -24,6 +24,7 @@ LOGGER = logging.getLogger(__name__)
 
 _JPEG_QUALITY = 95
 MASK_FILL = (114, 114, 114)  # the engine's letterbox grey: masked regions look like padding, not like background
+
 
 def _out_stem(name: str) -> str:
     """Flat, unique-per-source file stem: ``sub/dir/a.jpg`` -> ``sub__dir__a``."""
@@ -63,13 +64,21 @@ def _pixels(rec: Record) -> Image.Image:
 
 def _save(img: Image.Image, path: Path) -> None:
     if path.suffix == ".png":
-        img.save(path, format="PNG", compress_level=1)  # ~2x faster than the default 6 for ~6% more bytes (aerial tiles)
+        img.save(
+            path, format="PNG", compress_level=1
+        )  # ~2x faster than the default 6 for ~6% more bytes (aerial tiles)
     else:
         img.save(path, format="JPEG", quality=_JPEG_QUALITY)
 
 
 def _write_record(
-    rec: Record, stem: str, img_dir: Path, lab_dir: Path, ids: dict[str, int], tiling: TileOptions | None, stats: Counter
+    rec: Record,
+    stem: str,
+    img_dir: Path,
+    lab_dir: Path,
+    ids: dict[str, int],
+    tiling: TileOptions | None,
+    stats: Counter,
 ) -> None:
     classes = [ids[lab] for lab in rec.labels]
     stats["source_images"] += 1
@@ -95,7 +104,9 @@ def _write_record(
             continue
         tile_stem = f"{stem}_x{t.x0}_y{t.y0}"
         _save(pixels.crop((t.x0, t.y0, t.x1, t.y1)), img_dir / f"{tile_stem}{enc_ext}")
-        (lab_dir / f"{tile_stem}.txt").write_text(_yolo_lines(t.boxes, [classes[i] for i in t.index], t.width, t.height))
+        (lab_dir / f"{tile_stem}.txt").write_text(
+            _yolo_lines(t.boxes, [classes[i] for i in t.index], t.width, t.height)
+        )
         stats["images"] += 1
         stats["tiles"] += 1
         stats["boxes"] += len(t.index)
@@ -125,7 +136,9 @@ def write_yolo(
         raise FileExistsError(f"destination already exists, not overwriting: {dst}")
     unknown = sorted(set(splits) - {"train", "val", "test"})
     if unknown or not splits.get("train") or not splits.get("val"):
-        raise ValueError(f"splits must be non-empty 'train' and 'val' (and optional 'test'), got {dict((k, len(v)) for k, v in splits.items())}")
+        raise ValueError(
+            f"splits must be non-empty 'train' and 'val' (and optional 'test'), got {dict((k, len(v)) for k, v in splits.items())}"
+        )
     ids = {n: i for i, n in enumerate(rs.names)}
     stems: dict[str, Record] = {}
     for recs in splits.values():
@@ -147,12 +160,16 @@ def write_yolo(
             img_dir, lab_dir = tmp / "images" / split, tmp / "labels" / split
             img_dir.mkdir(parents=True)
             lab_dir.mkdir(parents=True)
-            keys = ("images", "boxes", "source_images") + (("tiles", "empty_tiles_dropped", "boxes_in_no_tile") if tiling else ())
+            keys = ("images", "boxes", "source_images") + (
+                ("tiles", "empty_tiles_dropped", "boxes_in_no_tile") if tiling else ()
+            )
             stats: Counter = Counter(dict.fromkeys(keys, 0))
             for r in tqdm(recs, desc=f"import {split}", unit="img", disable=None if len(recs) > 20 else True):
                 _write_record(r, _out_stem(r.name), img_dir, lab_dir, ids, tiling, stats)
             if not stats["images"]:
-                raise ValueError(f"split {split!r} has no images left after tiling (every tile was empty); use keep_empty or another split")
+                raise ValueError(
+                    f"split {split!r} has no images left after tiling (every tile was empty); use keep_empty or another split"
+                )
             summary[split] = dict(stats)
             LOGGER.info("%s: %d images, %d boxes", split, stats["images"], stats["boxes"])
         data = {"path": str(dst), **{s: f"images/{s}" for s in splits}, "names": dict(enumerate(rs.names))}
@@ -165,4 +182,3 @@ def write_yolo(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return ImportSummary(dst, dst / "data.yaml", list(rs.names), summary, list(rs.notes))
-
