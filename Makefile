@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.lwdet-installed
 FAST := not slow and not export and not train
 
-.PHONY: demo test test-fast lint format venv clean-demo pi-check
+.PHONY: demo test test-all test-fast lint format venv clean-demo pi-check
 
 venv: $(STAMP)
 
@@ -19,8 +19,13 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(PY) train.py --backbone ghostnet --epochs 10 --imgsz 160 --project runs/demo
 
-# what CI runs (.ci/run): lint, format check, then every test tier
+# what CI runs (.ci/run): lint, format check, then every tier but `slow` (the full export cross product, the
+# engine-detector trainings, the wheel install): docs/testing.md
 test: lint
+	$(PY) -m pytest -q -m "not slow"
+
+# everything, `slow` included (about 3x as long on 2 cores)
+test-all: lint
 	$(PY) -m pytest -q
 
 # the edit loop: no training, no export, nothing over ~20 s

@@ -12,13 +12,11 @@ def expected_strides(path) -> list[int]:
 # Tests are tiered here by what they use, so the tier follows the fixture and no test file has to repeat it.
 FIXTURE_MARKS = {
     "exported": ("export",),  # test_edge: a detector exported through pnnx
-    "trained_run": ("train", "export", "slow"),  # test_export: a trained run, exported
+    "trained_run": ("train", "export"),  # test_export: a trained run, exported
 }
 TEST_MARKS = {  # (module, test name prefix) -> markers
-    ("test_training.py", ""): ("train", "slow"),
-    ("test_export.py", ""): (
-        "export",
-    ),  # pnnx / ONNX exports with parity checks (finer tiers: test_export.py)  # every test there starts train.py (the engine's trainer)
+    ("test_training.py", ""): ("train",),  # every test there starts the engine's trainer
+    ("test_export.py", ""): ("export",),  # pnnx / ONNX exports with parity checks (finer tiers: test_export.py)
     ("test_study.py", "test_tiny_study"): ("train", "export", "slow"),
     ("test_study.py", "test_train_only"): ("train", "export", "slow"),
     ("test_study.py", "test_study_leaves_a_run"): ("train", "export", "slow"),
