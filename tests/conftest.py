@@ -1,6 +1,23 @@
 import os
+from pathlib import Path
+
+import pytest
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def no_torch_env(tmp_path_factory) -> dict:
+    """Environment in which ``import torch`` / ``ultralytics`` / ``yaml`` raise ImportError: the Pi has none of them.
+
+    ``tests/`` is on its path too, so a subprocess can import test helpers."""
+    block = tmp_path_factory.mktemp("block")
+    for name in ("torch", "ultralytics", "yaml"):
+        (block / name).mkdir()
+        (block / name / "__init__.py").write_text(f"raise ImportError('{name} blocked: lwdet.edge must not need it')\n")
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(block), str(ROOT), str(ROOT / "tests")])}
 
 
 def expected_strides(path) -> list[int]:
@@ -27,8 +44,6 @@ TEST_MARKS = {  # (module, test name prefix) -> markers
 
 
 def pytest_collection_modifyitems(config, items):
-    import pytest
-
     for item in items:
         names = set()
         for fixture, marks in FIXTURE_MARKS.items():

@@ -108,7 +108,7 @@ def test_untrusted_teacher_is_refused(tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--teacher", "nowhere"], "teacher not found: nowhere"),
+        (["--teacher", "nowhere"], "--teacher: not found: nowhere"),
         (["--distill-weight", "3"], "a distillation weight needs a teacher"),
     ],
 )

@@ -432,16 +432,6 @@ def test_bench_all_rounds_pass_round_robin_and_merge(exported):
 
 
 # --------------------------------------------------------------------------------- CLIs without torch (as a Pi)
-@pytest.fixture(scope="module")
-def no_torch_env(tmp_path_factory) -> dict:
-    """Environment in which ``import torch`` / ``ultralytics`` / ``yaml`` raise ImportError."""
-    block = tmp_path_factory.mktemp("block")
-    for name in ("torch", "ultralytics", "yaml"):
-        (block / name).mkdir()
-        (block / name / "__init__.py").write_text(f"raise ImportError('{name} blocked: lwdet.edge must not need it')\n")
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(block), str(ROOT)])}
-
-
 def _run(args, env, cwd=ROOT):
     return subprocess.run(
         [sys.executable, *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=300

@@ -20,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from test_edge import NAMES, _image, exported, no_torch_env  # noqa: F401  (module-scoped fixtures)
+from test_edge import NAMES, _image, exported  # noqa: F401  (module-scoped fixtures)
 
 from lwdet.edge.outputs import Display, JsonlSink, Meter, Saver, StatusPrinter, detection_record
 from lwdet.edge.overlay import class_color, draw_detections, draw_label, label_rect, text_color

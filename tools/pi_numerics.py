@@ -16,11 +16,9 @@ import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, without installing lwdet
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from lwdet.edge.boards import parse_fp16  # noqa: E402
+from lwdet.edge.boards import parse_fp16  # lwdet/ on the path: installed, or setup.sh's .pth on the Pi
 
 
 def main(argv=None) -> int:
