@@ -12,6 +12,7 @@ from pathlib import Path
 import ncnn
 import numpy as np
 
+from lwdet.edge.boards import CPU_PARTS
 from lwdet.units import MB, kib_to_mb
 
 DEVICE_FIELDS = (
@@ -28,17 +29,6 @@ DEVICE_FIELDS = (
     "numpy",
     "opencv",
 )
-CPU_PARTS = {
-    "0xd03": "Cortex-A53",
-    "0xd04": "Cortex-A35",
-    "0xd05": "Cortex-A55",
-    "0xd07": "Cortex-A57",
-    "0xd08": "Cortex-A72",
-    "0xd09": "Cortex-A73",
-    "0xd0a": "Cortex-A75",
-    "0xd0b": "Cortex-A76",
-    "0xd41": "Cortex-A78",
-}
 
 
 def _proc_status_mb(key: str) -> float | None:
