@@ -385,3 +385,22 @@ def test_cli_writes_under_runs_by_default_and_never_into_a_folder_with_files(tmp
     assert "--overwrite" in capsys.readouterr().err and not (out / "report.md").exists()
     assert report.main([str(path), "--out", str(out), "--overwrite"]) == 0
     assert (out / "report.md").is_file() and (out / "notes.md").read_text() == "mine"
+
+
+def test_projected_pi_columns_scale_the_study_latency_and_say_so(tmp_path):
+    from pathlib import Path
+
+    from lwdet.edge import projection
+
+    calibration = Path(__file__).resolve().parents[1] / "docs" / "pi" / "peers.csv"  # this repo's peer timings
+    path = _study_csv(tmp_path)
+    rows = {r["model"]: r for r in read_rows(path)}
+    text = write_report(path, tmp_path / "out", pi_calibration=calibration).read_text()
+    section = text.split("## Projected Raspberry Pi latency (a projection, not a measurement)")[1].split("\n## ")[0]
+    scales = projection.fit(projection.read_rows(calibration))
+    assert "leave-one-out error" in section and f"mean {100 * scales['pi5-t4'].loo_mean:.0f} %" in section
+    line = next(ln for ln in section.splitlines() if ln.startswith("| yolov5n |"))
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    here = rows["yolov5n"]["latency_ms_t1"]
+    assert float(cells[1]) == pytest.approx(here, rel=1e-2)
+    assert float(cells[2]) == pytest.approx(here * scales["pi4-t1"].ratio, rel=1e-2)  # Pi 4, 1 thread

@@ -27,6 +27,13 @@ def build_parser():
     p.add_argument(
         "--bench-csv", type=Path, help="bench_edge.py --csv file from the target device; replaces latency and memory"
     )
+    p.add_argument(
+        "--pi-calibration",
+        type=common.existing_file,
+        metavar="CSV",
+        help="bench CSV of the peer graphs from the machine that timed the study (docs/pi/peers.csv "
+        "here): adds projected Pi 4 / Pi 5 latency columns, labelled as a projection",
+    )
     p.add_argument("--max-latency-ms", type=float, help="best-under limit: ncnn latency at 1 thread")
     p.add_argument("--max-params-m", type=float, help="best-under limit: parameters (millions)")
     p.add_argument("--max-memory-mb", type=float, help="best-under limit: ncnn peak memory")
@@ -52,7 +59,7 @@ def _body(a) -> int:
     limits = dict(
         max_latency_ms=a.max_latency_ms, max_params_m=a.max_params_m, max_memory_mb=a.max_memory_mb, min_map=a.min_map
     )
-    report = write_report(a.results_csv, out, bench_csv=a.bench_csv, **limits)
+    report = write_report(a.results_csv, out, bench_csv=a.bench_csv, pi_calibration=a.pi_calibration, **limits)
     best = best_under(load_study(a.results_csv, a.bench_csv)[0], **limits)
     print(f"report: {report}")
     print(

@@ -69,8 +69,12 @@ def write_report(
     max_params_m: float | None = None,
     max_memory_mb: float | None = None,
     min_map: float | None = None,
+    pi_calibration: str | Path | None = None,
 ) -> Path:
-    """Write ``report.md`` and the PNGs into ``out_dir``; returns the markdown file."""
+    """Write ``report.md`` and the PNGs into ``out_dir``; returns the markdown file.
+
+    ``pi_calibration``: a bench CSV of the peer graphs timed on the machine that timed the study (e.g.
+    docs/pi/peers.csv): adds projected Raspberry Pi latency columns (``lwdet.edge.projection``), labelled as such."""
     results_csv, out = Path(results_csv), Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows, peers, latency_source = load_study(results_csv, bench_csv)
@@ -156,6 +160,8 @@ def write_report(
         else "_no detector meets the constraints_",
         "",
     ]
+    if pi_calibration is not None:
+        md += projected_pi_section(points, pi_calibration)
     if peers:
         md += [
             "## Peer networks (bench CSV; drawn as dotted lines on the Pareto plot)\n",
@@ -167,3 +173,28 @@ def write_report(
     report.write_text("\n".join(md), encoding="utf-8")
     LOGGER.info("report: %s (%d figures)", report, sum(f is not None for f in figs))
     return report
+
+
+def projected_pi_section(rows: Sequence[dict], calibration: str | Path) -> list[str]:
+    """Markdown lines: each detector's 1-thread latency here scaled to a Pi 4 / Pi 5 by the peers' published timings."""
+    from lwdet.edge import projection
+
+    scales = {t: s for t, s in projection.fit(projection.read_rows(calibration)).items() if s.threads_here == 1}
+    cols = {t: f"{t} ms (projected)" for t in scales}
+    table = [
+        {"model": r["model"], LATENCY: r[LATENCY], **{c: _num(r, LATENCY) * scales[t].ratio for t, c in cols.items()}}
+        for r in rows
+        if _num(r, LATENCY) is not None
+    ]
+    if not table:
+        return []
+    return [
+        "## Projected Raspberry Pi latency (a projection, not a measurement)\n",
+        f"This machine's 1-thread ncnn latency times the ratio of ncnn's published Pi timings of the peer graphs to "
+        f"their timings here (`{_shown(Path(calibration))}`, fastest loop); leave-one-out error of that ratio over "
+        "the peers: "
+        + "; ".join(f"{t} mean {100 * s.loo_mean:.0f} %, max {100 * s.loo_max:.0f} %" for t, s in scales.items())
+        + ". A bench CSV from a real Pi (`--bench-csv`) replaces it. Method: docs/pi-projection.md.\n",
+        markdown_table(table, ("model", LATENCY, *cols.values())),
+        "",
+    ]
