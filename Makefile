@@ -22,7 +22,7 @@ demo: $(STAMP)
 # what CI runs (.ci/run): lint, format check, then every tier but `slow` (the full export cross product, the
 # engine-detector trainings, the wheel install): docs/testing.md
 test: lint
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow" --durations=15
 
 # everything, `slow` included (about 3x as long on 2 cores)
 test-all: lint
