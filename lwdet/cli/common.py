@@ -54,12 +54,16 @@ def int_list(text: str, n: int | None = None) -> list[int]:
     return values
 
 
-def positive_int(text: str) -> int:
-    """An integer >= 1 (``--epochs``, ``--batch``, ``--loops``)."""
+def _int(text: str) -> int:
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1 (``--epochs``, ``--batch``, ``--loops``)."""
+    value = _int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
     return value
@@ -74,13 +78,16 @@ def existing_file(text: str) -> Path:
 
 
 def imgsz(text: str) -> int:
-    """``--imgsz``: a square input size, a positive multiple of 32 (the largest stride)."""
+    """``--imgsz``: a square input size; the rule is ``lwdet.artifacts.check_imgsz`` (a multiple of the stride)."""
+    from lwdet.artifacts import check_imgsz  # torch-free: `lwdet bench` stays so
+
+    value = _int(text)
     try:
-        value = int(text)
+        check_imgsz(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 32 or value % 32:
-        raise argparse.ArgumentTypeError(f"must be a positive multiple of 32 (the largest stride), got {value}")
+        raise argparse.ArgumentTypeError(
+            f"must be a positive multiple of 32 (the largest stride), got {value}"
+        ) from None
     return value
 
 
