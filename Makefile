@@ -19,18 +19,23 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(PY) train.py --backbone ghostnet --epochs 10 --imgsz 160 --project runs/demo
 
+# Tests run on JOBS pytest-xdist workers (one per core by default; JOBS=0: in this process), a test file per worker so
+# a file's shared fixtures (a trained run, an export) are built once.
+JOBS ?= auto
+XDIST := -n $(JOBS) --dist loadfile
+
 # what CI runs (.ci/run): lint, format check, then every tier but `slow` (the full export cross product, the
 # engine-detector trainings, the wheel install): docs/testing.md
 test: lint
-	$(PY) -m pytest -q -m "not slow" --durations=15
+	$(PY) -m pytest -q $(XDIST) -m "not slow" --durations=15
 
 # everything, `slow` included (about 3x as long on 2 cores)
 test-all: lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(XDIST)
 
 # the edit loop: no training, no export, nothing over ~20 s
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -m "$(FAST)"
+	$(PY) -m pytest -q $(XDIST) -m "$(FAST)"
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -8,21 +8,59 @@ from ultralytics.nn.modules import Conv, Detect, DWConv
 from ultralytics.nn.modules.block import DFL
 
 
+def _separable(c: int, k: int, depth: int) -> list[nn.Module]:
+    """``depth`` depthwise-separable stages at width ``c``: a depthwise k x k conv, then a 1x1 conv (each BN + act)."""
+    layers: list[nn.Module] = []
+    for _ in range(depth):
+        layers += [DWConv(c, c, k), Conv(c, c, 1)]
+    return layers
+
+
 class LiteDetect(Detect):
     """The engine's Detect (same outputs, loss and decoding) with depthwise-separable branches.
 
-    Per level, the box and the class branch are each one depthwise 3x3 + one 1x1 conv at the input width, then the
-    1x1 prediction conv (as NanoDet / PP-PicoDet heads), in place of the engine's two full 3x3 convs per branch:
-    at 64 channels that is ~9x fewer multiply-adds in the head, most of them at the 40x40 P3 map of a 320 input.
+    Per level, ``depth`` depthwise-separable stages (a depthwise ``kernel`` x ``kernel`` conv + a 1x1 conv, at the
+    input width) then the 1x1 prediction convs, in place of the engine's two full 3x3 convs per branch (NanoDet /
+    PP-PicoDet style). ``shared``: one stack per level feeds both the box and the class prediction (PP-PicoDet's
+    shared head); otherwise the box and the class branch each have their own stack. The defaults (depth 1, 3x3, not
+    shared) are the original LiteDetect: at 64 channels ~9x fewer multiply-adds than the engine's head.
     """
 
-    def __init__(self, nc: int = 80, reg_max: int = 16, ch: tuple[int, ...] | list[int] = ()):
+    def __init__(
+        self,
+        nc: int = 80,
+        reg_max: int = 16,
+        ch: tuple[int, ...] | list[int] = (),
+        depth: int = 1,
+        kernel: int = 3,
+        shared: bool = False,
+    ):
         nn.Module.__init__(self)  # Detect.__init__ would build the heavy branches only to throw them away
         self.nc, self.nl, self.reg_max = nc, len(ch), reg_max
         self.no = nc + reg_max * 4
         self.stride = torch.zeros(self.nl)  # set by the model builder from a dry run
-        self.cv2 = nn.ModuleList(
-            nn.Sequential(DWConv(c, c, 3), Conv(c, c, 1), nn.Conv2d(c, 4 * reg_max, 1)) for c in ch
-        )
-        self.cv3 = nn.ModuleList(nn.Sequential(DWConv(c, c, 3), Conv(c, c, 1), nn.Conv2d(c, nc, 1)) for c in ch)
+        self.shared = shared
+        if shared:
+            self.stem = nn.ModuleList(nn.Sequential(*_separable(c, kernel, depth)) for c in ch)
+            self.cv2 = nn.ModuleList(nn.Sequential(nn.Conv2d(c, 4 * reg_max, 1)) for c in ch)
+            self.cv3 = nn.ModuleList(nn.Sequential(nn.Conv2d(c, nc, 1)) for c in ch)
+        else:
+            self.stem = None
+            self.cv2 = nn.ModuleList(
+                nn.Sequential(*_separable(c, kernel, depth), nn.Conv2d(c, 4 * reg_max, 1)) for c in ch
+            )
+            self.cv3 = nn.ModuleList(nn.Sequential(*_separable(c, kernel, depth), nn.Conv2d(c, nc, 1)) for c in ch)
         self.dfl = DFL(reg_max) if reg_max > 1 else nn.Identity()
+
+    def forward_head(
+        self, x: list[torch.Tensor], box_head: nn.Module | None = None, cls_head: nn.Module | None = None
+    ) -> dict[str, torch.Tensor]:
+        if self.stem is None:
+            return super().forward_head(x, box_head, cls_head)
+        if box_head is None or cls_head is None:
+            return {}
+        bs = x[0].shape[0]
+        f = [self.stem[i](x[i]) for i in range(self.nl)]  # the shared stack, once per level
+        boxes = torch.cat([box_head[i](f[i]).view(bs, 4 * self.reg_max, -1) for i in range(self.nl)], dim=-1)
+        scores = torch.cat([cls_head[i](f[i]).view(bs, self.nc, -1) for i in range(self.nl)], dim=-1)
+        return {"boxes": boxes, "scores": scores, "feats": x}

@@ -102,11 +102,18 @@ def _detect(c_in, args, n, ctx):
 
 
 def _lite_detect(c_in, args, n, ctx):
-    """[nc, reg_max]: the depthwise-separable head; reg_max 16 is the engine's DFL, 1 regresses box sides directly."""
+    """[nc, reg_max, depth, kernel, shared]: the depthwise-separable head; reg_max 16 is the engine's DFL, 1 regresses
+    box sides directly; depth separable stages of kernel x kernel per branch (1, 3), one stack for both if shared."""
     nc = _classes(args, ctx)
-    reg_max = args[1] if len(args) > 1 else 16
-    _check_ints([reg_max], "reg_max")
-    return Built(LiteDetect(nc, reg_max, list(c_in)), 0, [nc, reg_max, list(c_in)])
+    reg_max, depth, kernel, shared = (list(args[1:]) + [16, 1, 3, False][len(args[1:]) :])[:4]
+    for value, what in ((reg_max, "reg_max"), (depth, "depth"), (kernel, "kernel")):
+        _check_ints([value], what)
+    if kernel % 2 == 0:
+        raise RowError(f"LiteDetect's kernel must be odd, got {kernel}")
+    if not isinstance(shared, bool):
+        raise RowError(f"LiteDetect's 'shared' must be true or false, got {shared!r}")
+    head = LiteDetect(nc, reg_max, list(c_in), depth, kernel, shared)
+    return Built(head, 0, [nc, reg_max, list(c_in), depth, kernel, shared])
 
 
 def _backbone(c1, args, n, ctx):
