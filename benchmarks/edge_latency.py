@@ -48,7 +48,7 @@ def main() -> None:
     )
     ap.add_argument("--study", type=Path, help="a study config: its detectors, imgsz and class count")
     ap.add_argument("--half", action="store_true", help="also export and time each with fp16 ncnn weights")
-    ap.add_argument("--imgsz", type=int, default=320)
+    ap.add_argument("--imgsz", type=int, help="input size (default: the study's, else 320)")
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--loops", type=int, default=50)
     ap.add_argument("--warmup", type=int, default=10)
@@ -77,8 +77,8 @@ def main() -> None:
         from lwdet.study import load_config, plan
 
         cfg = load_config(args.study)
-        paths = list(dict.fromkeys(r["yaml"] for r in plan(cfg)))
-        args.imgsz = int(cfg["budget"]["imgsz"])
+        paths = list(dict.fromkeys(Path(r["yaml"]) for r in plan(cfg)))  # a file, or an engine name (yolo26n.yaml)
+        args.imgsz = args.imgsz or int(cfg["budget"]["imgsz"])
         args.nc = len(yaml.safe_load(Path(cfg["data"]).read_text(encoding="utf-8"))["names"])
     else:
         paths = (
@@ -88,6 +88,7 @@ def main() -> None:
                 model_yaml(b, args.neck) for b in args.backbones
             ]
         )
+    args.imgsz = args.imgsz or 320
     exports = args.out / (f"exports-{args.imgsz}" + (f"-nc{args.nc}" if args.nc != 5 else ""))
     for path in paths:
         for half in (False, True) if args.half else (False,):

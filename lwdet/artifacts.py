@@ -108,6 +108,9 @@ class ExportMeta:
     source: dict = field(default_factory=dict)  # {"weights": file name, "sha256": ...}
     versions: dict = field(default_factory=dict)  # package versions at export time
     date: str = ""
+    # optional, added after export by tools/pi_numerics.py report --record: the per-board numerics measured under
+    # emulation and the runtime's per-board fp16 default (docs: deploy/raspberry-pi/README.md section 8)
+    board_numerics: dict = field(default_factory=dict)
     version: int = EXPORT_META_VERSION
 
     REQUIRED = ("version", "format", "model", "names", "imgsz", "input", "output")

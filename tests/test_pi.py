@@ -3,6 +3,7 @@
 import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -219,3 +220,55 @@ def test_coco_map_is_one_for_the_ground_truth_itself(tmp_path):
     perfect = {"a.jpg": [[80, 30, 120, 70, 0.9, 0], [40, 20, 60, 30, 0.8, 1]]}
     assert coco_map(gt, perfect) == pytest.approx(1.0)
     assert coco_map(gt, {"a.jpg": [[0, 0, 5, 5, 0.9, 0]]}) == pytest.approx(0.0)
+
+
+# ---------------------------------------------------------------------------------------- the numerics tool's CLI
+def _fake_export(folder: Path, imgsz=(64, 96)) -> Path:
+    """An export folder as tools/pi_numerics.py reads it: lwdet.json (ExportMeta v1) beside the graph files."""
+    from lwdet.artifacts import Blob, ExportMeta
+
+    folder.mkdir(parents=True)
+    for f in ("model.ncnn.param", "model.ncnn.bin"):
+        (folder / f).write_text("")
+    h, w = imgsz
+    ExportMeta("ncnn", "tiny", ["a", "b"], [h, w], Blob("in0", [1, 3, h, w]), Blob("out0", [6, 0])).save(folder)
+    return folder
+
+
+def test_numerics_inputs_are_noise_then_letterboxed_images(tmp_path):
+    import cv2
+
+    export = _fake_export(tmp_path / "tiny_ncnn_model")
+    images = tmp_path / "val"
+    images.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(images / f"{i}.jpg"), np.full((40, 50, 3), 60 * i, np.uint8))
+    out = tmp_path / "inputs.npy"
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "pi_numerics.py"), "inputs"]
+        + [str(export), str(images), str(out), "--n-images", "2"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert r.returncode == 0, r.stderr
+    x = np.load(out)
+    assert x.shape == (2 + 2, 3, 64, 96) and x.dtype == np.float32  # 2 noise inputs, then 2 images
+    assert x[2, :, 0, 0] == pytest.approx([114 / 255] * 3)  # letterbox padding at the corner
+
+
+def test_recorded_board_numerics_keep_the_export_readable(tmp_path):
+    import importlib.util
+
+    from lwdet.edge.runner import read_export_meta
+
+    export = _fake_export(tmp_path / "tiny_ncnn_model")
+    spec = importlib.util.spec_from_file_location("pi_numerics_tool", ROOT / "tools" / "pi_numerics.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    keys = ("run", "cpu_part", "asimdhp", "fp16_used", "box_max_px", "score_max", "anchors_over_1px", "map50_95")
+    row = dict.fromkeys(keys, 0) | {"run": "cortex-a76-fp16-off", "map_torch": 0.5}
+    tool.record(export, [row])
+    meta = read_export_meta(export)
+    assert meta.board_numerics["runs"][0]["run"] == "cortex-a76-fp16-off"
+    assert meta.board_numerics["default_fp16"]["cortex-a76 (Pi 5)"] == "off"

@@ -158,63 +158,65 @@ def test_resume_of_a_finished_run_is_a_clear_error(run):
     assert "finished its epochs already; nothing to resume" in r.stderr
 
 
-def test_killed_run_resumes_in_place_with_its_own_settings(tmp_path):
-    import signal
-    import time
-
-    cmd = [
-        sys.executable,
-        str(ROOT / "train.py"),
-        "--backbone",
-        "shufflenetv2_050",
-        "--epochs",
-        "3",
-        "--imgsz",
-        "64",
-        "--batch",
-        "32",
-        "--no-plots",
-        "--project",
-        str(tmp_path),
-        "--name",
-        "r",
-    ]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    csv_path, last = tmp_path / "r" / "results.csv", tmp_path / "r" / "weights" / "last.pt"
-    deadline = time.time() + 300
-    while not last.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.1)
-    time.sleep(0.5)  # let the first save finish
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    done = len(list(csv.DictReader(csv_path.open())))
-    assert done < 3, "the run finished before it could be killed"
-    r = run_train("--project", tmp_path, "--name", "r", "--resume")
-    assert r.returncode == 0, r.stderr[-2000:]
-    rows = list(csv.DictReader(csv_path.open()))
-    assert [int(row["epoch"]) for row in rows][-1] == 3
-    assert "imgsz=64" in (tmp_path / "r" / "args.yaml").read_text().replace(": ", "=")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]  # resumed in place, no new run folder
-
-
-@pytest.fixture
-def bad_dataset(tmp_path):
-    """16 train / 8 val images of the embedded set, one train label with class 99."""
+def small_set(root: Path, n_train: int = 16, n_val: int = 8) -> Path:
+    """The first ``n_train`` / ``n_val`` images of the embedded set copied to ``root``; returns its data YAML."""
     import shutil
 
     from lwdet.data import DEFAULT_DATA, ensure_dataset
 
     src = Path(ensure_dataset(DEFAULT_DATA)["path"])
-    root = tmp_path / "bad"
-    for split, n in (("train", 16), ("val", 8)):
+    for split, n in (("train", n_train), ("val", n_val)):
         for sub in ("images", "labels"):
             (root / sub / split).mkdir(parents=True)
         for img in sorted((src / "images" / split).glob("*.jpg"))[:n]:
             shutil.copy(img, root / "images" / split / img.name)
             shutil.copy(src / "labels" / split / f"{img.stem}.txt", root / "labels" / split / f"{img.stem}.txt")
+    (root / "data.yaml").write_text("path: .\ntrain: images/train\nval: images/val\nnames: [a, b, c, d, e]\n")
+    return root / "data.yaml"
+
+
+def start_and_stop(tmp_path: Path, sig: int, epochs: int, pipe: bool = False) -> subprocess.Popen:
+    """Start an ``epochs``-epoch run of one batch per epoch, send ``sig`` once its first last.pt is saved."""
+    import time
+
+    data = small_set(tmp_path / "data")
+    cmd = [sys.executable, str(ROOT / "train.py"), "--backbone", "shufflenetv2_050", "--data", str(data)]
+    cmd += ["--epochs", str(epochs), "--imgsz", "64", "--batch", "16", "--no-plots"]
+    cmd += ["--project", str(tmp_path / "runs"), "--name", "r"]
+    out = subprocess.PIPE if pipe else subprocess.DEVNULL
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=out, text=True)
+    last = tmp_path / "runs" / "r" / "weights" / "last.pt"
+    deadline = time.time() + 300
+    while not last.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # let the first save finish
+    proc.send_signal(sig)
+    return proc
+
+
+def test_killed_run_resumes_in_place_with_its_own_settings(tmp_path):
+    import signal
+
+    proc = start_and_stop(tmp_path, signal.SIGKILL, epochs=8)
+    proc.wait()
+    runs = tmp_path / "runs"
+    csv_path = runs / "r" / "results.csv"
+    done = len(list(csv.DictReader(csv_path.open())))
+    assert done < 8, "the run finished before it could be killed"
+    r = run_train("--project", runs, "--name", "r", "--resume")
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = list(csv.DictReader(csv_path.open()))
+    assert [int(row["epoch"]) for row in rows][-1] == 8
+    assert "imgsz=64" in (runs / "r" / "args.yaml").read_text().replace(": ", "=")
+    assert sorted(p.name for p in runs.iterdir()) == ["r"]  # resumed in place, no new run folder
+
+
+@pytest.fixture
+def bad_dataset(tmp_path):
+    """16 train / 8 val images of the embedded set, one train label with class 99."""
+    root = small_set(tmp_path / "bad").parent
     bad = sorted((root / "labels" / "train").glob("*.txt"))[0]
     bad.write_text("99 0.5 0.5 0.2 0.2\n" + bad.read_text())
-    (root / "data.yaml").write_text("path: .\ntrain: images/train\nval: images/val\nnames: [a, b, c, d, e]\n")
     return root, bad
 
 
@@ -249,40 +251,17 @@ def test_dataset_errors_stop_training_unless_skip_bad(tmp_path, bad_dataset):
 
 def test_sigint_saves_a_resumable_checkpoint_and_exits_cleanly(tmp_path):
     import signal
-    import time
 
-    cmd = [
-        sys.executable,
-        str(ROOT / "train.py"),
-        "--backbone",
-        "shufflenetv2_050",
-        "--epochs",
-        "3",
-        "--imgsz",
-        "64",
-        "--batch",
-        "32",
-        "--no-plots",
-        "--project",
-        str(tmp_path),
-        "--name",
-        "r",
-    ]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    last = tmp_path / "r" / "weights" / "last.pt"
-    deadline = time.time() + 300
-    while not last.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.1)
-    time.sleep(1.0)  # into epoch 2
-    proc.send_signal(signal.SIGINT)
+    proc = start_and_stop(tmp_path, signal.SIGINT, epochs=8, pipe=True)
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 130, err[-2000:]
     assert "SIGINT: stopped in epoch" in out and "--resume" in out
     assert "Traceback" not in err
-    assert not list(last.parent.glob(".*.tmp"))  # atomic writes leave no temporaries
-    r = run_train("--project", tmp_path, "--name", "r", "--resume", "--epochs", "4")  # a new target is honoured
+    runs = tmp_path / "runs"
+    assert not list((runs / "r" / "weights").glob(".*.tmp"))  # atomic writes leave no temporaries
+    r = run_train("--project", runs, "--name", "r", "--resume", "--epochs", "10")  # a new target is honoured
     assert r.returncode == 0, r.stderr[-2000:]
-    assert [int(row["epoch"]) for row in csv.DictReader((tmp_path / "r" / "results.csv").open())][-1] == 4
+    assert [int(row["epoch"]) for row in csv.DictReader((runs / "r" / "results.csv").open())][-1] == 10
 
 
 def test_checkpoint_results_are_read_without_polars_as_the_engine_reads_them(run):

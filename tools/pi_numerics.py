@@ -47,7 +47,7 @@ def main(argv=None) -> int:
             from lwdet.edge.numerics import fixed_inputs, image_files
             from lwdet.edge.runner import read_export_meta
 
-            imgsz = tuple(read_export_meta(args.export)["imgsz"])
+            imgsz = tuple(read_export_meta(args.export).imgsz)
             args.out.parent.mkdir(parents=True, exist_ok=True)
             np.save(args.out, fixed_inputs(imgsz, image_files(args.images)[: args.n_images]))
         elif args.cmd == "measure":
@@ -63,7 +63,7 @@ def main(argv=None) -> int:
             meta = read_export_meta(args.export)
             parity_path = args.export / "parity.json"
             parity = json.loads(parity_path.read_text()) if parity_path.is_file() else None
-            rows = board_table(args.results, args.labels, meta["names"], parity)
+            rows = board_table(args.results, args.labels, meta.names, parity)
             print(markdown(rows), end="")
             if args.json:
                 args.json.write_text(json.dumps(rows, indent=2) + "\n")
