@@ -166,3 +166,52 @@ def test_cli_reports_a_missing_source_in_one_line_with_exit_2(tmp_path, capsys):
     assert main(["--backbone", "yolov5n", "--data", str(data_yaml), "--epochs", "1", "--imgsz", "64"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and "'lwdet_import.source'" in err[0]
+
+
+NEON = ROOT.parent / "shared" / "datasets" / "neon-trees"
+
+
+def test_shipped_neon_trees_yaml_is_valid_and_credits_its_sources():
+    from lwdet import cfg
+    from lwdet.data import _load_yaml
+    from lwdet.data.recipe import import_kwargs
+
+    path = cfg.DATASETS / "neon-trees.yaml"
+    assert (ROOT / "datasets" / "neon-trees.yaml").resolve() == path
+    text = path.read_text()
+    assert all(s in text for s in ("NEON", "deepforest 2.1.0", "MIT", "Weecology"))
+    data = _load_yaml(path)
+    kw = import_kwargs(path, data[IMPORT_KEY], {0: "Tree"})
+    assert kw["val_names"] == ["2019_YELL_2_541000_4977000_image_crop.png"] and kw["full_val"]
+    assert (kw["tiling"].size, kw["tiling"].overlap) == (320, 64) and kw["fmt"] == "voc"
+
+
+@pytest.mark.skipif(not NEON.is_dir(), reason="../shared/datasets/neon-trees is not there")
+def test_shipped_neon_trees_builds_from_the_clone_root(tmp_path, monkeypatch):
+    from lwdet import cfg
+
+    monkeypatch.chdir(ROOT)  # source ../shared/datasets/neon-trees: found from the working folder
+    monkeypatch.setenv(cfg.DATASETS_ENV, str(tmp_path))
+    before = _hashes(NEON)
+    data = ensure_dataset(cfg.DATASETS / "neon-trees.yaml")
+    root = Path(data["path"])
+    assert root == tmp_path / "neon-trees" and _hashes(NEON) == before
+    counts = {s: len(list((root / "labels" / s).iterdir())) for s in ("train", "val", "val-full")}
+    assert counts == {"train": 82, "val": 20, "val-full": 1}
+    assert all(p.name.startswith("2019_YELL_2_528000_4978000") for p in (root / "images" / "train").iterdir())
+    assert (
+        len((root / "labels" / "val-full" / "2019_YELL_2_541000_4977000_image_crop.txt").read_text().split("\n")) == 280
+    )
+
+
+def test_data_check_builds_a_missing_recipe_dataset_first_unless_no_build(tmp_path, src, capsys, monkeypatch):
+    from lwdet.cli.data import main
+
+    monkeypatch.setenv("LWDET_CACHE_DIR", str(tmp_path / "cache"))
+    data_yaml = _data_yaml(tmp_path, {"format": "voc", "source": "src", "val": ["b"], "tile": 96, "full_val": True})
+    assert main(["check", str(data_yaml), "--no-build"]) == 1  # reported missing, not built
+    assert "built on first use from its 'lwdet_import' section" in capsys.readouterr().out
+    assert not (tmp_path / "ds").exists()
+    assert main(["check", str(data_yaml)]) == 0
+    out = capsys.readouterr().out
+    assert f"built   {tmp_path / 'ds'}" in out and "0 errors" in out

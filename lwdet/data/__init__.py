@@ -207,6 +207,16 @@ def ensure_dataset(data_yaml: str | os.PathLike) -> dict[str, Any]:
     return data
 
 
+def build_missing(data_yaml: str | os.PathLike) -> Path | None:
+    """Build the dataset of a data YAML with a build section if its folder is missing; returns the folder built
+    (None: nothing to build). For a check, which otherwise only reads."""
+    data_yaml = Path(data_yaml).expanduser().absolute()
+    data = _load_yaml(data_yaml)
+    if not any(data.get(k) is not None for k in BUILD_KEYS) or dataset_root(data_yaml, data).exists():
+        return None
+    return Path(ensure_dataset(data_yaml)["path"])
+
+
 def write_engine_yaml(data_yaml: str | os.PathLike, out_path: str | os.PathLike) -> Path:
     """Write the data YAML for the engine (ultralytics) to ``out_path``.
 
