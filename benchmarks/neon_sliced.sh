@@ -4,6 +4,8 @@
 #
 #   bash benchmarks/neon_sliced.sh [OUT=/tmp/neon-sliced] [EPOCHS=30]
 #
+# The same data as a data YAML: datasets/neon-trees.yaml (lwdet_import: tiles + the untiled val image, built on
+# first use); a study over several detectors with full-size sliced accuracy: configs/study-neon.yaml.
 # Steps: tiled import (train: 2299x2472 image; val: 1249x1035 image) and an untiled import (full-size val labels),
 # yolov5n at imgsz 320 on 320 px tiles, mAP of the val image full-size through PyTorch (engine predictor) and
 # through its ncnn export, then end-to-end timing of sliced ncnn inference on the large image.

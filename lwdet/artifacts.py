@@ -29,6 +29,7 @@ RESULTS_CSV = "results.csv"  # the engine's per-epoch metrics
 ARGS_YAML = "args.yaml"  # the engine's training arguments
 DATA_YAML = "data.yaml"  # the dataset, as the engine read it (absolute paths)
 LAYER_TIMES = "ncnn_layer_type_ms.json"  # ncnn ms per layer type (lwdet.parts)
+SLICED_EVAL = "sliced_eval.json"  # a study's full-size accuracy, sliced vs letterbox (lwdet.study.sliced)
 
 
 def best_weights(run: str | Path) -> Path:

@@ -153,6 +153,30 @@ def test_write_report_files(tmp_path):
     for p in out.glob("*.png"):
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size < 200_000
         assert f"({p.name})" in text
+    assert "## Accuracy on full-size images" not in text and "pareto_latency_sliced_map.png" not in pngs
+
+
+def test_full_size_accuracy_table_and_pareto_plot_when_the_study_has_them(tmp_path):
+    from lwdet.report import SLICED_COLUMNS
+
+    rows = [
+        _row("yolov5n", 5.0, 0.13, sliced_map50=0.52, sliced_map5095=0.17, letterbox_map50=0.31, letterbox_map5095=0.1),
+        _row("fast", 2.0, 0.09, sliced_map50=0.44, sliced_map5095=0.13, letterbox_map50=0.2, letterbox_map5095=0.06),
+    ]
+    for r in rows:
+        r.update(sliced_ms_per_image=900.0, letterbox_ms_per_image=80.0)
+    path = tmp_path / "results.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=[*COLUMNS, *SLICED_COLUMNS])
+        w.writeheader()
+        w.writerows(rows)
+    text = write_report(path, tmp_path / "out").read_text()
+    table = text.split("## Accuracy on full-size images (sliced vs letterbox)")[1].split("##")[0]
+    assert "| model | sliced_map50 | sliced_map5095 | letterbox_map50 |" in table
+    assert "| yolov5n | 0.520 | 0.170 | 0.310 | 0.100 | 900 | 80.0 |" in table
+    assert (tmp_path / "out" / "pareto_latency_sliced_map.png").is_file() and "(pareto_latency_sliced_map.png)" in text
+    fig = report.pareto_figure(rows, y=report.SLICED_ACCURACY)
+    assert fig.axes[0].get_ylabel() == "full-size val mAP@0.5, sliced inference (tiles merged)"
 
 
 def test_cli_with_bench_csv(tmp_path, capsys):

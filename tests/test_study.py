@@ -285,7 +285,9 @@ def test_tiny_study_completes_rows_then_skips(tmp_path):
         empty = [
             k
             for k, v in row.items()
-            if v == "" and not k.startswith("test_") and k not in ("teacher", "distill_weight")
+            if v == ""
+            and not k.startswith(("test_", "sliced_", "letterbox_"))  # no test split, no `sliced:` section
+            and k not in ("teacher", "distill_weight")
         ]
         assert not empty, f"{row['model']}: empty {empty}"
         assert row["status"] == "done" and row["parity_ok"] == "True"
@@ -412,3 +414,71 @@ def test_study_leaves_a_run_another_process_holds_and_waits_for_it_at_the_end(tm
         assert not finished.wait(0.5)  # waiting for the held run: not training it, not returning
     worker.join(60)
     assert finished.is_set() and "yolov5n: complete, skipped" in caplog.text
+
+
+# ----------------------------------------------------------------------------------- sliced: full-size accuracy
+def test_sliced_section_defaults_and_strict_keys(tmp_path):
+    path = _config(tmp_path, [{"backbone": "yolov5n"}], budget={"imgsz": 96}, sliced={})
+    assert load_config(path)["sliced"] == {
+        "images": "images/val-full",
+        "labels": None,
+        "tile": 96,  # the study's imgsz
+        "overlap": 64,
+        "full_image": False,
+    }
+    assert load_config(_config(tmp_path, [{"backbone": "yolov5n"}]))["sliced"] is None  # no section: no columns
+    for sliced, message in (
+        ({"tile": 320, "overlapp": 64}, r"c.yaml: sliced: unknown key 'overlapp'; did you mean 'overlap'\? Known: "),
+        ({"tile": 320, "overlap": 320}, r"c.yaml: sliced: tile overlap must be in \[0, 320\) px"),
+        ({"images": 5}, r"c.yaml: sliced.images must be a folder"),
+        ([320], r"c.yaml: sliced must be a mapping"),
+    ):
+        with pytest.raises(StudyConfigError, match=message):
+            load_config(_config(tmp_path, [{"backbone": "yolov5n"}], sliced=sliced))
+
+
+def test_shipped_neon_study_plans_the_baseline_the_rival_and_fast_detectors():
+    cfg = load_config(ROOT / "configs" / "study-neon.yaml")
+    names = [r["name"] for r in plan(cfg)]
+    assert names[:2] == ["yolov5n", "yolo26n"] and 5 <= len(names) <= 6
+    assert Path(cfg["data"]).name == "neon-trees.yaml" and cfg["budget"]["imgsz"] == 320
+    assert cfg["sliced"] == {
+        "images": "images/val-full",
+        "labels": "labels/val-full",
+        "tile": 320,
+        "overlap": 64,
+        "full_image": False,
+    }
+
+
+def test_sliced_columns_of_a_run_are_written_and_reused(tmp_path, caplog):
+    import cv2
+
+    from lwdet import YOLO
+    from lwdet.report import SLICED_COLUMNS
+    from lwdet.study.sliced import _FROM_TABLE, sliced_columns
+
+    assert tuple(c for c, _, _ in _FROM_TABLE) == SLICED_COLUMNS and set(SLICED_COLUMNS) <= set(COLUMNS)
+    run = tmp_path / "run"
+    (run / "weights").mkdir(parents=True)
+    YOLO(str(ROOT / "models" / "yaml" / "yolov5n.yaml")).save(str(run / "weights" / "best.pt"))  # untrained
+    data = tmp_path / "ds"
+    (data / "images" / "val-full").mkdir(parents=True)
+    (data / "labels" / "val-full").mkdir(parents=True)
+    cv2.imwrite(str(data / "images" / "val-full" / "a.png"), np.full((150, 200, 3), 100, np.uint8))
+    (data / "labels" / "val-full" / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    opts = {"images": "images/val-full", "labels": None, "tile": 96, "overlap": 32, "full_image": False}
+    cols = sliced_columns(run, data, 64, opts)
+    assert set(cols) == set(SLICED_COLUMNS) and all(isinstance(v, float) for v in cols.values())
+    assert 0.0 <= cols["sliced_map50"] <= 1.0 and cols["sliced_ms_per_image"] > 0
+    saved = json.loads((run / "sliced_eval.json").read_text())
+    assert saved["settings"]["tile"] == 96 and [r["mode"] for r in saved["rows"]] == ["letterbox", "sliced"]
+    assert saved["rows"][1]["boxes"] == 1 and saved["rows"][1]["images"] == 1
+
+    caplog.set_level("INFO", logger="lwdet.study")
+    assert sliced_columns(run, data, 64, opts) == cols and "full-size accuracy from" in caplog.text  # reused
+    before = (run / "sliced_eval.json").stat().st_mtime_ns
+    sliced_columns(run, data, 64, {**opts, "overlap": 16})  # other settings: evaluated again
+    assert (run / "sliced_eval.json").stat().st_mtime_ns != before
+    with pytest.raises(FileNotFoundError, match=r"s.yaml: sliced.images: .*missing not found .*full_val: true"):
+        sliced_columns(run, data, 64, {**opts, "images": "missing"}, "s.yaml")

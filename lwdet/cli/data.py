@@ -3,7 +3,7 @@
   lwdet data import --format voc|coco|csv SRC DST [--images DIR] [--split 0.8,0.2 | --val-list FILE]
                     [--seed 0] [--tile SIZE --overlap PX --min-visible 0.5 --keep-empty]
                     [--difficult drop|keep|mask] [--rename OLD=NEW,...] [--classes A,B]
-  lwdet data check DATA_YAML [--json OUT] [--max-issues 20] [--imgsz 640] [--no-cache] [--workers N]
+  lwdet data check DATA_YAML [--json OUT] [--max-issues 20] [--imgsz 640] [--no-cache] [--workers N] [--no-build]
 
 Exit status: 0 done / clean, 1 check found errors (warnings alone: 0), 2 bad invocation or input.
 """
@@ -77,6 +77,12 @@ def build_parser():
     chk.add_argument("--imgsz", type=common.imgsz, default=640, help="training input size for the tiny-object warning")
     chk.add_argument("--no-cache", action="store_true", help="decode every image (default: reuse ~/.cache/lwdet/check)")
     chk.add_argument("--workers", type=common.positive_int, help="decoding threads (default: CPUs, at most 8)")
+    chk.add_argument(
+        "--no-build",
+        action="store_true",
+        help="a data YAML with a build section (lwdet_synth / lwdet_bench / lwdet_import) whose folder is missing: "
+        "report it instead of building it first",
+    )
     return ap
 
 
@@ -125,7 +131,11 @@ def _import(args) -> int:
 
 
 def _check(args) -> int:
+    from lwdet.data import build_missing
     from lwdet.data.check import check_dataset, format_report
+
+    if not args.no_build and (built := build_missing(args.data_yaml)) is not None:
+        print(f"built   {built} (the data YAML's build section; the check reads only)")
 
     report = check_dataset(args.data_yaml, imgsz=args.imgsz, cache=not args.no_cache, workers=args.workers)
     if args.json is not None:

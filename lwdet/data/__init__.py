@@ -4,6 +4,8 @@
 ``lwdet_synth:`` section tells :func:`ensure_dataset` how to generate the images
 (with :func:`lwdet.data.synth.build_detection_set`) the first time it is used, into
 ``datasets/fmnist-det/`` under the current folder (or ``$LWDET_DATASETS``; see :mod:`lwdet.cfg`).
+The other build-on-first-use sections: ``lwdet_bench:`` (:mod:`lwdet.data.benchmark`) and ``lwdet_import:``
+(real annotations imported, optionally tiled: :mod:`lwdet.data.recipe`). A YAML has at most one of them.
 """
 
 from __future__ import annotations
@@ -19,9 +21,18 @@ import yaml
 
 from lwdet import cfg
 
+from .recipe import IMPORT_KEY
 from .synth import build_detection_set
 
-__all__ = ["DEFAULT_DATA", "SYNTH_KEY", "dataset_root", "ensure_dataset", "write_engine_yaml", "build_detection_set"]
+__all__ = [
+    "DEFAULT_DATA",
+    "SYNTH_KEY",
+    "IMPORT_KEY",
+    "dataset_root",
+    "ensure_dataset",
+    "write_engine_yaml",
+    "build_detection_set",
+]
 
 LOGGER = logging.getLogger(__name__)
 
@@ -29,9 +40,10 @@ DEFAULT_DATA = cfg.DATASETS / "fmnist-det.yaml"
 SYNTH_KEY = "lwdet_synth"
 BENCH_KEY = "lwdet_bench"  # a data YAML naming a build of the benchmark set (lwdet.data.benchmark), built on first use
 BENCH_ARGS = ("seed", "n_train", "n_val", "n_test", "workers")
+BUILD_KEYS = (SYNTH_KEY, BENCH_KEY, IMPORT_KEY)  # sections that build the dataset on first use
 _REQUIRED = ("train", "val", "names")
 # A data YAML is data: the engine would run a 'download' entry as a shell or Python script, lwdet refuses it.
-DATA_KEYS = ("path", "train", "val", "test", "names", "nc", "channels", SYNTH_KEY, BENCH_KEY)
+DATA_KEYS = ("path", "train", "val", "test", "names", "nc", "channels", *BUILD_KEYS)
 
 
 def _check_keys(data_yaml: Path, data: dict[str, Any]) -> None:
@@ -47,6 +59,8 @@ def _check_keys(data_yaml: Path, data: dict[str, Any]) -> None:
             close = difflib.get_close_matches(str(key), DATA_KEYS, n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
             raise ValueError(f"{data_yaml}: unknown key '{key}'{hint} Known: {', '.join(DATA_KEYS)}")
+    if len(builds := [k for k in BUILD_KEYS if data.get(k) is not None]) > 1:
+        raise ValueError(f"{data_yaml}: give one build section, not {' and '.join(builds)}")
     if "nc" in data and data["nc"] != len(data["names"]):
         raise ValueError(f"{data_yaml}: 'nc' is {data['nc']} but 'names' lists {len(data['names'])} classes")
 
@@ -174,6 +188,16 @@ def ensure_dataset(data_yaml: str | os.PathLike) -> dict[str, Any]:
         _build_if_missing(
             root, build_benchmark_set, _bench_kwargs(data_yaml, data[BENCH_KEY], data["names"]), data_yaml
         )
+    if data.get(IMPORT_KEY) is not None:
+        from .recipe import build_import, full_val_dirs, import_kwargs
+
+        kwargs = import_kwargs(data_yaml, data[IMPORT_KEY], data["names"])
+        _build_if_missing(root, build_import, kwargs, data_yaml)
+        if kwargs["full_val"] and not all(d.is_dir() for d in full_val_dirs(root)):
+            raise FileNotFoundError(
+                f"{data_yaml}: '{IMPORT_KEY}.full_val' is true but {root} has no {full_val_dirs(root)[0]} (built "
+                "before full_val was set?): move the dataset folder away to build it again"
+            )
     if not root.is_dir():
         raise FileNotFoundError(f"{data_yaml}: dataset folder not found: {root}")
     for key in ("train", "val"):
@@ -183,16 +207,26 @@ def ensure_dataset(data_yaml: str | os.PathLike) -> dict[str, Any]:
     return data
 
 
+def build_missing(data_yaml: str | os.PathLike) -> Path | None:
+    """Build the dataset of a data YAML with a build section if its folder is missing; returns the folder built
+    (None: nothing to build). For a check, which otherwise only reads."""
+    data_yaml = Path(data_yaml).expanduser().absolute()
+    data = _load_yaml(data_yaml)
+    if not any(data.get(k) is not None for k in BUILD_KEYS) or dataset_root(data_yaml, data).exists():
+        return None
+    return Path(ensure_dataset(data_yaml)["path"])
+
+
 def write_engine_yaml(data_yaml: str | os.PathLike, out_path: str | os.PathLike) -> Path:
     """Write the data YAML for the engine (ultralytics) to ``out_path``.
 
     The copy has an absolute ``path`` (ultralytics would resolve a relative one
-    against its own settings folder) and no ``lwdet_synth`` section. The dataset
+    against its own settings folder) and no build section (``lwdet_synth`` ...). The dataset
     is generated first if needed. Refuses to write inside the dataset folder.
     """
     data = ensure_dataset(data_yaml)
-    data.pop(SYNTH_KEY, None)
-    data.pop(BENCH_KEY, None)
+    for key in BUILD_KEYS:
+        data.pop(key, None)
     out_path = Path(out_path).expanduser().absolute()
     root = Path(data["path"])
     if out_path.resolve().is_relative_to(root):

@@ -18,7 +18,18 @@ from lwdet.report.analysis import (
 )
 from lwdet.report.curves import plot_curves
 from lwdet.report.plots import measured_on, plot_layer_types, plot_pareto, plot_scatter, plot_time_split
-from lwdet.report.rows import ACCURACY, DENSITY, LATENCY, MEMORY, _num, epoch_curves, keep_data, load_study
+from lwdet.report.rows import (
+    ACCURACY,
+    DENSITY,
+    LATENCY,
+    MEMORY,
+    SLICED_ACCURACY,
+    SLICED_COLUMNS,
+    _num,
+    epoch_curves,
+    keep_data,
+    load_study,
+)
 from lwdet.report.rows import fmt as _fmt
 
 LOGGER = logging.getLogger(__name__)
@@ -86,6 +97,7 @@ def write_report(
     curves = epoch_curves(rows, results_csv.parent)
     figs = [
         plot_pareto(points, out / "pareto_latency_map.png", peers),
+        plot_pareto(points, out / "pareto_latency_sliced_map.png", peers, y=SLICED_ACCURACY),
         plot_scatter(rows, "gflops", None, out / "map_vs_gflops.png"),
         plot_scatter(rows, "mac_mb", None, out / "map_vs_mac.png"),
         plot_time_split(rows, out / "time_by_part.png"),
@@ -108,6 +120,17 @@ def write_report(
     test = ("model", "test_map50", "test_map5095", "test_precision", "test_recall", "test_f1")
     if any(_num(r, "test_map5095") is not None for r in rows):
         md += ["## Accuracy on the test split\n", markdown_table(rows, test), ""]
+    if any(_num(r, SLICED_ACCURACY) is not None for r in rows):
+        md += [
+            "## Accuracy on full-size images (sliced vs letterbox)\n",
+            "The full-size val images (the study config's `sliced:` section) through each detector's PyTorch "
+            "weights: `sliced` runs the tile grid and merges the boxes (lwdet.edge.slicing), `letterbox` shrinks the "
+            "whole image into one input. mAP is the engine's; ms per image are PyTorch on this machine, not ncnn. "
+            f"The Pareto plot `pareto_latency_sliced_map.png` puts {SLICED_ACCURACY} against the ncnn latency per "
+            "input.\n",
+            markdown_table(rows, ("model", *SLICED_COLUMNS)),
+            "",
+        ]
     table, taus = ranking_over_epochs(rows, results_csv.parent, curves=curves)
     if len(table) > 1:
         md += [

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lwdet.report.analysis import pareto_front
-from lwdet.report.rows import ACCURACY, LATENCY, LAYER_TIMES, _num, _run_file
+from lwdet.report.rows import ACCURACY, LATENCY, LAYER_TIMES, SLICED_ACCURACY, _num, _run_file
 
 DPI = 120
 FIGSIZE = (9.0, 6.0)
@@ -21,6 +21,7 @@ AXIS = {  # column -> axis title in words
     "latency_ms_t2": "ncnn latency per image, 2 threads (ms)",
     ACCURACY: "val mAP@0.5:0.95",
     "map50": "val mAP@0.5",
+    SLICED_ACCURACY: "full-size val mAP@0.5, sliced inference (tiles merged)",
     "gflops": "GFLOPs per image",
     "mac_mb": "memory access cost per image (MB)",
     "params_m": "parameters (millions)",

@@ -45,6 +45,16 @@ COLUMNS = (
 )
 # written by lwdet.study beside COLUMNS; optional here (older results CSVs lack them)
 CONTEXT_COLUMNS = ("imgsz", "machine", "teacher")
+# a study with a `sliced:` section: mAP on full-size images, sliced vs letterbox, and PyTorch ms per image
+SLICED_COLUMNS = (
+    "sliced_map50",
+    "sliced_map5095",
+    "letterbox_map50",
+    "letterbox_map5095",
+    "sliced_ms_per_image",
+    "letterbox_ms_per_image",
+)
+SLICED_ACCURACY = "sliced_map50"  # the y axis of the full-size Pareto plot
 TEXT_COLUMNS = ("model", "backbone", "neck", "head", "run_dir", "machine", "teacher")
 PEERS_CSV = "peers.csv"  # beside a study's results.csv: the peer graphs timed at the study's input size
 LAYER_TIMES = artifacts.LAYER_TIMES  # in a run folder: ncnn ms per layer type (lwdet.parts)

@@ -6,7 +6,8 @@ Per detector (run folder ``<out>/<name>/``): train (an unfinished run, i.e. ``we
 ``study_trained.json`` marker, resumes; a row with ``teacher: <another row's id>`` is distilled from that run's
 ``weights/best.pt``, which the plan trains first), profile ``weights/best.pt``, export to ncnn (parity-checked),
 bench the ncnn export at threads 1 and 2 in a fresh torch-free process (so memory is the runtime's, as on the Pi),
-final val (and test, when the data has a test split) through the engine's validator. The row goes into
+final val (and test, when the data has a test split) through the engine's validator; with a ``sliced:`` section,
+the mAP on full-size images, sliced and letterboxed (``lwdet.study.sliced``). The row goes into
 ``<out>/results.csv`` (rewritten atomically after every detector); a row with ``status`` ``done`` is skipped on
 the next invocation. At the end ``lwdet.report`` writes the report.
 
@@ -15,7 +16,7 @@ per process): each takes the runs no other process holds (a lock file per run, `
 its rows into ``results.csv`` under a lock, and at the end waits for the runs the others still hold.
 
 Layers: ``config`` (the YAML), ``plan`` (the runs, teachers first), ``results`` (the CSV and locks), ``steps``
-(train / evaluate / export / time one run), ``runner`` (the loop).
+(train / evaluate / export / time one run), ``sliced`` (full-size accuracy of one run), ``runner`` (the loop).
 """
 
 from lwdet.study.config import (
@@ -24,6 +25,7 @@ from lwdet.study.config import (
     CONFIG_KEYS,
     DETECTOR_KEYS,
     EXPORT_DEFAULTS,
+    SLICED_DEFAULTS,
     StudyConfigError,
     load_config,
 )
@@ -57,6 +59,7 @@ __all__ = [
     "CONFIG_KEYS",
     "DETECTOR_KEYS",
     "EXPORT_DEFAULTS",
+    "SLICED_DEFAULTS",
     "TEST_COLUMNS",
     "TRAINED",
     "StudyConfigError",

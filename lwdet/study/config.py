@@ -14,7 +14,7 @@ import yaml
 
 from lwdet.errors import ConfigError
 
-CONFIG_KEYS = {"name", "data", "out", "budget", "detectors", "baseline_seeds", "bench", "export", "report"}
+CONFIG_KEYS = {"name", "data", "out", "budget", "detectors", "baseline_seeds", "bench", "export", "report", "sliced"}
 # a detector row: {backbone, neck, head} (lwdet's parts) or {model} (a model YAML: lwdet's, or the engine's own
 # name such as yolo26n.yaml); optional id (its run name), teacher (another row's id) and distill_weight
 DETECTOR_KEYS = {"backbone", "neck", "head", "model", "id", "teacher", "distill_weight"}
@@ -30,6 +30,9 @@ BENCH_DEFAULTS = {
     "onnx": True,
 }
 EXPORT_DEFAULTS = {"map_check": True, "half": False}
+# sliced: accuracy on full-size images, sliced vs letterbox (lwdet.sliced_eval), each row after training; images /
+# labels relative to the dataset folder (labels: None = the engine's images/ -> labels/ rule); tile None = imgsz
+SLICED_DEFAULTS = {"images": "images/val-full", "labels": None, "tile": None, "overlap": 64, "full_image": False}
 
 
 class StudyConfigError(ConfigError):
@@ -116,6 +119,7 @@ def load_config(path: str | Path) -> dict:
             raise StudyConfigError(f"{path}: '{key}' must be a mapping")
     strict(f"{path}: bench", cfg.get("bench") or {}, BENCH_DEFAULTS)
     strict(f"{path}: export", cfg.get("export") or {}, EXPORT_DEFAULTS)
+    budget = {**BUDGET_DEFAULTS, **(cfg.get("budget") or {})}
     try:
         seeds = [int(s) for s in cfg.get("baseline_seeds") or []]
     except (TypeError, ValueError):
@@ -132,10 +136,37 @@ def load_config(path: str | Path) -> dict:
         "name": cfg.get("name", path.stem),
         "data": input_path(cfg.get("data") or DEFAULT_DATA, here, shipped=Path(DEFAULT_DATA).parent),
         "out": output_path(cfg.get("out") or f"runs/{path.stem}"),
-        "budget": {**BUDGET_DEFAULTS, **(cfg.get("budget") or {})},
+        "budget": budget,
         "detectors": [_detector(path, i, d) for i, d in enumerate(cfg["detectors"])],
         "baseline_seeds": seeds,
         "bench": bench,
         "export": {**EXPORT_DEFAULTS, **(cfg.get("export") or {})},
         "report": output_path(cfg["report"]) if cfg.get("report") else None,
+        "sliced": _sliced(path, cfg["sliced"], budget) if cfg.get("sliced") is not None else None,
     }
+
+
+def _sliced(path: Path, section, budget: dict) -> dict:
+    """The ``sliced`` section with defaults, checked (its folders are looked for when a row is evaluated)."""
+    from lwdet.tilegrid import check_tile
+
+    where = f"{path}: sliced"
+    if not isinstance(section, dict):
+        raise StudyConfigError(f"{where} must be a mapping of {', '.join(SLICED_DEFAULTS)}")
+    strict(where, section, SLICED_DEFAULTS)
+    s = {**SLICED_DEFAULTS, **section}
+    if s["tile"] is None:
+        s["tile"] = budget["imgsz"]
+    for key in ("images", "labels"):
+        if s[key] is not None and (not isinstance(s[key], str) or not s[key]):
+            raise StudyConfigError(f"{where}.{key} must be a folder (relative to the dataset folder), got {s[key]!r}")
+    for key in ("tile", "overlap"):
+        if not isinstance(s[key], int) or isinstance(s[key], bool):
+            raise StudyConfigError(f"{where}.{key} must be an integer number of pixels, got {s[key]!r}")
+    if not isinstance(s["full_image"], bool):
+        raise StudyConfigError(f"{where}.full_image must be true or false, got {s['full_image']!r}")
+    try:
+        check_tile(s["tile"], s["overlap"])
+    except ValueError as e:
+        raise StudyConfigError(f"{where}: {e}") from None
+    return s

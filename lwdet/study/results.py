@@ -10,10 +10,21 @@ import tempfile
 from pathlib import Path
 
 from lwdet.report import COLUMNS as REPORT_COLUMNS
+from lwdet.report import SLICED_COLUMNS
 
 TEST_COLUMNS = ("test_map50", "test_map5095", "test_precision", "test_recall", "test_f1")
 # imgsz / machine: what the latency was measured at and on (the report writes them on its plots)
-COLUMNS = (*REPORT_COLUMNS, "seed", "teacher", "distill_weight", "imgsz", "machine", *TEST_COLUMNS, "status")
+COLUMNS = (
+    *REPORT_COLUMNS,
+    "seed",
+    "teacher",
+    "distill_weight",
+    "imgsz",
+    "machine",
+    *TEST_COLUMNS,
+    *SLICED_COLUMNS,
+    "status",
+)
 
 
 def read_results(path: Path) -> dict[str, dict]:

@@ -10,7 +10,7 @@ from lwdet.report import PEERS_CSV
 from lwdet.study.config import StudyConfigError, load_config
 from lwdet.study.plan import plan, select
 from lwdet.study.results import claim, merge_result, read_results, write_results
-from lwdet.study.steps import TRAINED, bench_peers, bench_row, study_row, teacher_weights, train_run
+from lwdet.study.steps import TRAINED, bench_peers, bench_row, sliced_row, study_row, teacher_weights, train_run
 
 LOGGER = logging.getLogger(__name__)
 
@@ -51,6 +51,10 @@ def run_study(config: str | Path, only: list[str] | None = None, report: bool = 
     everything = plan(cfg)
     order = [r["name"] for r in everything]
     pending, wait = select(everything, only), False
+    if cfg["sliced"] and not train_only:  # before hours of training: the full-size images must be there
+        from lwdet.study.sliced import dataset_folder, folders
+
+        folders(dataset_folder(cfg["data"]), cfg["sliced"], cfg["config"])
     while pending:  # a second pass waits for the runs another study process held during the first
         held = []
         for run in pending:
@@ -67,8 +71,13 @@ def run_study(config: str | Path, only: list[str] | None = None, report: bool = 
                     LOGGER.info("%s: another study process has it; coming back to it at the end", run["name"])
                     held.append(run)
                     continue
-                if read_results(results).get(run["name"], {}).get("status") == "done":
-                    LOGGER.info("%s: complete, skipped", run["name"])
+                done = read_results(results).get(run["name"], {})
+                if done.get("status") == "done":
+                    if cfg["sliced"] and not train_only and done.get("sliced_map50") in (None, ""):
+                        merge_result(results, sliced_row(done, cfg), order)  # a sliced section added later
+                        LOGGER.info("%s: complete; full-size accuracy added", run["name"])
+                    else:
+                        LOGGER.info("%s: complete, skipped", run["name"])
                     continue
                 run_dir = out / run["name"]
                 t0 = time.time()

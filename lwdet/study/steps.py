@@ -204,18 +204,36 @@ def export(weights: Path, data: str, imgsz: int, opts: dict) -> tuple[Path | Non
 
 
 # ------------------------------------------------------------------------------------------------------ rows
+def engine_data_yaml(run_dir: Path, cfg: dict) -> tuple[Path, dict]:
+    """(path, content) of the run's data YAML for the engine on this machine."""
+    engine_data = run_dir / "data.yaml"
+    data = yaml.safe_load(engine_data.read_text(encoding="utf-8")) or {}
+    if not Path(data.get("path", "")).is_dir():
+        # trained on another machine (a GPU box): point the engine at this machine's copy of the dataset
+        from lwdet.data import write_engine_yaml
+
+        engine_data = write_engine_yaml(cfg["data"], run_dir / "data.here.yaml")
+        data = yaml.safe_load(engine_data.read_text(encoding="utf-8")) or {}
+    return engine_data, data
+
+
+def sliced_row(row: dict, cfg: dict) -> dict:
+    """``row`` with the full-size accuracy columns of the study's ``sliced`` section (lwdet.study.sliced)."""
+    from lwdet.study.sliced import sliced_columns
+
+    run_dir = Path(row["run_dir"])
+    _, data = engine_data_yaml(run_dir, cfg)
+    cols = sliced_columns(run_dir, data["path"], int(cfg["budget"]["imgsz"]), cfg["sliced"], cfg.get("config", ""))
+    return {**row, **cols}
+
+
 def study_row(run: dict, run_dir: Path, cfg: dict) -> dict:
     """Every column of one detector (run folder trained already)."""
     from lwdet.profile import profile_detector
 
     budget = cfg["budget"]
     best = best_weights(run_dir)
-    engine_data = run_dir / "data.yaml"
-    if not Path((yaml.safe_load(engine_data.read_text(encoding="utf-8")) or {}).get("path", "")).is_dir():
-        # trained on another machine (a GPU box): point the engine at this machine's copy of the dataset
-        from lwdet.data import write_engine_yaml
-
-        engine_data = write_engine_yaml(cfg["data"], run_dir / "data.here.yaml")
+    engine_data, data = engine_data_yaml(run_dir, cfg)
     row = {
         "model": run["name"],
         "backbone": run["backbone"],
@@ -238,8 +256,10 @@ def study_row(run: dict, run_dir: Path, cfg: dict) -> dict:
         pt_mb=best.stat().st_size / MB,
     )
     row.update(evaluate(best, engine_data, "val", budget))
-    if (yaml.safe_load(engine_data.read_text(encoding="utf-8")) or {}).get("test"):
+    if data.get("test"):
         row.update({f"test_{k}": v for k, v in evaluate(best, engine_data, "test", budget).items()})
+    if cfg.get("sliced"):
+        row = sliced_row(row, cfg)
     folder, row["parity_ok"] = export(best, cfg["data"], budget["imgsz"], cfg["export"])
     if folder is not None:
         row["ncnn_bin_mb"] = (folder / "model.ncnn.bin").stat().st_size / MB

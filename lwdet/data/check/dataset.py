@@ -151,7 +151,15 @@ def check_dataset(
     col = _Collector(report)
     totals = Counter({k: 0 for k in ("images", "label_files", "boxes", "negatives", "missing_labels", "orphan_labels")})
     if not root.is_dir():
-        hint = " (a generated dataset: lwdet.data.ensure_dataset builds it)" if "lwdet_synth" in data else ""
+        from .. import BUILD_KEYS
+
+        built = [k for k in BUILD_KEYS if data.get(k) is not None]
+        hint = (
+            f" (built on first use from its '{built[0]}' section by lwdet train / lwdet study, or "
+            "lwdet.data.ensure_dataset)"
+            if built
+            else ""
+        )
         col.add("missing_dir", data_yaml, f"dataset folder not found: {root}{hint}")
         report.totals = dict(totals, errors=len(report.errors), warnings=len(report.warnings))
         return report

@@ -31,9 +31,9 @@ from .classes import DIFFICULT_MODES, apply_difficult, parse_rename, select_clas
 from .coco import read_coco
 from .common import ImportSummary, Record, RecordSet
 from .csvfile import read_csv
-from .split import _check_ratios, split_by_list, split_records
+from .split import _check_ratios, split_by_list, split_by_names, split_records
 from .voc import read_voc
-from .write import write_yolo
+from .write import FULL_VAL, write_yolo
 
 __all__ = [
     "Record",
@@ -50,6 +50,8 @@ __all__ = [
     "select_classes",
     "split_records",
     "split_by_list",
+    "split_by_names",
+    "FULL_VAL",
     "write_yolo",
     "import_dataset",
 ]
@@ -73,21 +75,27 @@ def import_dataset(
     images: str | os.PathLike | None = None,
     split: Sequence[float] = (0.8, 0.2),
     val_list: str | os.PathLike | None = None,
+    val_names: Sequence[str] | None = None,
     seed: int = 0,
     tiling: TileOptions | None = None,
     difficult: str = "drop",
     rename: Mapping[str, str] | None = None,
     classes: Sequence[str] | None = None,
+    full_val: bool = False,
 ) -> ImportSummary:
     """Read ``src`` in ``fmt`` ('voc', 'coco', 'csv'), split it by image, write a YOLO dataset to the new folder ``dst``.
 
     ``difficult``: what becomes of VOC difficult / COCO crowd boxes (:data:`DIFFICULT_MODES`); ``rename`` /
-    ``classes``: see :func:`select_classes`. The split is by source image, before tiling.
+    ``classes``: see :func:`select_classes`. The split is by source image, before tiling: ``val_list`` (a file) or
+    ``val_names`` (a list) name the val images, else ``split`` fractions with ``seed``. ``full_val``: also write the
+    val images untiled to ``images/val-full`` / ``labels/val-full`` (for sliced inference on full-size images).
     """
+    if val_list is not None and val_names is not None:
+        raise ValueError("give the val images as a file (val_list) or as names (val_names), not both")
     dst = Path(dst)
     if dst.exists() or dst.is_symlink():  # fail before reading a large source
         raise FileExistsError(f"destination already exists, not overwriting: {dst.absolute()}")
-    if val_list is None:
+    if val_list is None and val_names is None:
         _check_ratios(split)
     if difficult not in DIFFICULT_MODES:
         raise ValueError(f"difficult: unknown choice {difficult!r}; choose from {', '.join(DIFFICULT_MODES)}")
@@ -96,6 +104,9 @@ def import_dataset(
     if val_list is not None:
         splits = split_by_list(rs.records, val_list)
         how = f"val list {Path(val_list).absolute()}"
+    elif val_names is not None:
+        splits = split_by_names(rs.records, val_names)
+        how = f"val images {', '.join(map(str, val_names))}"
     else:
         splits = split_records(rs.records, split, seed)
         how = f"split {','.join(f'{r:g}' for r in split)} seed {seed}"
@@ -106,4 +117,6 @@ def import_dataset(
         how += f"; classes {','.join(rs.names)}"
     if tiling is not None:
         how += f"; tiles {tiling.size} px, overlap {tiling.overlap}, min visible {tiling.min_visible:g}, keep empty {tiling.keep_empty}"
-    return write_yolo(rs, dst, splits, tiling, header=how)
+    if full_val:
+        how += f"\nimages/{FULL_VAL}, labels/{FULL_VAL}: the val images untiled (sliced inference on full-size images)"
+    return write_yolo(rs, dst, splits, tiling, header=how, full_val=full_val)

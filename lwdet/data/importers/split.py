@@ -44,26 +44,39 @@ def split_by_list(records: Sequence[Record], val_list: str | os.PathLike) -> dic
     val_list = Path(val_list)
     if not val_list.is_file():
         raise FileNotFoundError(f"val list not found: {val_list}")
+    entries = []
+    for n, line in enumerate(val_list.read_text(encoding="utf-8-sig").splitlines(), 1):
+        entry = line.split("#", 1)[0].strip()
+        if entry:
+            entries.append((f"{val_list}:{n}", entry))
+    return _split_by_entries(records, entries, str(val_list))
+
+
+def split_by_names(records: Sequence[Record], names: Sequence[str], where: str = "val") -> dict[str, list[Record]]:
+    """Val = the images ``names`` lists (name, file name or stem); train = the rest. ``where`` names the list in errors."""
+    return _split_by_entries(records, [(f"{where}[{i}]", str(n).strip()) for i, n in enumerate(names)], where)
+
+
+def _split_by_entries(
+    records: Sequence[Record], entries: Sequence[tuple[str, str]], where: str
+) -> dict[str, list[Record]]:
     keys: dict[str, set[int]] = {}
     for i, r in enumerate(records):
         base = PurePosixPath(r.name)
         for k in {r.name, base.name, str(base.with_suffix("")), base.stem}:
             keys.setdefault(k, set()).add(i)
     val: set[int] = set()
-    for n, line in enumerate(val_list.read_text(encoding="utf-8-sig").splitlines(), 1):
-        entry = line.split("#", 1)[0].strip()
-        if not entry:
-            continue
+    for at, entry in entries:
         hits = keys.get(_clean_name(entry), set())
         if not hits:
-            raise ValueError(f"{val_list}:{n}: {entry!r} matches no imported image")
+            raise ValueError(f"{at}: {entry!r} matches no imported image")
         if len(hits) > 1:
             names = ", ".join(sorted(records[i].name for i in hits))
-            raise ValueError(f"{val_list}:{n}: {entry!r} matches several images ({names}); give the full name")
+            raise ValueError(f"{at}: {entry!r} matches several images ({names}); give the full name")
         val |= hits
     if not val:
-        raise ValueError(f"{val_list}: lists no images")
+        raise ValueError(f"{where}: lists no images")
     if len(val) == len(records):
-        raise ValueError(f"{val_list}: lists every image; nothing is left to train on")
+        raise ValueError(f"{where}: lists every image; nothing is left to train on")
     by_name = sorted(range(len(records)), key=lambda i: records[i].name)
     return {"train": [records[i] for i in by_name if i not in val], "val": [records[i] for i in by_name if i in val]}

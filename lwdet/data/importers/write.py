@@ -23,6 +23,7 @@ from .common import ImportSummary, Record, RecordSet
 LOGGER = logging.getLogger(__name__)
 
 _JPEG_QUALITY = 95
+FULL_VAL = "val-full"  # images/val-full, labels/val-full: the val images untiled (write_yolo full_val=True)
 MASK_FILL = (114, 114, 114)  # the engine's letterbox grey: masked regions look like padding, not like background
 
 
@@ -119,15 +120,38 @@ def _umask() -> int:
     return mask
 
 
+def _write_split(
+    tmp: Path, split: str, recs: Sequence[Record], ids: dict[str, int], tiling: TileOptions | None
+) -> dict[str, int]:
+    img_dir, lab_dir = tmp / "images" / split, tmp / "labels" / split
+    img_dir.mkdir(parents=True)
+    lab_dir.mkdir(parents=True)
+    keys = ("images", "boxes", "source_images") + (
+        ("tiles", "empty_tiles_dropped", "boxes_in_no_tile") if tiling else ()
+    )
+    stats: Counter = Counter(dict.fromkeys(keys, 0))
+    for r in tqdm(recs, desc=f"import {split}", unit="img", disable=None if len(recs) > 20 else True):
+        _write_record(r, _out_stem(r.name), img_dir, lab_dir, ids, tiling, stats)
+    if not stats["images"]:
+        raise ValueError(
+            f"split {split!r} has no images left after tiling (every tile was empty); use keep_empty or another split"
+        )
+    LOGGER.info("%s: %d images, %d boxes", split, stats["images"], stats["boxes"])
+    return dict(stats)
+
+
 def write_yolo(
     rs: RecordSet,
     dst: str | os.PathLike,
     splits: dict[str, Sequence[Record]],
     tiling: TileOptions | None = None,
     header: str = "",
+    full_val: bool = False,
 ) -> ImportSummary:
     """Write ``splits`` ({'train': [...], 'val': [...], optional 'test'}) as a YOLO dataset in the new folder ``dst``.
 
+    ``full_val``: also write the val images whole (not tiled) to ``images/val-full`` / ``labels/val-full``
+    (:data:`FULL_VAL`), the labels for sliced inference on full-size images (:mod:`lwdet.sliced_eval`).
     Built in a temporary folder beside ``dst`` and renamed into place at the end; an existing
     ``dst`` raises FileExistsError and is never touched.
     """
@@ -157,21 +181,9 @@ def write_yolo(
     try:
         os.chmod(tmp, 0o777 & ~_umask())
         for split, recs in splits.items():
-            img_dir, lab_dir = tmp / "images" / split, tmp / "labels" / split
-            img_dir.mkdir(parents=True)
-            lab_dir.mkdir(parents=True)
-            keys = ("images", "boxes", "source_images") + (
-                ("tiles", "empty_tiles_dropped", "boxes_in_no_tile") if tiling else ()
-            )
-            stats: Counter = Counter(dict.fromkeys(keys, 0))
-            for r in tqdm(recs, desc=f"import {split}", unit="img", disable=None if len(recs) > 20 else True):
-                _write_record(r, _out_stem(r.name), img_dir, lab_dir, ids, tiling, stats)
-            if not stats["images"]:
-                raise ValueError(
-                    f"split {split!r} has no images left after tiling (every tile was empty); use keep_empty or another split"
-                )
-            summary[split] = dict(stats)
-            LOGGER.info("%s: %d images, %d boxes", split, stats["images"], stats["boxes"])
+            summary[split] = _write_split(tmp, split, recs, ids, tiling)
+        if full_val:
+            summary[FULL_VAL] = _write_split(tmp, FULL_VAL, splits["val"], ids, None)
         data = {"path": str(dst), **{s: f"images/{s}" for s in splits}, "names": dict(enumerate(rs.names))}
         text = f"# Imported by lwdet.data from {rs.source}\n" + "".join(f"# {line}\n" for line in header.splitlines())
         (tmp / "data.yaml").write_text(text + yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
