@@ -584,3 +584,21 @@ def test_detect_cli_without_torch(exported, no_torch_env, tmp_path):
         assert rows and {x["class_name"] for x in rows} <= set(NAMES)
     r = _run([script, "--model", exported, "--source", tmp_path / "missing.mp4"], no_torch_env)
     assert r.returncode == 2 and r.stderr.startswith("detect.py: error:")
+
+
+def test_numerics_measure_runs_the_export_on_fixed_inputs(exported, tmp_path):
+    """tools/pi_numerics.py measure (what the emulated Pi check runs per board): raw outputs and detections."""
+    import cv2
+
+    from lwdet.edge.numerics import fixed_inputs, measure, save
+
+    folder = exported
+    image = tmp_path / "a.jpg"
+    cv2.imwrite(str(image), np.random.default_rng(0).integers(0, 255, (50, 70, 3), dtype=np.uint8))
+    raw, result = measure(folder, fixed_inputs((IMGSZ, IMGSZ), [image]), [image], fp16=False)
+    n_anchors = sum((IMGSZ // s) ** 2 for s in (8, 16, 32))
+    assert raw.shape == (3, 4 + len(NAMES), n_anchors)  # 2 noise inputs + the letterboxed image
+    assert result["info"]["fp16_used"] is False and result["info"]["board_default"] in (True, False, None)
+    assert result["detections"]["a.jpg"]["hw"] == [50, 70]
+    save(tmp_path / "out" / "x86", raw, result)
+    assert np.array_equal(np.load(tmp_path / "out" / "x86.npy"), raw)
