@@ -451,6 +451,8 @@ def test_plateau_verdicts_from_raw_epochs_with_three_epoch_means():
     (eleven,) = report.plateau({"x": _curve(rising[:11])})  # 11 epochs: judged against epoch 1 alone
     assert eleven["map5095_10_earlier"] == pytest.approx(0.01) and eleven["verdict"] == "still rising"
     (almost,) = report.plateau({"x": _curve([*[0.2] * 20, *[0.209] * 3])})  # +4.3 %: under 5 %
+    (zero,) = report.plateau({"x": _curve([0.0] * 15)})
+    assert zero["verdict"] == "no accuracy" and zero["last10_share"] is None
     assert almost["last10_share"] == pytest.approx(0.009 / 0.209) and almost["verdict"] == "plateau"
 
 

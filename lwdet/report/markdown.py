@@ -259,6 +259,7 @@ def summary_lines(goals: Sequence[dict], converged: Sequence[dict], rows: Sequen
         ("too short", f"too short to show a plateau ({PLATEAU_EPOCHS} epochs or fewer): {{}}"),
         ("plateau", f"at a plateau (the last {PLATEAU_EPOCHS} epochs added < {100 * PLATEAU_SHARE:.0f} % of the "
          "final mAP50-95): {}"),
+        ("no accuracy", "no val mAP50-95 above 0 at the end: {}"),
     ):  # fmt: skip
         hit = [r for r in checked if r["verdict"] == verdict]
         if hit:
@@ -278,7 +279,7 @@ def converged_section(converged: Sequence[dict]) -> list[str]:
         f"shows): `final_map5095` is the mean of the last {PLATEAU_SMOOTH} epochs, `map5095_10_earlier` the mean of "
         f"the {PLATEAU_SMOOTH} epochs ending {PLATEAU_EPOCHS} epochs before the last (both means damp epoch-to-epoch "
         f"noise), `last10_gain` = (final - earlier) / final. Verdict: plateau under {100 * PLATEAU_SHARE:.0f} %, "
-        f"still rising at {100 * PLATEAU_SHARE:.0f} % or more, too short at {PLATEAU_EPOCHS} epochs or fewer. "
+        f"still rising at {100 * PLATEAU_SHARE:.0f} % or more, too short at {PLATEAU_EPOCHS} epochs or fewer, no accuracy when the final mean is 0. "
         "These are per-epoch values; the Accuracy table is the validation of best.pt after training.\n",
         markdown_table([{**r, "last10_gain": _gain(r["last10_share"])} for r in converged], PLATEAU_COLUMNS),
         "",
