@@ -194,6 +194,8 @@ def test_cli_with_bench_csv(tmp_path, capsys):
     )
     said = capsys.readouterr().out
     assert "yolov5n-ghostnet_100" in said.split("best under")[1]  # yolov5n is 120 ms on the Pi now
+    assert "target (a): met (yolov5n-ghostnet_100: 15.0 ms = 0.12x, mAP50-95 0.220 = 110.0 %)" in said
+    assert "target (b): cannot be judged: no Yolo-FastestV2 peer timing" in said  # the Pi bench timed nanodet only
     text = (out / "report.md").read_text()
     assert "120" in text and "nanodet-m" in text
 
@@ -428,3 +430,148 @@ def test_projected_pi_columns_scale_the_study_latency_and_say_so(tmp_path):
     here = rows["yolov5n"]["latency_ms_t1"]
     assert float(cells[1]) == pytest.approx(here, rel=1e-2)
     assert float(cells[2]) == pytest.approx(here * scales["pi4-t1"].ratio, rel=1e-2)  # Pi 4, 1 thread
+
+
+def _curve(maps):
+    return {"epoch": [float(i) for i in range(1, len(maps) + 1)], "metrics/mAP50-95(B)": list(maps)}
+
+
+def test_plateau_verdicts_from_raw_epochs_with_three_epoch_means():
+    rising = [0.01 * e for e in range(1, 31)]  # +0.01 an epoch to the end
+    flat = [min(0.2, 0.02 * e) for e in range(1, 31)]  # flat from epoch 10
+    wobble = [*flat[:27], 0.19, 0.21, 0.2]  # noise at the end: the 3-epoch mean damps it
+    runs = {"rising": _curve(rising), "flat": _curve(flat), "wobble": _curve(wobble), "short": _curve(rising[:10])}
+    got = {r["model"]: r for r in report.plateau(runs)}
+    assert got["rising"]["final_map5095"] == pytest.approx(0.29) and got["rising"]["epochs"] == 30
+    assert got["rising"]["map5095_10_earlier"] == pytest.approx(0.19)  # epochs 18-20
+    assert got["rising"]["last10_share"] == pytest.approx(0.10 / 0.29) and got["rising"]["verdict"] == "still rising"
+    assert got["flat"]["last10_share"] == pytest.approx(0.0) and got["flat"]["verdict"] == "plateau"
+    assert got["wobble"]["final_map5095"] == pytest.approx(0.2) and got["wobble"]["verdict"] == "plateau"
+    assert got["short"]["verdict"] == "too short" and got["short"]["last10_share"] is None
+    (eleven,) = report.plateau({"x": _curve(rising[:11])})  # 11 epochs: judged against epoch 1 alone
+    assert eleven["map5095_10_earlier"] == pytest.approx(0.01) and eleven["verdict"] == "still rising"
+    (almost,) = report.plateau({"x": _curve([*[0.2] * 20, *[0.209] * 3])})  # +4.3 %: under 5 %
+    (zero,) = report.plateau({"x": _curve([0.0] * 15)})
+    assert zero["verdict"] == "no accuracy" and zero["last10_share"] is None
+    assert almost["last10_share"] == pytest.approx(0.009 / 0.209) and almost["verdict"] == "plateau"
+
+
+def _write_study(tmp_path, rows, peers=None, extra=("imgsz", "seed")):
+    path = tmp_path / "results.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=[*COLUMNS, *extra], extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    if peers:
+        (tmp_path / "peers.csv").write_text(peers)
+    return path
+
+
+def test_training_converged_section_and_summary_line(tmp_path):
+    runs = tmp_path / "runs"
+    _write_results(runs / "yolov5n", [0.01 * e for e in range(1, 31)])  # still rising
+    _write_results(runs / "yolov5n-fast", [min(0.1, 0.01 * e) for e in range(1, 31)])  # flat from epoch 10
+    rows = [
+        _row("yolov5n", 10.0, 0.29, map50=0.4, run_dir=str(runs / "yolov5n"), neck="sppf", head="yolo"),
+        _row("yolov5n-fast", 4.0, 0.10, map50=0.2, run_dir=str(runs / "yolov5n-fast"), neck="lite", head="lite"),
+    ]
+    text = write_report(_write_study(tmp_path, rows), tmp_path / "out").read_text()
+    section = text.split("## Has training converged?")[1].split("\n## ")[0]
+    assert "mean of the last 3 epochs" in section and "raw values, not the best so far" in section
+    assert "| yolov5n | 30 | 0.290 | 0.190 | +34.5 % | still rising |" in section
+    assert "| yolov5n-fast | 30 | 0.100 | 0.100 | +0.0 % | plateau |" in section
+    summary = text.split("## Summary")[1].split("\n## ")[0]
+    assert "- Training: still rising at the end of the budget" in summary and "yolov5n (+34.5 %)" in summary
+    assert "at a plateau" in summary and "yolov5n-fast (+0.0 %)" in summary  # target (a)'s candidate
+
+
+PEERS = "kind,model,runtime,threads,input,infer_median_ms\npeer,yolo-fastestv2,ncnn,1,320x320x3,3.9\n"
+
+
+def _goals(rows, peers=()):
+    return {g["target"]: g for g in report.targets.targets(rows, peers)}
+
+
+def test_target_roles_and_seed_means():
+    assert report.targets.role({"model": "yolov5n"}) == "baseline"
+    assert report.targets.role({"model": "yolo26n", "neck": "", "head": ""}) == "engine"
+    assert report.targets.role({"model": "rival", "backbone": "yolo11n", "neck": "", "head": ""}) == "engine"
+    assert report.targets.role({"model": "yolov5n-litepan-litehead", "neck": "lite", "head": "lite"}) == "lwdet"
+    ds = report.targets.detectors([_row("yolov5n", 10.0, 0.20), _row("yolov5n-seed1", 9.0, 0.22), _row("f", 1, 0.1)])
+    assert [(d["model"], d["seeds"]) for d in ds] == [("yolov5n", 2), ("f", 1)]
+    assert ds[0]["map5095"] == pytest.approx(0.21) and ds[0]["latency_ms_t1"] == 10.0  # first run's latency
+
+
+def test_target_a_met_not_met_and_fallback_to_the_fastest():
+    base = [_row("yolov5n", 10.0, 0.20), _row("yolov5n-seed1", 9.0, 0.22)]  # mean mAP50-95 0.21
+    met = _goals([*base, _row("yolov5n-a", 4.0, 0.2), _row("yolov5n-b", 3.0, 0.1), _row("yolov5n-c", 6, 0.3)])["(a)"]
+    assert met["verdict"] == "met" and met["candidate"] == "yolov5n-a"  # c is more accurate but 0.6x
+    assert met["latency"] == "4.000 ms = 0.40x" and met["accuracy"] == "mAP50-95 0.200 = 95.2 %"
+    assert "mean of 2 seeds" in met["reference"]
+    low = _goals([*base, _row("yolov5n-b", 3.0, 0.1)])["(a)"]
+    assert low["verdict"] == "not met" and low["accuracy"] == "mAP50-95 0.100 = 47.6 %"
+    slow = _goals([*base, _row("yolov5n-d", 8.0, 0.3), _row("yolov5n-e", 7.0, 0.1)])["(a)"]
+    assert slow["verdict"] == "not met" and slow["candidate"] == "yolov5n-e (none is that fast: the fastest)"
+    assert slow["latency"] == "7.000 ms = 0.70x"
+    assert _goals([_row("yolov5n-b", 3.0, 0.1)])["(a)"]["verdict"] == "cannot be judged: the study has no yolov5n row"
+    pi = [{**base[0], "machine": "Raspberry Pi 4"}, {**base[1], "machine": "Raspberry Pi 4"}]
+    mixed = _goals(
+        [*pi, _row("yolov5n-b", 3.0, 0.2, machine="Xeon"), _row("yolov5n-f", 4.5, 0.1, machine="Raspberry Pi 4")]
+    )
+    assert mixed["(a)"]["candidate"] == "yolov5n-f"  # b was timed on another machine: not compared with the Pi
+    assert _goals([*pi, _row("yolov5n-b", 3.0, 0.2, machine="Xeon")])["(a)"]["verdict"] == (
+        "cannot be judged: no lwdet detector has a mAP50-95 and a latency from yolov5n's machine"
+    )
+
+
+def test_target_a_plus_against_the_more_accurate_rival():
+    rows = [_row("yolov5n", 10.0, 0.2, neck="sppf", head="yolo"), _row("yolov5n-a", 3.5, 0.2, neck="lite")]
+    rivals = [_row("yolo11n", 6.0, 0.18, neck="", head=""), _row("yolo26n", 8.0, 0.21, neck="", head="")]
+    met = _goals([*rows, *rivals])["(a+)"]
+    assert met["reference"] == "yolo26n: 8.000 ms, mAP50-95 0.210" and met["verdict"] == "met"
+    assert met["latency"] == "3.500 ms = 0.44x" and met["accuracy"] == "mAP50-95 0.200 = 95.2 %"
+    rivals[1]["map5095"] = 0.25
+    assert _goals([*rows, *rivals])["(a+)"]["verdict"] == "not met"  # 80 % of YOLO26n's mAP50-95
+    none = _goals(rows)["(a+)"]
+    assert none["verdict"] == "cannot be judged: the study has no YOLO11n or YOLO26n row"
+    assert none["candidate"] == "-" and _goals(rows)["(a)"]["verdict"] == "met"  # (a) is judged all the same
+
+
+def test_target_b_against_the_yolo_fastestv2_peer():
+    peer = [{"model": "yolo-fastestv2", "threads": 1, "input": "320x320x3", "infer_median_ms": 3.9}]
+    base = _row("yolov5n", 10.0, 0.2, map50=0.30, imgsz=320.0)
+    fast = [_row("yolov5n-x", 3.0, 0.05, map50=0.10), _row("yolov5n-y", 3.8, 0.1, map50=0.18)]
+    met = _goals([base, *fast], peer)["(b)"]
+    assert met["verdict"] == "met" and met["candidate"] == "yolov5n-y"  # x is faster, but 33 % of the mAP50
+    assert met["latency"] == "3.800 ms = 0.97x" and met["accuracy"] == "mAP50 0.180 = 60.0 %"
+    assert met["reference"].startswith("yolo-fastestv2 (peer graph): 3.900 ms at 320 px")
+    weak = _goals([base, fast[0]], peer)["(b)"]
+    assert weak["verdict"] == "not met" and "(none that fast is accurate enough" in weak["candidate"]
+    slow = _goals([base, _row("yolov5n-z", 4.5, 0.1, map50=0.2)], peer)["(b)"]
+    assert slow["verdict"] == "not met" and slow["latency"] == "4.500 ms = 1.15x"
+    assert _goals([base, *fast])["(b)"]["verdict"].startswith("cannot be judged: no Yolo-FastestV2 peer timing")
+    other = [{**peer[0], "input": "352x352x3"}]
+    assert _goals([base, *fast], other)["(b)"]["verdict"] == (
+        "cannot be judged: yolo-fastestv2 was timed at 352 px, the study at 320"
+    )
+
+
+def test_targets_section_in_the_report(tmp_path):
+    rows = [
+        _row("yolov5n", 10.0, 0.20, map50=0.30, imgsz=320, seed=0, neck="sppf", head="yolo"),
+        _row("yolov5n-seed1", 10.5, 0.22, map50=0.32, imgsz=320, seed=1, neck="sppf", head="yolo"),
+        _row("yolov5n-fast", 3.5, 0.12, map50=0.18, imgsz=320, seed=0, neck="lite", head="lite"),
+    ]
+    text = write_report(_write_study(tmp_path, rows, PEERS), tmp_path / "out").read_text()
+    section = text.split("## Targets")[1].split("\n## ")[0]
+    assert "mean accuracy and its first run's latency" in section
+    assert (
+        "| (a) | <= 0.5x yolov5n's latency, >= 95 % of its mAP50-95 | yolov5n: 10.0 ms, mAP50-95 0.210, mean of 2 seeds "
+        "| yolov5n-fast | 3.500 ms = 0.35x | mAP50-95 0.120 = 57.1 % | not met |" in section
+    )
+    assert "| cannot be judged: the study has no YOLO11n or YOLO26n row |" in section
+    assert "| yolov5n-fast | 3.500 ms = 0.90x | mAP50 0.180 = 58.1 % | met |" in section  # 0.18 / 0.31
+    summary = text.split("## Summary")[1].split("\n## ")[0]
+    assert "- Target (a) (<= 0.5x yolov5n's latency, >= 95 % of its mAP50-95): **not met**" in summary
+    assert "- Target (b) (" in summary and "**met**; yolov5n-fast: 3.500 ms = 0.90x, mAP50 0.180 = 58.1 %" in summary
+    assert "Training:" not in summary  # no epoch CSVs: nothing said about convergence

@@ -45,6 +45,7 @@ def _body(a) -> int:
     from lwdet.report import ACCURACY, LATENCY, best_under, load_study, write_report
     from lwdet.report.markdown import _constraints_text
     from lwdet.report.rows import fmt
+    from lwdet.report.targets import targets
 
     for path, what in ((a.results_csv, "study results CSV"), (a.bench_csv, "bench CSV")):
         if path is not None and not path.is_file():
@@ -60,7 +61,8 @@ def _body(a) -> int:
         max_latency_ms=a.max_latency_ms, max_params_m=a.max_params_m, max_memory_mb=a.max_memory_mb, min_map=a.min_map
     )
     report = write_report(a.results_csv, out, bench_csv=a.bench_csv, pi_calibration=a.pi_calibration, **limits)
-    best = best_under(load_study(a.results_csv, a.bench_csv)[0], **limits)
+    rows, peers, _ = load_study(a.results_csv, a.bench_csv)
+    best = best_under(rows, **limits)
     print(f"report: {report}")
     print(
         f"best under ({_constraints_text(limits)}): "
@@ -69,6 +71,11 @@ def _body(a) -> int:
             or "none"
         )
     )
+    for g in targets(rows, peers):
+        print(
+            f"target {g['target']}: {g['verdict']}"
+            + (f" ({g['candidate']}: {g['latency']}, {g['accuracy']})" if g.get("_model") else "")
+        )
     return 0
 
 

@@ -11,8 +11,8 @@ match no detector (e.g. ``kind=peer`` networks) are drawn as labelled vertical l
 
     python -m lwdet.report runs/study/results.csv --out runs/report/study --max-latency-ms 80 --bench-csv pi.csv
 
-Layers: ``rows`` (read and merge the inputs), ``analysis`` (frontier, noise, rankings), ``plots`` / ``curves``
-(figures), ``markdown`` (the report).
+Layers: ``rows`` (read and merge the inputs), ``analysis`` (frontier, noise, rankings, plateau), ``targets`` (the
+study's speed / accuracy targets, met or not), ``plots`` / ``curves`` (figures), ``markdown`` (the report).
 """
 
 from lwdet.report.analysis import (
@@ -23,6 +23,7 @@ from lwdet.report.analysis import (
     kendall_tau,
     one_run_each,
     pareto_front,
+    plateau,
     ranking_over_epochs,
     seed_groups,
     seed_noise,
@@ -103,6 +104,7 @@ __all__ = [
     "pareto_figure",
     "pareto_front",
     "place_labels",
+    "plateau",
     "plot_curves",
     "plot_layer_types",
     "plot_pareto",

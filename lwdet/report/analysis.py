@@ -175,3 +175,42 @@ def cost_vs_latency(
                 )
     pairs.sort(key=lambda p: -p["latency_ratio"])
     return pairs[:top], taus
+
+
+PLATEAU_EPOCHS = 10  # the last this many epochs ...
+PLATEAU_SHARE = 0.05  # ... add less than this share of the final mAP50-95: a plateau
+PLATEAU_SMOOTH = 3  # both ends are the mean of this many epochs (ending there), to damp epoch-to-epoch noise
+
+
+def _ending_at(by_epoch: dict[int, float], epoch: int) -> float | None:
+    vals = [by_epoch[e] for e in range(epoch - PLATEAU_SMOOTH + 1, epoch + 1) if e in by_epoch]
+    return sum(vals) / len(vals) if vals else None
+
+
+def plateau(curves: dict[str, dict[str, list[float]]]) -> list[dict]:
+    """Per run: has val mAP50-95 stopped rising? From the raw per-epoch values of its epoch CSV (not the best so
+    far): ``final_map5095`` = mean of the last PLATEAU_SMOOTH epochs, ``map5095_10_earlier`` = the same mean ending
+    PLATEAU_EPOCHS epochs before, ``last10_share`` = (final - earlier) / final, and a verdict: "plateau" (share
+    < PLATEAU_SHARE), "still rising", "too short" (PLATEAU_EPOCHS epochs or fewer) or "no accuracy" (final <= 0)."""
+    col = CURVES["map5095"][0]
+    out = []
+    for model, cols in curves.items():
+        values = cols.get(col, [])
+        epochs = cols.get("epoch") or [float(i) for i in range(1, len(values) + 1)]
+        by_epoch = {int(e): v for e, v in zip(epochs, values) if not (math.isnan(e) or math.isnan(v))}
+        if not by_epoch:
+            continue
+        last = max(by_epoch)
+        row = {"model": model, "epochs": last, "final_map5095": _ending_at(by_epoch, last)}
+        earlier = _ending_at(by_epoch, last - PLATEAU_EPOCHS) if last > PLATEAU_EPOCHS else None
+        row["map5095_10_earlier"] = earlier
+        share = None
+        if earlier is None:
+            verdict = "too short"
+        elif row["final_map5095"] <= 0:
+            verdict = "no accuracy"
+        else:
+            share = (row["final_map5095"] - earlier) / row["final_map5095"]
+            verdict = "plateau" if share < PLATEAU_SHARE else "still rising"
+        out.append({**row, "last10_share": share, "verdict": verdict})
+    return out

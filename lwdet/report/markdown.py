@@ -8,16 +8,21 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lwdet.report.analysis import (
+    PLATEAU_EPOCHS,
+    PLATEAU_SHARE,
+    PLATEAU_SMOOTH,
     PROXIES,
     best_under,
     cost_vs_latency,
     one_run_each,
     pareto_front,
+    plateau,
     ranking_over_epochs,
+    seed_groups,
     seed_noise,
 )
 from lwdet.report.curves import plot_curves
-from lwdet.report.plots import measured_on, plot_layer_types, plot_pareto, plot_scatter, plot_time_split
+from lwdet.report.plots import BASELINE, measured_on, plot_layer_types, plot_pareto, plot_scatter, plot_time_split
 from lwdet.report.rows import (
     ACCURACY,
     DENSITY,
@@ -31,6 +36,7 @@ from lwdet.report.rows import (
     load_study,
 )
 from lwdet.report.rows import fmt as _fmt
+from lwdet.report.targets import ACCURACY_SHARE, LATENCY_SHARE, PEER_MAP50_SHARE, targets
 
 LOGGER = logging.getLogger(__name__)
 
@@ -114,6 +120,8 @@ def write_report(
     ]
     if context := measured_on(points):
         md += [f"Measured at: {context}.\n"]
+    goals, converged = targets(rows, peers), plateau(curves)
+    md += ["## Summary\n", *summary_lines(goals, converged, rows), ""]
     shown = [{**r, "run_dir": _shown(Path(r["run_dir"]))} if r.get("run_dir") else r for r in rows]
     for title, cols in TABLES:
         md += [f"## {title}\n", markdown_table(shown, cols), ""]
@@ -142,6 +150,7 @@ def write_report(
             markdown_table(table, list(table[0])),
             "",
         ]
+    md += converged_section(converged)
     noise = seed_noise(rows)
     if noise:
         md += [
@@ -183,6 +192,7 @@ def write_report(
         else "_no detector meets the constraints_",
         "",
     ]
+    md += targets_section(goals)
     if pi_calibration is not None:
         md += projected_pi_section(points, pi_calibration)
     if peers:
@@ -219,5 +229,72 @@ def projected_pi_section(rows: Sequence[dict], calibration: str | Path) -> list[
         + "; ".join(f"{t} mean {100 * s.loo_mean:.0f} %, max {100 * s.loo_max:.0f} %" for t, s in scales.items())
         + ". A bench CSV from a real Pi (`--bench-csv`) replaces it. Method: docs/pi-projection.md.\n",
         markdown_table(table, ("model", LATENCY, *cols.values())),
+        "",
+    ]
+
+
+TARGET_COLUMNS = ("target", "goal", "reference", "candidate", "latency", "accuracy", "verdict")
+PLATEAU_COLUMNS = ("model", "epochs", "final_map5095", "map5095_10_earlier", "last10_gain", "verdict")
+
+
+def _gain(share: float | None) -> str:
+    return "-" if share is None else f"{100 * share:+.1f} %"
+
+
+def summary_lines(goals: Sequence[dict], converged: Sequence[dict], rows: Sequence[dict]) -> list[str]:
+    """Bullets: each target's verdict, and whether the baseline and the most accurate fast detector (target (a)'s
+    candidate) had stopped rising."""
+    lines = [
+        f"- Target {g['target']} ({g['goal']}): **{g['verdict']}**"
+        + (f"; {g['candidate']}: {g['latency']}, {g['accuracy']}" if g.get("_model") else "")
+        for g in goals
+    ]
+    groups = seed_groups(rows)
+    watched = [m for g in goals[:1] for m in (BASELINE, g.get("_model")) if m]
+    runs = {r["model"]: r for r in converged}
+    checked = [runs[m] for w in watched for m in [r["model"] for r in groups.get(w, [{"model": w}])] if m in runs]
+    for verdict, say in (
+        ("still rising", "still rising at the end of the budget (share of the final mAP50-95 the last "
+         f"{PLATEAU_EPOCHS} epochs added): {{}}; a longer budget may change these numbers and the targets"),
+        ("too short", f"too short to show a plateau ({PLATEAU_EPOCHS} epochs or fewer): {{}}"),
+        ("plateau", f"at a plateau (the last {PLATEAU_EPOCHS} epochs added < {100 * PLATEAU_SHARE:.0f} % of the "
+         "final mAP50-95): {}"),
+        ("no accuracy", "no val mAP50-95 above 0 at the end: {}"),
+    ):  # fmt: skip
+        hit = [r for r in checked if r["verdict"] == verdict]
+        if hit:
+            names = ", ".join(f"{r['model']} ({_gain(r['last10_share'])})" if r["last10_share"] is not None
+                              else r["model"] for r in hit)  # fmt: skip
+            lines.append(f"- Training: {say.format(names)}.")
+    return lines
+
+
+def converged_section(converged: Sequence[dict]) -> list[str]:
+    """Markdown lines: per run, its final val mAP50-95, the value ten epochs before and the verdict."""
+    if not converged:
+        return []
+    return [
+        "## Has training converged?\n",
+        f"From each run's per-epoch val mAP50-95 (its results.csv; raw values, not the best so far, so a late drop "
+        f"shows): `final_map5095` is the mean of the last {PLATEAU_SMOOTH} epochs, `map5095_10_earlier` the mean of "
+        f"the {PLATEAU_SMOOTH} epochs ending {PLATEAU_EPOCHS} epochs before the last (both means damp epoch-to-epoch "
+        f"noise), `last10_gain` = (final - earlier) / final. Verdict: plateau under {100 * PLATEAU_SHARE:.0f} %, "
+        f"still rising at {100 * PLATEAU_SHARE:.0f} % or more, too short at {PLATEAU_EPOCHS} epochs or fewer, no accuracy when the final mean is 0. "
+        "These are per-epoch values; the Accuracy table is the validation of best.pt after training.\n",
+        markdown_table([{**r, "last10_gain": _gain(r["last10_share"])} for r in converged], PLATEAU_COLUMNS),
+        "",
+    ]
+
+
+def targets_section(goals: Sequence[dict]) -> list[str]:
+    """Markdown lines: each target with its reference, candidate, measured numbers and verdict."""
+    return [
+        "## Targets\n",
+        f"From the rows above (same data, budget and input; latency: ncnn, 1 thread; candidates: lwdet detectors, "
+        f"not the baseline or engine models). (a) and (a+): the most accurate lwdet detector at <= {LATENCY_SHARE:g}x the reference's latency (none that fast: the fastest), met with >= "
+        f"{100 * ACCURACY_SHARE:.0f} % of its mAP50-95. (b): the fastest lwdet detector no slower than the peer graph "
+        f"with >= {100 * PEER_MAP50_SHARE:.0f} % of the baseline's mAP50. A detector with several seeds counts with "
+        "its mean accuracy and its first run's latency.\n",
+        markdown_table(goals, TARGET_COLUMNS),
         "",
     ]
