@@ -29,6 +29,13 @@ class LegacyDetect(Detect):
     legacy = True
 
 
+class DetectV8(Detect):
+    """The engine's Detect head as YOLOv8 / YOLO11 / YOLO26 build it: two full 3x3 convs on the box branch, two
+    depthwise-separable stages on the class branch (``legacy`` off), DFL, no one-to-one branch."""
+
+    legacy = False
+
+
 class LegacySPPF(SPPF):
     """YOLOv5's SPPF: the engine's SPPF with its first conv activated, as the engine builds 3-argument rows."""
 
@@ -101,6 +108,11 @@ def _detect(c_in, args, n, ctx):
     return Built(LegacyDetect(nc, 16, False, list(c_in)), 0, [nc, list(c_in)])
 
 
+def _detect_v8(c_in, args, n, ctx):
+    nc = _classes(args, ctx)
+    return Built(DetectV8(nc, 16, False, list(c_in)), 0, [nc, list(c_in)])
+
+
 def _lite_detect(c_in, args, n, ctx):
     """[nc, reg_max, depth, kernel, shared]: the depthwise-separable head; reg_max 16 is the engine's DFL, 1 regresses
     box sides directly; depth separable stages of kernel x kernel per branch (1, 3), one stack for both if shared."""
@@ -156,6 +168,7 @@ MODULES: dict[str, ModuleDef] = {
     "nn.Upsample": ModuleDef(_upsample),
     "Concat": ModuleDef(_concat, multi_input=True),
     "Detect": ModuleDef(_detect, multi_input=True),
+    "DetectV8": ModuleDef(_detect_v8, multi_input=True),
     "LiteDetect": ModuleDef(_lite_detect, multi_input=True),
 }
-HEADS = ("Detect", "LiteDetect")  # modules a model's last row may be
+HEADS = ("Detect", "DetectV8", "LiteDetect")  # modules a model's last row may be
