@@ -4,6 +4,10 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
+# On pytest-xdist workers (make test: one per core) each worker's torch / OpenMP gets its share of the cores, so two
+# workers on two cores do not run four threads; set before anything imports torch, inherited by subprocesses.
+if workers := os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // int(workers))))
 
 ROOT = Path(__file__).resolve().parents[1]
 
