@@ -68,3 +68,13 @@ def test_model_yaml_resolves_through_the_package():
     from lwdet.models import MODEL_DIR, model_yaml
 
     assert MODEL_DIR == cfg.MODELS and model_yaml("ghostnet").parent == cfg.MODELS
+
+
+def test_every_shipped_study_config_loads_and_its_model_files_exist():
+    """A study config may name model YAMLs beside it (studies/<name>/*.yaml): they ship with it."""
+    from lwdet.study import load_config, plan
+
+    for config in sorted(cfg.STUDIES.glob("*.yaml")):
+        for run in plan(load_config(config)):
+            if str(run["yaml"]).endswith(".yaml") and "/" in str(run["yaml"]):
+                assert Path(run["yaml"]).is_file(), f"{config.name}: {run['name']}: {run['yaml']}"
