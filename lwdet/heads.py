@@ -64,3 +64,26 @@ class LiteDetect(Detect):
         boxes = torch.cat([box_head[i](f[i]).view(bs, 4 * self.reg_max, -1) for i in range(self.nl)], dim=-1)
         scores = torch.cat([cls_head[i](f[i]).view(bs, self.nc, -1) for i in range(self.nl)], dim=-1)
         return {"boxes": boxes, "scores": scores, "feats": x}
+
+
+class SlimDetect(Detect):
+    """The engine's Detect with full convolutions at a fraction of its width.
+
+    Per level and branch: a full 3x3 conv from the input width to ``width``, a second full 3x3 conv at ``width``, then
+    the 1x1 prediction conv: the engine's YOLOv5 head (two full 3x3 convs per branch) with ``width`` channels instead
+    of 64 or more. At width 32 on a 64-channel neck that is ~3/8 of the engine head's multiply-adds, and every conv
+    still mixes channels and space together (what the depthwise-separable LiteDetect branches do not).
+    """
+
+    def __init__(self, nc: int = 80, reg_max: int = 16, ch: tuple[int, ...] | list[int] = (), width: int = 32):
+        nn.Module.__init__(self)  # Detect.__init__ would build the full-width branches only to throw them away
+        self.nc, self.nl, self.reg_max = nc, len(ch), reg_max
+        self.no = nc + reg_max * 4
+        self.stride = torch.zeros(self.nl)  # set by the model builder from a dry run
+        self.cv2 = nn.ModuleList(
+            nn.Sequential(Conv(c, width, 3), Conv(width, width, 3), nn.Conv2d(width, 4 * reg_max, 1)) for c in ch
+        )
+        self.cv3 = nn.ModuleList(
+            nn.Sequential(Conv(c, width, 3), Conv(width, width, 3), nn.Conv2d(width, nc, 1)) for c in ch
+        )
+        self.dfl = DFL(reg_max) if reg_max > 1 else nn.Identity()

@@ -15,7 +15,7 @@ from torch import nn
 from ultralytics.nn.modules import C3, SPPF, C2f, C3Ghost, Concat, Conv, Detect, DWConv, GhostConv, Index
 
 from lwdet.backbones import BACKBONES, build_backbone
-from lwdet.heads import LiteDetect
+from lwdet.heads import LiteDetect, SlimDetect
 from lwdet.necks import ASPP
 
 
@@ -128,6 +128,14 @@ def _lite_detect(c_in, args, n, ctx):
     return Built(head, 0, [nc, reg_max, list(c_in), depth, kernel, shared])
 
 
+def _slim_detect(c_in, args, n, ctx):
+    """[nc, width]: the engine's two full 3x3 convs per branch at ``width`` channels (default 32)."""
+    nc = _classes(args, ctx)
+    width = args[1] if len(args) > 1 else 32
+    _check_ints([width], "width")
+    return Built(SlimDetect(nc, 16, list(c_in), width), 0, [nc, 16, list(c_in), width])
+
+
 def _backbone(c1, args, n, ctx):
     if not args or args[0] not in BACKBONES:
         from lwdet.backbones import suggest
@@ -170,5 +178,6 @@ MODULES: dict[str, ModuleDef] = {
     "Detect": ModuleDef(_detect, multi_input=True),
     "DetectV8": ModuleDef(_detect_v8, multi_input=True),
     "LiteDetect": ModuleDef(_lite_detect, multi_input=True),
+    "SlimDetect": ModuleDef(_slim_detect, multi_input=True),
 }
-HEADS = ("Detect", "DetectV8", "LiteDetect")  # modules a model's last row may be
+HEADS = ("Detect", "DetectV8", "LiteDetect", "SlimDetect")  # modules a model's last row may be

@@ -136,6 +136,62 @@ def test_two_level_pan_detects_at_p4_and_p5_only():
     assert m(torch.rand(1, 3, 64, 96))[0].shape == (1, 4 + 5, 4 * 6 + 2 * 3)
 
 
+HEAD_ABLATION = ROOT / "lwdet" / "cfg" / "studies" / "head-ablation"
+
+
+@pytest.mark.parametrize(
+    "variant, head, params",
+    [  # (ablation YAML, head class, head parameters at nc=10 on the 64-channel lite PAN)
+        ("engine", "LegacyDetect", 458_350),
+        ("v8", "DetectV8", 265_966),
+        ("slim32", "SlimDetect", 173_998),
+        ("lite1", "LiteDetect", 44_014),
+        ("lite2", "LiteDetect", 73_582),
+        ("shared2k5", "LiteDetect", 50_158),
+    ],
+)
+def test_head_ablation_variants_build_train_and_decode(variant, head, params):
+    m = LwdetModel(HEAD_ABLATION / f"{variant}.yaml", nc=10, verbose=False)
+    d = m.model[-1]
+    assert type(d).__name__ == head and sum(p.numel() for p in d.parameters()) == params
+    # the engine's bias priors reach every variant's prediction convs (class prior for 10 classes at 640 px, box 2.0)
+    assert all(float(b[-1].bias[0]) == pytest.approx(-9.457 + 1.386 * i, abs=0.01) for i, b in enumerate(d.cv3))
+    assert all(float(b[-1].bias.mean()) == 2.0 for b in d.cv2)
+    m.train()
+    out = m(torch.rand(2, 3, 64, 64))
+    assert out["boxes"].shape == (2, 64, 84) and out["scores"].shape == (2, 10, 84)
+    m.eval()
+    with torch.no_grad():
+        assert m(torch.rand(1, 3, 64, 96))[0].shape == (1, 4 + 10, 8 * 12 + 4 * 6 + 2 * 3)
+
+
+def test_shared_lite_head_runs_its_stack_once_per_level():
+    m = LwdetModel(HEAD_ABLATION / "shared2k5.yaml", nc=10, verbose=False).eval()
+    d = m.model[-1]
+    calls = []
+    for stem in d.stem:
+        stem.register_forward_hook(lambda *a: calls.append(1))
+    assert [type(s[-1]).__name__ for s in d.cv2] == ["Conv2d"] * 3 and d.stem[0][0].conv.kernel_size == (5, 5)
+    with torch.no_grad():
+        m(torch.rand(1, 3, 64, 64))
+    assert len(calls) == 3
+
+
+def test_new_head_row_arguments_are_checked(tmp_path):
+    src = HEAD_ABLATION / "lite2.yaml"
+    for new, message in (
+        ("LiteDetect, [nc, 16, 0, 3, false]", "depth must be positive integers"),
+        ("LiteDetect, [nc, 16, 2, 4, false]", "kernel must be odd, got 4"),
+        ("LiteDetect, [nc, 16, 2, 3, 1]", "'shared' must be true or false, got 1"),
+    ):
+        bad = _edited(tmp_path, "LiteDetect, [nc, 16, 2, 3, false]", new, src)
+        with pytest.raises(ModelConfigError, match=message):
+            LwdetModel(bad, verbose=False)
+    bad = _edited(tmp_path, "SlimDetect, [nc, 32]", "SlimDetect, [nc, -8]", HEAD_ABLATION / "slim32.yaml")
+    with pytest.raises(ModelConfigError, match="width must be positive integers"):
+        LwdetModel(bad, verbose=False)
+
+
 def test_lite_detect_row_arguments_are_checked(tmp_path):
     src = MODEL_DIR / "yolov5n-shufflenetv2_050-litehead.yaml"
     bad = _edited(tmp_path, "LiteDetect, [nc, 16]", "LiteDetect, [nc, 0]", src)
