@@ -70,13 +70,14 @@ def test_run_folder_holds_weights_csv_events_and_its_inputs(run):
 def test_epoch_settings_scale_with_the_budget(epochs, close_mosaic, warmup):
     from lwdet.training import budget_defaults
 
-    assert budget_defaults(epochs) == {"close_mosaic": close_mosaic, "warmup_epochs": warmup}
+    assert budget_defaults(epochs) == {"optimizer": "SGD", "close_mosaic": close_mosaic, "warmup_epochs": warmup}
 
 
 def test_epoch_settings_the_caller_sets_are_kept():
     from lwdet.training import budget_defaults
 
-    assert budget_defaults(10, {"close_mosaic": 10, "epochs": 10}) == {"warmup_epochs": 1.0}
+    assert budget_defaults(10, {"close_mosaic": 10, "epochs": 10}) == {"optimizer": "SGD", "warmup_epochs": 1.0}
+    assert "optimizer" not in budget_defaults(10, {"optimizer": "auto"})
 
 
 def test_short_run_gets_scaled_settings(run):
@@ -84,6 +85,8 @@ def test_short_run_gets_scaled_settings(run):
 
     args = yaml.safe_load((run[0] / "args.yaml").read_text())
     assert (args["close_mosaic"], args["warmup_epochs"]) == (1, 1.0)  # engine defaults: 10 and 3.0
+    assert (args["optimizer"], args["lr0"]) == ("SGD", 0.01)  # the engine's 'auto' would pick AdamW at 0.000714
+    assert "optimizer: SGD(lr=0.01" in run[1].stdout + run[1].stderr  # what the engine built
 
 
 def test_csv_has_every_metric_finite(run):

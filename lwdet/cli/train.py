@@ -56,6 +56,12 @@ def build_parser():
     ap.add_argument("--workers", type=int, default=2, help="data loader workers")
     ap.add_argument("--seed", type=int, default=0, help="random seed")
     ap.add_argument("--close-mosaic", type=int, help="no mosaic in the last N epochs (default: 10%% of epochs, 1-10)")
+    ap.add_argument(
+        "--optimizer",
+        choices=("SGD", "AdamW", "Adam", "auto"),
+        help="SGD at lr0 0.01 (default: lwdet's from-scratch recipe); auto: the engine's choice (AdamW at a small "
+        "learning rate for runs under 10k iterations)",
+    )
     ap.add_argument("--warmup-epochs", type=float, help="LR warmup epochs (default: 3%% of --epochs, 1-3)")
     ap.add_argument("--project", type=Path, help="runs folder (default: runs/<data name>)")
     ap.add_argument("--name", help="run name (default: the model name; -2, -3, ... if taken)")
@@ -125,7 +131,7 @@ def _train(args) -> int:
         overrides = {k: v for k, v in overrides.items() if v != defaults[k]}
     if args.no_plots:
         overrides["plots"] = False
-    for key in ("close_mosaic", "warmup_epochs"):  # unset: lwdet.training scales them to --epochs
+    for key in ("close_mosaic", "warmup_epochs", "optimizer"):  # unset: lwdet.training's defaults (budget_defaults)
         if getattr(args, key) is not None:
             overrides[key] = getattr(args, key)
     if args.aug != "engine":
