@@ -86,7 +86,7 @@ def test_short_run_gets_scaled_settings(run):
     args = yaml.safe_load((run[0] / "args.yaml").read_text())
     assert (args["close_mosaic"], args["warmup_epochs"]) == (1, 1.0)  # engine defaults: 10 and 3.0
     assert (args["optimizer"], args["lr0"]) == ("SGD", 0.01)  # the engine's 'auto' would pick AdamW at 0.000714
-    assert "optimizer: SGD(lr=0.01" in run[1].stdout + run[1].stderr  # what the engine built
+    assert "SGD(lr=0.01, momentum=0.937)" in run[1].stdout + run[1].stderr  # what the engine built
 
 
 def test_csv_has_every_metric_finite(run):
