@@ -9,6 +9,7 @@ from pathlib import Path
 
 from lwdet.report.analysis import CURVES
 from lwdet.report.plots import BASELINE, pyplot, save, short_name
+from lwdet.report.targets import role
 
 PANEL_LINES = 8  # detectors per panel (plus the baseline): tab10 keeps them apart
 LITE = ("lite", "nano", "p45")
@@ -34,7 +35,7 @@ def curve_group(row: dict) -> str:
         return GROUPS[1]
     if neck == "sppf":
         return GROUPS[0]
-    return GROUPS[3] if not neck and not head else GROUPS[5]  # a study row from a model YAML: no neck / head
+    return GROUPS[3] if role(row) == "engine" else GROUPS[5]  # a study row from a model YAML: no neck / head
 
 
 def panels(rows: Sequence[dict], have: set[str]) -> list[tuple[str, list[str]]]:
