@@ -27,9 +27,10 @@ MODEL_DIR = cfg.MODELS  # the shipped model YAMLs (lwdet/cfg/models; models/yaml
 BASELINE = "yolov5n"
 NECKS = ("sppf", "aspp", "lite", "nano", "p45")  # --neck: the P5 block of the CSP-PAN, the lite PAN (width 64 / 48)
 # or the two-level lite PAN (P4/P5 only)
-HEAD_KINDS = ("yolo", "lite", "nano")  # --head: the engine's Detect, or LiteDetect (with DFL / without)
+# --head: the engine's Detect; SlimDetect (full convs at width 32); LiteDetect (depthwise, with DFL / without)
+HEAD_KINDS = ("yolo", "slim", "lite", "nano")
 NECK_SUFFIX = {"sppf": "", "aspp": "-aspp", "lite": "-litepan", "nano": "-nanopan", "p45": "-p45pan"}
-HEAD_SUFFIX = {"yolo": "", "lite": "-litehead", "nano": "-nanohead"}
+HEAD_SUFFIX = {"yolo": "", "slim": "-slimhead", "lite": "-litehead", "nano": "-nanohead"}
 ACTIVATIONS = {
     "SiLU": nn.SiLU,
     "ReLU": nn.ReLU,

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -109,6 +110,15 @@ def test_every_shipped_yaml_exports_to_ncnn_with_parity(path, tmp_path):
     assert runtime.output.shape == [4 + 3, n] and runtime.strides == strides and runtime.version == 1
     assert runtime.names == ["0", "1", "2"] and runtime.imgsz == [SIZE, SIZE] and runtime.fp16 is False
     assert (runtime.input.blob, runtime.output.blob) == ("in0", "out0")
+    from lwdet.edge import NcnnDetector  # the torch-free runtime runs it: raw output, then decode + NMS
+
+    det = NcnnDetector(out, threads=1, conf=0.0)
+    try:
+        raw = det.infer(np.random.default_rng(0).random((3, SIZE, SIZE), dtype=np.float32))
+        assert raw.shape == (4 + 3, n) and np.isfinite(raw).all()
+        assert len(det.predict(np.full((SIZE + 10, SIZE - 6, 3), 127, np.uint8))) > 0
+    finally:
+        det.close()
 
 
 def test_randomized_models_are_not_constant():

@@ -111,6 +111,7 @@ LITE_NECKS = ("lite", "nano", "p45")  # no P5 block; ReLU in every engine-built 
 # head -> (Detect row args, description); file suffixes: lwdet.models.HEAD_SUFFIX
 HEADS = {
     "yolo": ("Detect, [nc]", "Detect head"),
+    "slim": ("SlimDetect, [nc, 32]", "SlimDetect head (two full 3x3 convs per branch at width 32)"),
     "lite": ("LiteDetect, [nc, 16]", "LiteDetect head (depthwise-separable)"),
     "nano": ("LiteDetect, [nc, 1]", "nano head (LiteDetect regressing box sides directly: no DFL)"),
 }
@@ -121,8 +122,10 @@ COMBOS = [
     ("sppf", "lite"),
     ("lite", "yolo"),
     ("lite", "lite"),
+    ("lite", "slim"),
     ("nano", "nano"),
     ("p45", "nano"),
+    ("p45", "slim"),
 ]
 
 

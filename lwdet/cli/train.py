@@ -36,7 +36,8 @@ def build_parser():
         "--head",
         default="yolo",
         choices=HEAD_KINDS,
-        help="yolo: the engine's Detect; lite: LiteDetect (depthwise); nano: LiteDetect without DFL",
+        help="yolo: the engine's Detect; slim: SlimDetect (the engine's full convs at width 32: the fast detectors' "
+        "head, docs/head-ablation); lite: LiteDetect (depthwise); nano: LiteDetect without DFL",
     )
     ap.add_argument(
         "--model",
