@@ -21,7 +21,7 @@ import yaml
 
 from lwdet import cfg
 
-from .recipe import IMPORT_KEY
+from .recipe import IMPORT_KEY, check_section
 from .synth import build_detection_set
 
 __all__ = [
@@ -116,13 +116,7 @@ def _bench_kwargs(data_yaml: Path, bench: Any, names: dict[int, str]) -> dict[st
     """The ``lwdet_bench`` section, checked, as build_benchmark_set arguments."""
     from lwdet.data.benchmark import CLASS_NAMES
 
-    if not isinstance(bench, dict):
-        raise ValueError(f"{data_yaml}: key '{BENCH_KEY}' must be a mapping of {', '.join(BENCH_ARGS)}")
-    unknown = sorted(set(map(str, bench)) - set(BENCH_ARGS))
-    if unknown:
-        raise ValueError(
-            f"{data_yaml}: unknown key(s) in '{BENCH_KEY}': {', '.join(unknown)} (allowed: {', '.join(BENCH_ARGS)})"
-        )
+    check_section(data_yaml, BENCH_KEY, bench, BENCH_ARGS, ValueError)
     if list(names.values()) != list(CLASS_NAMES):
         raise ValueError(f"{data_yaml}: 'names' must be the benchmark set's classes in order: {list(CLASS_NAMES)}")
     return dict(bench)

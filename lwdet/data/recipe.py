@@ -27,6 +27,17 @@ from typing import Any
 from lwdet.errors import ConfigError
 
 IMPORT_KEY = "lwdet_import"
+
+
+def check_section(data_yaml: Path, key: str, section: Any, allowed, error: type[Exception] = ConfigError) -> None:
+    """A data YAML's build section (``lwdet_import``, ``lwdet_bench``): a mapping with only ``allowed`` keys."""
+    if not isinstance(section, dict):
+        raise error(f"{data_yaml}: key '{key}' must be a mapping of {', '.join(allowed)}")
+    unknown = sorted(set(map(str, section)) - set(allowed))
+    if unknown:
+        raise error(f"{data_yaml}: unknown key(s) in '{key}': {', '.join(unknown)} (allowed: {', '.join(allowed)})")
+
+
 REQUIRED = ("format", "source")
 DEFAULTS: dict[str, Any] = {
     "images": None,  # coco: the folder the JSON's file_name entries are relative to (default: the JSON's folder)
@@ -63,13 +74,7 @@ def import_kwargs(data_yaml: Path, section: Any, names: dict[int, str]) -> dict[
     from lwdet.data.tiling import TileOptions
 
     where = f"{data_yaml}: '{IMPORT_KEY}"
-    if not isinstance(section, dict):
-        raise ConfigError(f"{where}' must be a mapping of {', '.join(KEYS)}")
-    unknown = sorted(set(map(str, section)) - set(KEYS))
-    if unknown:
-        raise ConfigError(
-            f"{data_yaml}: unknown key(s) in '{IMPORT_KEY}': {', '.join(unknown)} (allowed: {', '.join(KEYS)})"
-        )
+    check_section(data_yaml, IMPORT_KEY, section, KEYS)
     for key in REQUIRED:
         if not section.get(key):
             raise ConfigError(f"{where}.{key}' is missing")
