@@ -8,6 +8,14 @@ from ultralytics.nn.modules import Conv, Detect, DWConv
 from ultralytics.nn.modules.block import DFL
 
 
+def _init_bare(head: Detect, nc: int, reg_max: int, ch) -> None:
+    """What every lwdet head shares with the engine's Detect, without building Detect's own branches."""
+    nn.Module.__init__(head)  # Detect.__init__ would build the full-width branches only to throw them away
+    head.nc, head.nl, head.reg_max = nc, len(ch), reg_max
+    head.no = nc + reg_max * 4
+    head.stride = torch.zeros(head.nl)  # set by the model builder from a dry run
+
+
 def _separable(c: int, k: int, depth: int) -> list[nn.Module]:
     """``depth`` depthwise-separable stages at width ``c``: a depthwise k x k conv, then a 1x1 conv (each BN + act)."""
     layers: list[nn.Module] = []
@@ -35,10 +43,7 @@ class LiteDetect(Detect):
         kernel: int = 3,
         shared: bool = False,
     ):
-        nn.Module.__init__(self)  # Detect.__init__ would build the heavy branches only to throw them away
-        self.nc, self.nl, self.reg_max = nc, len(ch), reg_max
-        self.no = nc + reg_max * 4
-        self.stride = torch.zeros(self.nl)  # set by the model builder from a dry run
+        _init_bare(self, nc, reg_max, ch)
         self.shared = shared
         if shared:
             self.stem = nn.ModuleList(nn.Sequential(*_separable(c, kernel, depth)) for c in ch)
@@ -50,7 +55,7 @@ class LiteDetect(Detect):
                 nn.Sequential(*_separable(c, kernel, depth), nn.Conv2d(c, 4 * reg_max, 1)) for c in ch
             )
             self.cv3 = nn.ModuleList(nn.Sequential(*_separable(c, kernel, depth), nn.Conv2d(c, nc, 1)) for c in ch)
-        self.dfl = DFL(reg_max) if reg_max > 1 else nn.Identity()
+        self.dfl = DFL(reg_max) if reg_max > 1 else nn.Identity()  # after the branches: same init as before
 
     def forward_head(
         self, x: list[torch.Tensor], box_head: nn.Module | None = None, cls_head: nn.Module | None = None
@@ -76,10 +81,7 @@ class SlimDetect(Detect):
     """
 
     def __init__(self, nc: int = 80, reg_max: int = 16, ch: tuple[int, ...] | list[int] = (), width: int = 32):
-        nn.Module.__init__(self)  # Detect.__init__ would build the full-width branches only to throw them away
-        self.nc, self.nl, self.reg_max = nc, len(ch), reg_max
-        self.no = nc + reg_max * 4
-        self.stride = torch.zeros(self.nl)  # set by the model builder from a dry run
+        _init_bare(self, nc, reg_max, ch)
         self.cv2 = nn.ModuleList(
             nn.Sequential(Conv(c, width, 3), Conv(width, width, 3), nn.Conv2d(width, 4 * reg_max, 1)) for c in ch
         )
