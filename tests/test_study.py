@@ -375,6 +375,94 @@ def test_train_only_trains_then_a_second_pass_times_without_retraining(tmp_path)
     assert {k: v for k, v in again.items() if not any(t in k for t in timed)} == {
         k: v for k, v in row.items() if not any(t in k for t in timed)
     }
+    assert again["latency_graph"] == "trained"
+
+    # a new checkout: the run folders are gone, the report's committed data is not. The row comes back from it,
+    # is not trained again, and --rebench times the detector rebuilt from its YAML.
+    (tmp_path / "out").rename(tmp_path / "gone")
+    r = subprocess.run(
+        [sys.executable, "-m", "lwdet.study", str(config), "--rebench", "--no-report"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=900,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "adopted 1 finished detectors" in r.stderr
+    kept = next(csv.DictReader((tmp_path / "out" / "results.csv").open()))
+    assert kept["latency_graph"] == "rebuilt" and float(kept["latency_ms_t1"]) > 0
+    assert kept["map5095"] == row["map5095"] and kept["run_dir"] == str(run_dir)
+    assert (run_dir / "results.csv").read_text() == epochs and (run_dir / "study_adopted.json").is_file()
+    assert (run_dir / "rebuilt" / "random_ncnn_model" / "model.ncnn.param").is_file()
+    assert not (run_dir / "weights").exists()
+    r = _study(config)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "complete, skipped" in r.stderr and not (run_dir / "weights").exists()  # not trained again
+
+
+def _kept(tmp_path, rows: list[dict], epochs: int) -> Path:
+    """A study config whose report folder holds kept data (as ``lwdet.report.keep_data`` writes it)."""
+    data = tmp_path / "docs" / "data"
+    for r in rows:
+        (data / r["model"]).mkdir(parents=True)
+        lines = ["epoch,metrics/mAP50-95(B)", *(f"{e + 1},0.1" for e in range(epochs))]
+        (data / r["model"] / "results.csv").write_text("\n".join(lines) + "\n")
+    merge = [{**r, "status": "done", "run_dir": f"elsewhere/{r['model']}"} for r in rows]
+    for r in merge:
+        merge_result(data / "results.csv", r, [m["model"] for m in merge])
+    config = tmp_path / "study.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "out": str(tmp_path / "out"),
+                "report": str(tmp_path / "docs"),
+                "budget": {"epochs": 3, "imgsz": 64},
+                "detectors": [{"backbone": "yolov5n"}, {"backbone": "shufflenetv2_050", "head": "lite"}],
+            }
+        )
+    )
+    return config
+
+
+def test_kept_rows_are_adopted_once_and_only_when_they_match_the_config(tmp_path, caplog):
+    from lwdet.study.kept import adopt
+
+    config = _kept(
+        tmp_path,
+        [
+            {"model": "yolov5n", "imgsz": 64, "map5095": 0.25},
+            {"model": "yolov5n-shufflenetv2_050-litehead", "imgsz": 96, "map5095": 0.5},  # another input size
+            {"model": "not-in-this-config", "imgsz": 64},
+        ],
+        epochs=3,
+    )
+    cfg = load_config(config)
+    order = [r["name"] for r in plan(cfg)]
+    caplog.set_level("WARNING", logger="lwdet.study")
+    assert adopt(cfg, order) == ["yolov5n"]
+    assert "trained at 96 px, the study is at 64 px" in caplog.text and "not a run of this config" in caplog.text
+    rows = list(csv.DictReader((tmp_path / "out" / "results.csv").open()))
+    assert [(r["model"], r["map5095"], r["run_dir"]) for r in rows] == [
+        ("yolov5n", "0.25", str(tmp_path / "out" / "yolov5n"))
+    ]
+    assert (tmp_path / "out" / "yolov5n" / "results.csv").read_text().count("\n") == 4
+    assert adopt(cfg, order) == []  # done here already
+
+    cfg["budget"]["epochs"] = 5  # the kept curve has 3 epochs: another budget, trained again
+    (tmp_path / "out").rename(tmp_path / "gone")
+    assert adopt(cfg, order) == [] and "3 epochs in its epoch CSV, the study trains 5" in caplog.text
+
+
+def test_an_adopted_teacher_without_weights_is_one_clear_error(tmp_path):
+    from lwdet.study.steps import teacher_weights
+
+    config = _kept(tmp_path, [{"model": "yolov5n", "imgsz": 64}], epochs=3)
+    from lwdet.study.kept import adopt
+
+    cfg = load_config(config)
+    adopt(cfg, [r["name"] for r in plan(cfg)])
+    with pytest.raises(RuntimeError, match="trained in an earlier checkout and its weights are not here"):
+        teacher_weights({"name": "student", "teacher": "yolov5n"}, tmp_path / "out")
 
 
 def test_claim_is_exclusive_until_released(tmp_path):

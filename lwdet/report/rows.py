@@ -44,7 +44,8 @@ COLUMNS = (
     "run_dir",
 )
 # written by lwdet.study beside COLUMNS; optional here (older results CSVs lack them)
-CONTEXT_COLUMNS = ("imgsz", "machine", "teacher")
+# latency_graph: "trained" (the run's own export) or "rebuilt" (its YAML with random weights: lwdet.study.kept)
+CONTEXT_COLUMNS = ("imgsz", "machine", "teacher", "latency_graph")
 # a study with a `sliced:` section: mAP on full-size images, sliced vs letterbox, and PyTorch ms per image
 SLICED_COLUMNS = (
     "sliced_map50",
@@ -55,7 +56,7 @@ SLICED_COLUMNS = (
     "letterbox_ms_per_image",
 )
 SLICED_ACCURACY = "sliced_map50"  # the y axis of the full-size Pareto plot
-TEXT_COLUMNS = ("model", "backbone", "neck", "head", "run_dir", "machine", "teacher")
+TEXT_COLUMNS = ("model", "backbone", "neck", "head", "run_dir", "machine", "teacher", "latency_graph")
 PEERS_CSV = "peers.csv"  # beside a study's results.csv: the peer graphs timed at the study's input size
 LAYER_TIMES = artifacts.LAYER_TIMES  # in a run folder: ncnn ms per layer type (lwdet.parts)
 DATA = "data"  # in a report folder: the study CSV and each run's epoch CSV, so the report can be written again

@@ -13,7 +13,8 @@ from lwdet.report import COLUMNS as REPORT_COLUMNS
 from lwdet.report import SLICED_COLUMNS
 
 TEST_COLUMNS = ("test_map50", "test_map5095", "test_precision", "test_recall", "test_f1")
-# imgsz / machine: what the latency was measured at and on (the report writes them on its plots)
+# imgsz / machine: what the latency was measured at and on (the report writes them on its plots); latency_graph:
+# which graph was timed, the run's trained export or its YAML rebuilt with random weights (lwdet.study.kept)
 COLUMNS = (
     *REPORT_COLUMNS,
     "seed",
@@ -21,6 +22,7 @@ COLUMNS = (
     "distill_weight",
     "imgsz",
     "machine",
+    "latency_graph",
     *TEST_COLUMNS,
     *SLICED_COLUMNS,
     "status",

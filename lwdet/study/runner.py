@@ -6,8 +6,10 @@ import logging
 import time
 from pathlib import Path
 
+from lwdet.artifacts import best_weights
 from lwdet.report import PEERS_CSV
 from lwdet.study.config import StudyConfigError, load_config
+from lwdet.study.kept import ADOPTED, adopt
 from lwdet.study.plan import plan, select
 from lwdet.study.results import claim, merge_result, read_results, write_results
 from lwdet.study.steps import TRAINED, bench_peers, bench_row, sliced_row, study_row, teacher_weights, train_run
@@ -25,13 +27,18 @@ def rebench(config: str | Path, report: bool = True) -> Path:
     """Time every finished detector again in one pass (e.g. on a quiet machine, after a study that shared it)."""
     cfg = load_config(config)
     results = Path(cfg["out"]) / "results.csv"
+    runs = {r["name"]: r for r in plan(cfg)}
+    adopt(cfg, list(runs))
     rows = list(read_results(results).values())
     if not rows:
         raise StudyConfigError(f"{results}: no finished detectors to bench")
     for i, row in enumerate(rows):
         if row.get("status") == "done" and row.get("parity_ok") in ("True", True):
+            if not best_weights(row["run_dir"]).is_file() and row["model"] not in runs:
+                LOGGER.warning("%s: no weights here and not a run of this config; not timed again", row["model"])
+                continue
             LOGGER.info("%s: benching again", row["model"])
-            rows[i] = bench_row(row, cfg)
+            rows[i] = bench_row(row, cfg, runs.get(row["model"]))
             write_results(results, rows)
     bench_peers(cfg)
     if report:
@@ -51,6 +58,7 @@ def run_study(config: str | Path, only: list[str] | None = None, report: bool = 
     everything = plan(cfg)
     order = [r["name"] for r in everything]
     pending, wait = select(everything, only), False
+    adopt(cfg, order)  # rows finished in an earlier checkout, from the report's committed data: not trained again
     if cfg["sliced"] and not train_only:  # before hours of training: the full-size images must be there
         from lwdet.study.sliced import dataset_folder, folders
 
@@ -58,7 +66,8 @@ def run_study(config: str | Path, only: list[str] | None = None, report: bool = 
     while pending:  # a second pass waits for the runs another study process held during the first
         held = []
         for run in pending:
-            if run["teacher"] and not wait and not (out / run["teacher"] / TRAINED).is_file():
+            teacher_dir = out / str(run["teacher"])
+            if run["teacher"] and not wait and not any((teacher_dir / f).is_file() for f in (TRAINED, ADOPTED)):
                 LOGGER.info(
                     "%s: its teacher %s is not trained yet (another process has it); coming back to it at the end",
                     run["name"],
@@ -73,7 +82,12 @@ def run_study(config: str | Path, only: list[str] | None = None, report: bool = 
                     continue
                 done = read_results(results).get(run["name"], {})
                 if done.get("status") == "done":
-                    if cfg["sliced"] and not train_only and done.get("sliced_map50") in (None, ""):
+                    if (
+                        cfg["sliced"]
+                        and not train_only
+                        and done.get("sliced_map50") in (None, "")
+                        and best_weights(done["run_dir"]).is_file()
+                    ):
                         merge_result(results, sliced_row(done, cfg), order)  # a sliced section added later
                         LOGGER.info("%s: complete; full-size accuracy added", run["name"])
                     else:

@@ -24,6 +24,7 @@ from lwdet.units import MB
 LOGGER = logging.getLogger(__name__)
 
 TRAINED = "study_trained.json"  # final marker in a run folder: training finished
+REBUILT = "rebuilt"  # in a run folder without weights: the export of its YAML with random weights, for timing
 
 
 # ------------------------------------------------------------------------------------------------------ training
@@ -32,6 +33,14 @@ def teacher_weights(run: dict, out: Path) -> Path | None:
     if not run.get("teacher"):
         return None
     folder = out / run["teacher"]
+    from lwdet.study.kept import ADOPTED
+
+    if (folder / ADOPTED).is_file() and not best_weights(folder).is_file():
+        raise RuntimeError(
+            f"{run['name']}: its teacher {run['teacher']} was trained in an earlier checkout and its weights are not "
+            f"here ({folder} holds only its kept row): put its best.pt at {best_weights(folder)}, or remove the "
+            "teacher's row from the report's data/results.csv so that it trains again"
+        )
     if not (folder / TRAINED).is_file() or not best_weights(folder).is_file():
         raise RuntimeError(f"{run['name']}: its teacher {run['teacher']} has not finished training ({folder})")
     return best_weights(folder)
@@ -268,10 +277,34 @@ def study_row(run: dict, run_dir: Path, cfg: dict) -> dict:
     return row
 
 
-def bench_row(row: dict, cfg: dict) -> dict:
-    """The latency, memory and per-part columns of a finished row, measured again."""
+def rebuilt(run: dict, cfg: dict) -> tuple[Path, object]:
+    """(ncnn folder, model) of the run's detector built from its YAML with random weights, for a row whose weights
+    are not here (``lwdet.study.kept``): ncnn's latency does not depend on the weights' values."""
+    from lwdet.export import export_ncnn
+    from lwdet.models import build_model
+
+    names = (yaml.safe_load(Path(cfg["data"]).read_text(encoding="utf-8")) or {})["names"]
+    model = build_model(run["yaml"], nc=len(names), verbose=False)
+    folder = Path(cfg["out"]) / run["name"] / REBUILT
+    if not (folder / "random_ncnn_model").is_dir():
+        export_ncnn(model, folder, int(cfg["budget"]["imgsz"]), half=False, map_check=False, name="random")
+    return folder / "random_ncnn_model", model
+
+
+def bench_row(row: dict, cfg: dict, run: dict | None = None) -> dict:
+    """The latency, memory and per-part columns of a finished row, measured again.
+
+    A row without weights here (adopted from a report's data) is timed from ``run``'s YAML (``rebuilt``)."""
     best = best_weights(row["run_dir"])
-    folder = ncnn_folder(best)
+    source = best
+    if best.is_file():
+        folder = ncnn_folder(best)
+        row = {**row, "latency_graph": "trained"}
+    elif run is not None:
+        folder, source = rebuilt(run, cfg)
+        row = {**row, "latency_graph": "rebuilt"}
+    else:
+        raise FileNotFoundError(f"{row['model']}: no weights at {best} and no run to rebuild it from")
     loops, warmup = int(cfg["bench"]["loops"]), int(cfg["bench"]["warmup"])
     row = {**row, "imgsz": int(cfg["budget"]["imgsz"])}
     for t in cfg["bench"]["threads"]:
@@ -280,7 +313,10 @@ def bench_row(row: dict, cfg: dict) -> dict:
             row[f"latency_ms_t{int(t)}"] = b["infer_median_ms"]
         if int(t) == 1:
             row["ncnn_peak_mb"] = b["mem_peak_mb"]
-    if cfg["bench"]["onnx"]:
+    if cfg["bench"]["onnx"] and not best.is_file():
+        LOGGER.warning("%s: no weights here; onnxruntime not timed", row["model"])
+        row["onnx_ms_t1"] = None
+    elif cfg["bench"]["onnx"]:
         from lwdet.export import export_onnx
 
         if not best.with_suffix(".onnx").is_file():
@@ -290,9 +326,9 @@ def bench_row(row: dict, cfg: dict) -> dict:
     if cfg["bench"]["parts"]:
         from lwdet.parts import part_latency
 
-        parts = part_latency(best, cfg["budget"]["imgsz"], threads=1, loops=loops, warmup=warmup)
+        parts = part_latency(source, cfg["budget"]["imgsz"], threads=1, loops=loops, warmup=warmup)
         row.update({k: parts[k] for k in ("backbone_ms", "neck_ms", "head_ms")})
-        (best.parent.parent / LAYER_TIMES).write_text(
+        (Path(row["run_dir"]) / LAYER_TIMES).write_text(
             json.dumps(parts["layer_type_ms"], indent=1) + "\n", encoding="utf-8"
         )
     return row
