@@ -179,6 +179,19 @@ def test_full_size_accuracy_table_and_pareto_plot_when_the_study_has_them(tmp_pa
     assert fig.axes[0].get_ylabel() == "full-size val mAP@0.5, sliced inference (tiles merged)"
 
 
+def test_report_names_the_detectors_timed_from_their_yamls(tmp_path):
+    rows = [_row("yolov5n", 5.0, 0.13, latency_graph="trained"), _row("fast", 2.0, 0.09, latency_graph="rebuilt")]
+    path = tmp_path / "results.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=[*COLUMNS, "latency_graph"])
+        w.writeheader()
+        w.writerows(rows)
+    assert read_rows(path)[1]["latency_graph"] == "rebuilt"  # text, not a number
+    text = write_report(path, tmp_path / "out").read_text()
+    assert "Timed from their YAMLs with random weights" in text and "weights not here" in text
+    assert text.split("with random weights")[1].split("\n")[0].endswith(": fast.")
+
+
 def test_cli_with_bench_csv(tmp_path, capsys):
     bench = tmp_path / "pi.csv"
     bench.write_text(

@@ -120,6 +120,11 @@ def write_report(
     ]
     if context := measured_on(points):
         md += [f"Measured at: {context}.\n"]
+    if rebuilt := [str(r["model"]) for r in rows if r.get("latency_graph") == "rebuilt"]:
+        md += [
+            f"Timed from their YAMLs with random weights (trained in an earlier checkout, weights not here; ncnn's "
+            f"latency does not depend on weight values): {', '.join(rebuilt)}.\n"
+        ]
     goals, converged = targets(rows, peers), plateau(curves)
     md += ["## Summary\n", *summary_lines(goals, converged, rows), ""]
     shown = [{**r, "run_dir": _shown(Path(r["run_dir"]))} if r.get("run_dir") else r for r in rows]
