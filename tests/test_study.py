@@ -251,9 +251,9 @@ def test_cli_missing_or_broken_config_is_one_line_and_exit_2(tmp_path):
     assert r.returncode == 2 and "Traceback" not in r.stderr and "bad.yaml: detectors[0]" in r.stderr
 
 
-def _study(config):
+def _study(config, *args):
     return subprocess.run(
-        [sys.executable, "-m", "lwdet.study", str(config)], capture_output=True, text=True, cwd=ROOT, timeout=900
+        [sys.executable, "-m", "lwdet.study", str(config), *args], capture_output=True, text=True, cwd=ROOT, timeout=900
     )
 
 
@@ -341,13 +341,7 @@ def test_train_only_trains_then_a_second_pass_times_without_retraining(tmp_path)
             }
         )
     )
-    r = subprocess.run(
-        [sys.executable, "-m", "lwdet.study", str(config), "--train-only"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=900,
-    )
+    r = _study(config, "--train-only")
     assert r.returncode == 0, r.stderr[-3000:]
     run_dir = tmp_path / "out" / "yolov5n-shufflenetv2_050-litehead"
     assert (run_dir / "study_trained.json").is_file() and (run_dir / "weights" / "best.pt").is_file()
@@ -361,13 +355,7 @@ def test_train_only_trains_then_a_second_pass_times_without_retraining(tmp_path)
     assert row["backbone_ms"] == ""  # parts: false
 
     before = float(row["latency_ms_t1"])
-    r = subprocess.run(
-        [sys.executable, "-m", "lwdet.study", str(config), "--rebench", "--no-report"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=900,
-    )
+    r = _study(config, "--rebench", "--no-report")
     assert r.returncode == 0, r.stderr[-3000:]
     again = next(csv.DictReader((tmp_path / "out" / "results.csv").open()))
     assert float(again["latency_ms_t1"]) > 0 and float(again["latency_ms_t1"]) != before  # timed again
@@ -380,13 +368,7 @@ def test_train_only_trains_then_a_second_pass_times_without_retraining(tmp_path)
     # a new checkout: the run folders are gone, the report's committed data is not. The row comes back from it,
     # is not trained again, and --rebench times the detector rebuilt from its YAML.
     (tmp_path / "out").rename(tmp_path / "gone")
-    r = subprocess.run(
-        [sys.executable, "-m", "lwdet.study", str(config), "--rebench", "--no-report"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=900,
-    )
+    r = _study(config, "--rebench", "--no-report")
     assert r.returncode == 0, r.stderr[-3000:]
     assert "adopted 1 finished detectors" in r.stderr
     kept = next(csv.DictReader((tmp_path / "out" / "results.csv").open()))
