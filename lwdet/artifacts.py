@@ -112,6 +112,9 @@ class ExportMeta:
     # optional, added after export by tools/pi_numerics.py report --record: the per-board numerics measured under
     # emulation and the runtime's per-board fp16 default (docs: deploy/raspberry-pi/README.md section 8)
     board_numerics: dict = field(default_factory=dict)
+    # what the export folded before conversion (lwdet.reparam): {"blocks", "params_trained", "params_deployed"};
+    # empty when the detector has no re-parameterizable branches
+    reparameterized: dict = field(default_factory=dict)
     version: int = EXPORT_META_VERSION
 
     REQUIRED = ("version", "format", "model", "names", "imgsz", "input", "output")

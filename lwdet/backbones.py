@@ -29,10 +29,13 @@ class BackboneSpec:
     source: str  # "timm" | "torchvision"
     model: str  # name in the source library
     family: str  # short name accepted by train.py --backbone (the family's default width is registered first)
+    # timm only: the blocks whose outputs are P3/P4/P5 (``forward_intermediates(extra_blocks=True)`` indices, 0 = the
+    # stem); None = the deepest ``features_only`` map at each stride
+    taps: tuple[int, int, int] | None = None
 
 
-def _timm(name: str, family: str) -> BackboneSpec:
-    return BackboneSpec(name, "timm", name, family)
+def _timm(name: str, family: str, taps: tuple[int, int, int] | None = None) -> BackboneSpec:
+    return BackboneSpec(name, "timm", name, family, taps)
 
 
 def _tv_shufflenet(width: str, family: str = "shufflenetv2") -> BackboneSpec:
@@ -57,6 +60,19 @@ _SPECS = [
     _tv_shufflenet("200"),
     _timm("mobilenetv2_100", "mobilenetv2"),
     _timm("mobilenetv2_050", "mobilenetv2"),
+    # backbones designed for ARM CPUs (issue 28): RepGhostNet and MobileOne train with re-parameterizable branches
+    # and are fused before any export or count (lwdet.reparam)
+    _timm("repghostnet_050", "repghostnet"),
+    _timm("repghostnet_080", "repghostnet"),
+    _timm("repghostnet_100", "repghostnet"),
+    _timm("lcnet_050", "lcnet"),
+    _timm("lcnet_075", "lcnet"),
+    _timm("lcnet_100", "lcnet"),
+    # MobileNetV4's last block is a 1x1 conv to 960 channels (480 at 0.5) kept for the classifier; P5 is tapped at the
+    # block before it (128 / 64 channels): docs/models.md "P5 taps" has the timing that chose it
+    _timm("mobilenetv4_conv_small_050", "mobilenetv4", taps=(2, 3, 4)),
+    _timm("mobilenetv4_conv_small", "mobilenetv4", taps=(2, 3, 4)),
+    _timm("mobileone_s0", "mobileone"),
 ]
 BACKBONES: dict[str, BackboneSpec] = {s.name: s for s in _SPECS}
 FAMILIES: dict[str, str] = {}
@@ -91,6 +107,31 @@ class TimmFeatures(nn.Module):
 
     def forward(self, x):
         return self.body(x)  # [(B, C3, H/8, W/8), (B, C4, H/16, W/16), (B, C5, H/32, W/32)]
+
+
+class TimmTaps(nn.Module):
+    """A timm network cut after its P5 tap, returning the outputs of three chosen blocks (timm's own
+    ``prune_intermediate_layers`` / ``forward_intermediates``): for backbones whose last ``features_only`` map is a
+    wide classifier layer. Channels and strides are read from a dry run of the pruned network."""
+
+    def __init__(self, model_name: str, taps: tuple[int, int, int]):
+        super().__init__()
+        import timm
+
+        self.taps = list(taps)
+        self.body = timm.create_model(model_name, pretrained=False)
+        self.body.prune_intermediate_layers(self.taps, prune_head=True, extra_blocks=True)
+        was = self.body.training
+        with torch.no_grad():
+            feats = self.body.eval().forward_intermediates(
+                torch.zeros(1, 3, 64, 64), indices=self.taps, intermediates_only=True, extra_blocks=True
+            )
+        self.body.train(was)
+        self.channels = tuple(int(f.shape[1]) for f in feats)
+        self.reductions = tuple(64 // int(f.shape[-1]) for f in feats)
+
+    def forward(self, x):
+        return self.body.forward_intermediates(x, indices=self.taps, intermediates_only=True, extra_blocks=True)
 
 
 @cache
@@ -132,7 +173,7 @@ _BUILDERS: dict[str, Callable[[str], nn.Module]] = {"timm": TimmFeatures, "torch
 def build_backbone(name: str, pretrained: str | Path | None = None) -> nn.Module:
     """Build a registered backbone; ``pretrained`` is a local state-dict file (nothing is ever downloaded)."""
     spec = get_spec(name)
-    module = _BUILDERS[spec.source](spec.model)
+    module = TimmTaps(spec.model, spec.taps) if spec.taps else _BUILDERS[spec.source](spec.model)
     if tuple(module.reductions) != STRIDES:
         raise RuntimeError(f"backbone '{name}' gives strides {module.reductions}, expected {STRIDES}")
     if pretrained:
@@ -155,7 +196,9 @@ def load_pretrained(module: nn.Module, path: str | Path, name: str) -> None:
         state = state.get("state_dict", state.get("model"))
     if not isinstance(state, dict):
         raise ValueError(f"{path}: expected a state dict (name -> tensor), got {type(state).__name__}")
-    prefix = "body." if isinstance(module, TimmFeatures) else ""  # timm features keep the classifier's key names
+    prefix = (
+        "body." if isinstance(module, (TimmFeatures, TimmTaps)) else ""
+    )  # timm features keep the classifier's key names
     own = module.state_dict()
     matched = {k: state[k[len(prefix) :]] for k in own if k[len(prefix) :] in state}
     wrong = [k for k, v in matched.items() if v.shape != own[k].shape]

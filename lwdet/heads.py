@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from ultralytics.nn.modules import Conv, Detect, DWConv
+from ultralytics.nn.modules import Conv, Detect, DWConv, RepConv
 from ultralytics.nn.modules.block import DFL
 
 
@@ -77,15 +77,22 @@ class SlimDetect(Detect):
     Per level and branch: a full 3x3 conv from the input width to ``width``, a second full 3x3 conv at ``width``, then
     the 1x1 prediction conv: the engine's YOLOv5 head (two full 3x3 convs per branch) with ``width`` channels instead
     of 64 or more. At width 32 on a 64-channel neck that is ~3/8 of the engine head's multiply-adds, and every conv
-    still mixes channels and space together (what the depthwise-separable LiteDetect branches do not).
+    still mixes channels and space together (what the depthwise-separable LiteDetect branches do not). ``rep``: each
+    3x3 conv trains as the engine's RepConv (RepVGG branches) and deploys as one 3x3 conv, as PP-PicoDet and YOLOv6 do.
     """
 
-    def __init__(self, nc: int = 80, reg_max: int = 16, ch: tuple[int, ...] | list[int] = (), width: int = 32):
+    def __init__(
+        self, nc: int = 80, reg_max: int = 16, ch: tuple[int, ...] | list[int] = (), width: int = 32, rep: bool = False
+    ):
         _init_bare(self, nc, reg_max, ch)
+
+        def conv3(c1: int, c2: int) -> nn.Module:  # rep: 3x3 + 1x1 (+ identity BN when c1 == c2), folded at export
+            return RepConv(c1, c2, 3, 1, 1, bn=c1 == c2) if rep else Conv(c1, c2, 3)
+
         self.cv2 = nn.ModuleList(
-            nn.Sequential(Conv(c, width, 3), Conv(width, width, 3), nn.Conv2d(width, 4 * reg_max, 1)) for c in ch
+            nn.Sequential(conv3(c, width), conv3(width, width), nn.Conv2d(width, 4 * reg_max, 1)) for c in ch
         )
         self.cv3 = nn.ModuleList(
-            nn.Sequential(Conv(c, width, 3), Conv(width, width, 3), nn.Conv2d(width, nc, 1)) for c in ch
+            nn.Sequential(conv3(c, width), conv3(width, width), nn.Conv2d(width, nc, 1)) for c in ch
         )
         self.dfl = DFL(reg_max) if reg_max > 1 else nn.Identity()

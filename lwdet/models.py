@@ -31,6 +31,7 @@ NECKS = ("sppf", "aspp", "lite", "nano", "p45")  # --neck: the P5 block of the C
 HEAD_KINDS = ("yolo", "slim", "lite", "nano")
 NECK_SUFFIX = {"sppf": "", "aspp": "-aspp", "lite": "-litepan", "nano": "-nanopan", "p45": "-p45pan"}
 HEAD_SUFFIX = {"yolo": "", "slim": "-slimhead", "lite": "-litehead", "nano": "-nanohead"}
+REP_SUFFIX = "-rep"  # --rep: the neck's depthwise and the head's 3x3 convs re-parameterizable (RepConv)
 ACTIVATIONS = {
     "SiLU": nn.SiLU,
     "ReLU": nn.ReLU,
@@ -303,6 +304,30 @@ class LwdetModel(DetectionModel):
         if verbose:
             self.info()
 
+    def fuse(self, verbose: bool = True, imgsz: int = 640):
+        """The engine's fuse (conv + BN; its ``RepConv`` branches), after folding the timm backbone's re-parameterizable
+        branches (RepGhostNet, MobileOne: ``lwdet.reparam``). What changed is kept in ``self.reparameterized``."""
+        from lwdet import reparam
+
+        blocks = reparam.branches(self)
+        params = sum(p.numel() for p in self.parameters())
+        if blocks:
+            reparam.reparameterize(self)
+        fused = super().fuse(verbose=verbose, imgsz=imgsz)
+        if blocks:
+            self.reparameterized = {
+                "blocks": blocks,
+                "params_trained": params,
+                "params_deployed": sum(p.numel() for p in self.parameters()),
+            }
+            LOGGER.info(
+                "re-parameterized %d blocks: %d -> %d parameters",
+                blocks,
+                params,
+                self.reparameterized["params_deployed"],
+            )
+        return fused
+
 
 def build_model(cfg: str | Path | dict, ch: int = 3, nc: int | None = None, verbose: bool = True) -> DetectionModel:
     """The detector a model YAML (path, shipped name or engine name such as 'yolo26n.yaml') or spec dict describes.
@@ -324,8 +349,9 @@ def _is_backbone(m: nn.Module) -> bool:
     return getattr(m, "type", None) == "Backbone"
 
 
-def model_yaml(backbone: str = BASELINE, neck: str = "sppf", head: str = "yolo") -> Path:
-    """Resolve a backbone name (family or full width), neck and head to a shipped model YAML."""
+def model_yaml(backbone: str = BASELINE, neck: str = "sppf", head: str = "yolo", rep: bool = False) -> Path:
+    """Resolve a backbone name (family or full width), neck, head and ``rep`` (re-parameterizable neck and head) to a
+    shipped model YAML."""
     if neck not in NECKS:
         raise ValueError(f"neck '{neck}' is not known{suggest(neck, NECKS)} Known: {', '.join(NECKS)}")
     if head not in HEAD_KINDS:
@@ -335,7 +361,17 @@ def model_yaml(backbone: str = BASELINE, neck: str = "sppf", head: str = "yolo")
         choices = [BASELINE, *FAMILIES, *BACKBONES]
         raise ValueError(f"backbone '{backbone}' is not known{suggest(backbone, choices)} Known: {', '.join(choices)}")
     stem = BASELINE if name == BASELINE else f"{BASELINE}-{name}"
-    path = MODEL_DIR / f"{stem}{NECK_SUFFIX[neck]}{HEAD_SUFFIX[head]}.yaml"
+    path = MODEL_DIR / f"{stem}{NECK_SUFFIX[neck]}{HEAD_SUFFIX[head]}{REP_SUFFIX if rep else ''}.yaml"
+    if rep and not path.is_file():
+        pairs = [
+            f"--neck {n} --head {h}"
+            for n in NECKS
+            for h in HEAD_KINDS
+            if (MODEL_DIR / f"{stem}{NECK_SUFFIX[n]}{HEAD_SUFFIX[h]}{REP_SUFFIX}.yaml").is_file()
+        ]
+        raise FileNotFoundError(
+            f"{path}: --rep is shipped for {', '.join(pairs)} only; got neck '{neck}' and head '{head}'"
+        )
     if not path.is_file():
         shipped = [
             f"--neck {n} --head {h}"

@@ -8,11 +8,12 @@ so a width mistake fails at build time with the row named.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from torch import nn
-from ultralytics.nn.modules import C3, SPPF, C2f, C3Ghost, Concat, Conv, Detect, DWConv, GhostConv, Index
+from ultralytics.nn.modules import C3, SPPF, C2f, C3Ghost, Concat, Conv, Detect, DWConv, GhostConv, Index, RepConv
 
 from lwdet.backbones import BACKBONES, build_backbone
 from lwdet.heads import LiteDetect, SlimDetect
@@ -85,6 +86,24 @@ def _conv_like(cls, repeats=False):
     return ModuleDef(build, repeats=repeats)
 
 
+def _rep_conv(depthwise: bool) -> ModuleDef:
+    """[c2, k=3, s=1]: the engine's RepConv (RepVGG: a 3x3 and a 1x1 branch, each with BN, plus an identity BN branch
+    when input and output match and s == 1), full or depthwise (groups = gcd(c1, c2), as DWConv); it trains with its
+    branches and ``DetectionModel.fuse`` folds them into one 3x3 conv."""
+
+    def build(c1, args, n, ctx):
+        if not args:
+            raise RowError("RepConv needs its output channels as first argument")
+        c2, k, s = (list(args) + [3, 1][len(args) - 1 :])[:3]
+        _check_ints([c2, k, s], "RepConv's [channels, kernel, stride]")
+        if k != 3:
+            raise RowError(f"RepConv folds into a 3x3 conv: kernel must be 3, got {k}")
+        g = math.gcd(c1, c2) if depthwise else 1
+        return Built(RepConv(c1, c2, 3, s, 1, g, bn=c1 == c2 and s == 1), c2, [c1, c2, 3, s, 1, g])
+
+    return ModuleDef(build)
+
+
 def _upsample(c1, args, n, ctx):
     size, scale, mode = (list(args) + [None, 2, "nearest"][len(args) :])[:3]
     if mode not in ("nearest", "bilinear"):
@@ -129,11 +148,15 @@ def _lite_detect(c_in, args, n, ctx):
 
 
 def _slim_detect(c_in, args, n, ctx):
-    """[nc, width]: the engine's two full 3x3 convs per branch at ``width`` channels (default 32)."""
+    """[nc, width, rep]: the engine's two full 3x3 convs per branch at ``width`` channels (default 32); ``rep``: as
+    re-parameterizable RepConv blocks (default false)."""
     nc = _classes(args, ctx)
     width = args[1] if len(args) > 1 else 32
+    rep = args[2] if len(args) > 2 else False
     _check_ints([width], "width")
-    return Built(SlimDetect(nc, 16, list(c_in), width), 0, [nc, 16, list(c_in), width])
+    if not isinstance(rep, bool):
+        raise RowError(f"SlimDetect's 'rep' must be true or false, got {rep!r}")
+    return Built(SlimDetect(nc, 16, list(c_in), width, rep), 0, [nc, 16, list(c_in), width, rep])
 
 
 def _backbone(c1, args, n, ctx):
@@ -167,6 +190,8 @@ MODULES: dict[str, ModuleDef] = {
     "Index": ModuleDef(_index),
     "Conv": _conv_like(Conv),
     "DWConv": _conv_like(DWConv),
+    "RepConv": _rep_conv(depthwise=False),
+    "RepDWConv": _rep_conv(depthwise=True),
     "GhostConv": _conv_like(GhostConv),
     "C3": _conv_like(C3, repeats=True),
     "C3Ghost": _conv_like(C3Ghost, repeats=True),

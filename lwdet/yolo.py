@@ -28,7 +28,8 @@ class YOLO(_EngineYOLO):
         from lwdet.engine_models import engine_cfg_dir
 
         resolved = resolve_yaml(cfg)  # 'yolov5n.yaml' is lwdet's shipped YAML, 'yolo26n.yaml' the engine's
-        super()._new(cfg if engine_cfg_dir() in resolved.resolve().parents else str(resolved), task, verbose)
+        engine = engine_cfg_dir().resolve() in resolved.resolve().parents  # both resolved: site-packages may be a link
+        super()._new(cfg if engine else str(resolved), task, verbose)
 
     def _load(self, weights: str, task: str | None = None) -> None:
         if str(weights).lower().endswith(".pt"):

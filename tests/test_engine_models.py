@@ -47,6 +47,20 @@ def test_lwdet_yolo_builds_engine_names_and_keeps_lwdet_names_for_its_own():
         lwdet.YOLO("yolo26n.pt")
 
 
+def test_lwdet_yolo_builds_engine_names_when_the_engine_is_reached_through_a_symlink(tmp_path, monkeypatch):
+    import ultralytics
+
+    from lwdet import engine_models
+
+    link = tmp_path / "site-packages-link"  # a venv behind a symlinked folder: the engine's files are not resolved
+    link.symlink_to(Path(ultralytics.__file__).parent.parent, target_is_directory=True)
+    monkeypatch.setattr(engine_models, "engine_cfg_dir", lambda: link / "ultralytics" / "cfg" / "models")
+    assert engine_models.engine_yaml("yolo26n.yaml").is_relative_to(link)
+    model = lwdet.YOLO("yolo26n.yaml").model
+    assert type(model) is DetectionModel and model.yaml["scale"] == "n"
+    assert type(lwdet.YOLO("yolov5n.yaml").model) is LwdetModel
+
+
 def _variant(tmp_path, name="yolo26n.yaml", **change):
     spec = yaml.safe_load(engine_yaml("yolo26n.yaml").read_text())
     for key, value in change.items():

@@ -40,6 +40,12 @@ def build_parser():
         "head, docs/head-ablation); lite: LiteDetect (depthwise); nano: LiteDetect without DFL",
     )
     ap.add_argument(
+        "--rep",
+        action="store_true",
+        help="re-parameterizable neck and head (RepConv: 3x3 + 1x1 + identity-BN branches in training, one conv "
+        "once exported; for --neck lite / p45 with --head slim)",
+    )
+    ap.add_argument(
         "--model",
         type=Path,
         help="train this model YAML instead of --backbone/--neck: a file, or an "
@@ -118,7 +124,7 @@ def _train(args) -> int:
     from lwdet.training import DataCheckError, TrainingInterrupted, new_run_dir, train
 
     data = args.data or DEFAULT_DATA
-    yaml_path = args.model or model_yaml(args.backbone, args.neck, args.head)
+    yaml_path = args.model or model_yaml(args.backbone, args.neck, args.head, args.rep)
     project = args.project or Path("runs") / data.stem
     if args.resume:
         run_dir = project.resolve() / args.name

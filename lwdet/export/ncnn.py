@@ -122,8 +122,9 @@ def export_ncnn(
             source={"weights": source.name if source else None, "sha256": _sha256(source) if source else None},
             versions=_versions(),
             date=metadata["date"],
+            reparameterized=dict(getattr(ready, "reparameterized", {})),
         ).save(folder)
-        report = _checked(model, source, folder, dst, hw, half, data, map_check)
+        report = _checked(model, ready, source, folder, dst, hw, half, data, map_check)
         report.save(folder / PARITY_FILE)
         _move_into_place(folder, dst, overwrite)
     LOGGER.info("ncnn export: %s", dst)

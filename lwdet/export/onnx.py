@@ -78,7 +78,7 @@ def export_onnx(
             model, hw, "onnx", half, data=None, dynamic=False, opset=opset, simplify=True, nms=False, fraction=1.0
         )
         _build_onnx(ready, im, file, half, metadata, opset)
-        report = _checked(model, source, file, dst, hw, half, data, map_check)
+        report = _checked(model, ready, source, file, dst, hw, half, data, map_check)
         sidecar = report.save(tmp / parity_file(dst).name)
         _move_into_place(file, dst, overwrite)
         os.replace(sidecar, parity_file(dst))

@@ -18,6 +18,7 @@ from torch import nn
 from lwdet.artifacts import parity_file
 from lwdet.export.prepare import check_imgsz, load_model, model_name
 from lwdet.export.runners import _NcnnRunner, _OnnxRunner, export_format
+from lwdet.reparam import branches
 
 LOGGER = logging.getLogger(__name__)
 
@@ -78,6 +79,10 @@ class ParityReport:
     data: str | None = None
     failures: list[str] = field(default_factory=list)
     map_check: str | None = None  # None: mAP not compared; "compared"; VACUOUS: PyTorch mAP50-95 was 0
+    # the PyTorch side's blocks with training-time branches (the trained model as it is; 0 for most detectors) and
+    # what the export folded (lwdet.reparam: blocks, params_trained, params_deployed; empty when nothing)
+    reference_branches: int = 0
+    reparameterized: dict = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -247,6 +252,7 @@ def _compare(
             score_tolerance=tol.score,
             data=str(data) if data else None,
             failures=failures,
+            reference_branches=branches(model),
         )
         if not (box <= report.box_tolerance):  # also catches NaN
             failures.append(f"boxes max |diff| {box:.3g} px > {report.box_tolerance:.3g} px")
@@ -286,10 +292,14 @@ def read_parity(export_path: str | Path) -> ParityReport:
     return ParityReport.from_dict(json.loads(parity_file(export_path).read_text(encoding="utf-8")))
 
 
-def _checked(model: nn.Module, source: Path | None, built: Path, dst: Path, hw, half, data, map_check) -> ParityReport:
-    """Parity of the staged export; the report names the destination (the staging folder is about to go)."""
+def _checked(
+    model: nn.Module, ready: nn.Module, source: Path | None, built: Path, dst: Path, hw, half, data, map_check
+) -> ParityReport:
+    """Parity of the staged export built from ``ready`` (``model`` fused); the report names the destination (the
+    staging folder is about to go) and what re-parameterization folded."""
     report = _compare(model, built, hw, half, data, map_check)
     report.path, report.source = str(dst), str(source or model_name(model))
+    report.reparameterized = dict(getattr(ready, "reparameterized", {}))
     if report.failures:
         raise ParityError(report)
     return report

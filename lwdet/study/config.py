@@ -16,8 +16,10 @@ from lwdet.errors import ConfigError
 
 CONFIG_KEYS = {"name", "data", "out", "budget", "detectors", "baseline_seeds", "bench", "export", "report", "sliced"}
 # a detector row: {backbone, neck, head} (lwdet's parts) or {model} (a model YAML: lwdet's, or the engine's own
-# name such as yolo26n.yaml); optional id (its run name), teacher (another row's id) and distill_weight
-DETECTOR_KEYS = {"backbone", "neck", "head", "model", "id", "teacher", "distill_weight"}
+# name such as yolo26n.yaml); optional id (its run name), teacher (another row's id), distill_weight and seeds (more
+# runs of the row with these seeds, named <id>-seed<N>, as baseline_seeds does for the first row); rep: true for the
+# re-parameterizable neck and head (lwdet train --rep)
+DETECTOR_KEYS = {"backbone", "neck", "head", "rep", "model", "id", "teacher", "distill_weight", "seeds"}
 BUDGET_DEFAULTS = {"epochs": 30, "imgsz": 320, "batch": 16, "seed": 0, "device": "cpu", "workers": 2, "plots": False}
 # parts: lwdet.parts split timing; peers: a folder of peer .param graphs timed at the study's imgsz ("" for none)
 # onnx: also export ONNX and time it in onnxruntime at 1 thread (the column onnx_ms_t1)
@@ -70,15 +72,21 @@ def _detector(path: Path, i: int, d) -> dict:
     if not isinstance(d, dict) or not ({"backbone", "model"} & set(d)):
         raise StudyConfigError(f"{where} must be a mapping with 'backbone' (and 'neck', 'head') or 'model'")
     strict(where, d, DETECTOR_KEYS)
-    if "model" in d and {"backbone", "neck", "head"} & set(d):
-        raise StudyConfigError(f"{where}: give either 'model' or 'backbone'/'neck'/'head', not both")
+    if "model" in d and {"backbone", "neck", "head", "rep"} & set(d):
+        raise StudyConfigError(f"{where}: give either 'model' or 'backbone'/'neck'/'head'/'rep', not both")
+    if not isinstance(d.get("rep", False), bool):
+        raise StudyConfigError(f"{where}: rep must be true or false, got {d['rep']!r}")
     if "distill_weight" in d:
         if not d.get("teacher"):
             raise StudyConfigError(f"{where}: 'distill_weight' without a 'teacher'")
         w = d["distill_weight"]
         if isinstance(w, bool) or not isinstance(w, (int, float)) or w <= 0:
             raise StudyConfigError(f"{where}: distill_weight must be a positive number, got {w!r}")
+    seeds = d.get("seeds", [])
+    if not isinstance(seeds, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in seeds):
+        raise StudyConfigError(f"{where}: seeds must be a list of integers, got {seeds!r}")
     row = {
+        "seeds": seeds,
         "id": str(d["id"]) if d.get("id") else None,
         "teacher": str(d["teacher"]) if d.get("teacher") else None,
         "distill_weight": float(d["distill_weight"]) if "distill_weight" in d else None,
@@ -95,6 +103,7 @@ def _detector(path: Path, i: int, d) -> dict:
         "backbone": str(d["backbone"]),
         "neck": str(d.get("neck", "sppf")),
         "head": str(d.get("head", "yolo")),
+        "rep": d.get("rep", False),
     }
 
 

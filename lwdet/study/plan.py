@@ -41,12 +41,13 @@ def _rows(cfg: dict) -> list[dict]:
             parts = {"backbone": stem, "neck": "", "head": ""}
         else:
             try:
-                source = model_yaml(d["backbone"], d["neck"], d["head"])
+                source = model_yaml(d["backbone"], d["neck"], d["head"], d.get("rep", False))
             except (ValueError, FileNotFoundError) as e:
                 raise StudyConfigError(f"{where}: detectors[{i}]: {e}") from None
             stem, parts = source.stem, {k: d[k] for k in ("backbone", "neck", "head")}
         name = d.get("id") or (f"{stem}-distill-{d['teacher']}" if d.get("teacher") else stem)
-        for s in [seed, *(cfg["baseline_seeds"] if i == 0 else [])]:
+        extra = [*(cfg["baseline_seeds"] if i == 0 else []), *d.get("seeds", [])]
+        for s in [seed, *(x for x in dict.fromkeys(extra) if x != seed)]:
             runs.append(
                 {
                     "name": name if s == seed else f"{name}-seed{s}",

@@ -1,0 +1,90 @@
+"""Re-parameterization: a model trains with parallel branches and deploys each block as one convolution.
+
+Two kinds of block carry training-time branches in lwdet detectors: timm's (RepGhostNet's identity-BN branch,
+MobileOne's over-parameterized 3x3 / 1x1 / identity branches), folded by timm's own ``reparameterize_model``, and
+the engine's ``RepConv`` (3x3 + 1x1 + identity-BN, lwdet's ``--rep`` neck and head), folded by the engine's
+``DetectionModel.fuse``. ``reparameterize`` does the first and says what it changed; ``LwdetModel.fuse`` calls it
+before the engine's fuse, so every path that fuses a model (export, bench of a checkpoint, the engine's validator)
+deploys the folded graph. Training never calls it.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from torch import nn
+
+LOGGER = logging.getLogger(__name__)
+
+# method names timm's reparameterize_model calls (besides ``fuse``, which it replaces the module with)
+_TIMM_METHODS = ("reparameterize", "switch_to_deploy")
+
+
+def _timm_bodies(model: nn.Module) -> list[nn.Module]:
+    """The timm networks inside lwdet backbones (``TimmFeatures`` / ``TimmTaps`` keep theirs as ``body``)."""
+    from lwdet.backbones import TimmFeatures, TimmTaps
+
+    return [m.body for m in model.modules() if isinstance(m, (TimmFeatures, TimmTaps))]
+
+
+def branches(model: nn.Module) -> int:
+    """How many blocks of ``model`` still carry training-time branches (0 once re-parameterized)."""
+    from ultralytics.nn.modules import RepConv
+
+    n = sum(1 for m in model.modules() if isinstance(m, RepConv) and hasattr(m, "conv1"))
+    for body in _timm_bodies(model):
+        for m in body.modules():
+            if any(hasattr(m, a) for a in _TIMM_METHODS) and _has_branches(m):
+                n += 1
+    return n
+
+
+def _has_branches(m: nn.Module) -> bool:
+    """A timm re-parameterizable block not yet folded (each family marks the folded state its own way)."""
+    if hasattr(m, "fusion_bn") or hasattr(m, "fusion_conv"):  # RepGhostModule: lists emptied when folded
+        return bool(len(getattr(m, "fusion_bn", [])) or len(getattr(m, "fusion_conv", [])))
+    if hasattr(m, "reparam_conv"):  # MobileOneBlock and the other byobnet rep blocks
+        return m.reparam_conv is None
+    return True  # a kind lwdet does not know: assume it has branches, reparameterize_model will fold it
+
+
+def reparameterize(model: nn.Module) -> dict:
+    """Fold the training-time branches of every timm backbone in ``model``, in place; eval mode needed (BN stats).
+
+    Returns what changed: ``{"blocks": folded blocks, "params_trained": ..., "params_deployed": ...}``; ``{}`` when
+    nothing had branches. The engine's ``RepConv`` blocks are counted here but folded by ``DetectionModel.fuse``.
+    """
+    from timm.utils.model import reparameterize_model
+
+    before_blocks = branches(model)
+    if not before_blocks:
+        return {}
+    params_before = sum(p.numel() for p in model.parameters())
+    for body in _timm_bodies(model):
+        reparameterize_model(body, inplace=True)
+    return {
+        "blocks": before_blocks - branches(model),
+        "params_trained": params_before,
+        "params_deployed": sum(p.numel() for p in model.parameters()),
+    }
+
+
+def fold_all(model: nn.Module) -> dict:
+    """Every branch folded, timm's and the engine's ``RepConv`` (without fusing BatchNorm elsewhere): the graph the
+    export deploys, for counting. In place; returns what changed, as ``reparameterize``."""
+    from ultralytics.nn.modules import RepConv
+
+    before_blocks = branches(model)
+    if not before_blocks:
+        return {}
+    params_before = sum(p.numel() for p in model.parameters())
+    reparameterize(model)
+    for m in model.modules():
+        if isinstance(m, RepConv) and hasattr(m, "conv1"):
+            m.fuse_convs()
+            m.forward = m.forward_fuse
+    return {
+        "blocks": before_blocks,
+        "params_trained": params_before,
+        "params_deployed": sum(p.numel() for p in model.parameters()),
+    }
