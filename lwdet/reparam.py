@@ -48,20 +48,29 @@ def _has_branches(m: nn.Module) -> bool:
     return True  # a kind lwdet does not know: assume it has branches, reparameterize_model will fold it
 
 
+def fold_timm(network: nn.Module) -> bool:
+    """Fold a timm network's re-parameterizable blocks in place (timm's ``reparameterize_model``); False when it has
+    none (then nothing is touched: timm's walk would also replace any module that has a ``fuse`` method)."""
+    from timm.utils.model import reparameterize_model
+
+    if not any(hasattr(m, a) for m in network.modules() for a in _TIMM_METHODS):
+        return False
+    reparameterize_model(network, inplace=True)
+    return True
+
+
 def reparameterize(model: nn.Module) -> dict:
     """Fold the training-time branches of every timm backbone in ``model``, in place; eval mode needed (BN stats).
 
     Returns what changed: ``{"blocks": folded blocks, "params_trained": ..., "params_deployed": ...}``; ``{}`` when
     nothing had branches. The engine's ``RepConv`` blocks are counted here but folded by ``DetectionModel.fuse``.
     """
-    from timm.utils.model import reparameterize_model
-
     before_blocks = branches(model)
     if not before_blocks:
         return {}
     params_before = sum(p.numel() for p in model.parameters())
     for body in _timm_bodies(model):
-        reparameterize_model(body, inplace=True)
+        fold_timm(body)
     return {
         "blocks": before_blocks - branches(model),
         "params_trained": params_before,

@@ -15,7 +15,18 @@ def test_outputs_match_declared_channels_and_strides(name):
 
 
 def test_every_family_default_is_registered():
-    assert set(FAMILIES) == {"ghostnet", "mnasnet", "mobilenetv3", "mobilenetv3_small", "shufflenetv2", "mobilenetv2"}
+    assert set(FAMILIES) == {
+        "ghostnet",
+        "mnasnet",
+        "mobilenetv3",
+        "mobilenetv3_small",
+        "shufflenetv2",
+        "mobilenetv2",
+        "repghostnet",
+        "lcnet",
+        "mobilenetv4",
+        "mobileone",
+    }
     assert all(name in BACKBONES for name in FAMILIES.values())
 
 
@@ -53,3 +64,25 @@ def test_pretrained_weights_of_another_model_are_refused(tmp_path):
     torch.save({"fc.weight": torch.zeros(2, 2)}, path)
     with pytest.raises(ValueError, match="no tensor name matches"):
         build_backbone("ghostnet_050", pretrained=path)
+
+
+def test_mobilenetv4_p5_is_tapped_before_its_wide_classifier_layer():
+    """timm's last features_only map of MobileNetV4-small is a 1x1 conv to 960 channels; lwdet taps the block before."""
+    import timm
+
+    net = build_backbone("mobilenetv4_conv_small")
+    assert timm.create_model("mobilenetv4_conv_small", features_only=True).feature_info.channels()[-1] == 960
+    assert net.channels == (64, 96, 128) and len(net.body.blocks) == 4  # pruned after the tap: no 960-wide layer
+    assert not any(p.shape[0] == 960 for p in net.parameters())
+
+
+@pytest.mark.parametrize("name", ["mobilenetv4_conv_small_050", "repghostnet_050"])
+def test_pretrained_classifier_weights_load_into_tapped_and_rep_backbones(tmp_path, name):
+    import timm
+
+    classifier = timm.create_model(name, pretrained=False)
+    path = tmp_path / "weights.pth"
+    torch.save(classifier.state_dict(), path)
+    net = build_backbone(name, pretrained=path)
+    key = "conv_stem.weight"
+    assert torch.equal(net.state_dict()["body." + key], classifier.state_dict()[key])

@@ -41,8 +41,10 @@ def test_shipped_yamls_cover_every_backbone_with_every_neck_and_head():
             f"{b}-p45pan-nanohead",
             f"{b}-litepan-slimhead",
             f"{b}-p45pan-slimhead",
+            f"{b}-litepan-slimhead-rep",
+            f"{b}-p45pan-slimhead-rep",
         } <= names
-    assert len(names) == 9 * (1 + len(BACKBONES))
+    assert len(names) == 11 * (1 + len(BACKBONES))
 
 
 def test_shipped_yamls_are_up_to_date_with_the_generator():

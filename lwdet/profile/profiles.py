@@ -15,6 +15,7 @@ from torch import nn
 from lwdet.artifacts import NCNN_BIN, NCNN_SUFFIX, check_imgsz, parity_file, resolve_source
 from lwdet.backbones import BackboneSpec, get_spec
 from lwdet.profile.counting import BYTES_PER_ELEMENT, CATEGORIES, measure
+from lwdet.reparam import fold_all, fold_timm
 from lwdet.units import MB
 
 LOGGER = logging.getLogger(__name__)
@@ -54,6 +55,9 @@ class Profile:
     layers: list[dict] = field(default_factory=list)  # per top-level block
     ops: list[dict] = field(default_factory=list)  # per counted op
     files: list[dict] = field(default_factory=list)  # {"path", "format", "fp16", "bytes"} of what exists
+    # counted on the deployed graph: training-time branches folded first (lwdet.reparam); what that changed
+    # ({"blocks", "params_trained", "params_deployed"}), empty when the model had none
+    reparameterized: dict = field(default_factory=dict)
     conventions: dict[str, str] = field(default_factory=lambda: dict(CONVENTIONS))
 
     def to_dict(self) -> dict:
@@ -225,9 +229,11 @@ def profile_detector(
 
     model, weights = resolve_detector(source, nc, trust)
     model = deployed(model.float().eval())  # what export runs: a YOLO26 head without its unused branch
+    folded = fold_all(model)  # ... and re-parameterized: the counts are the deployed graph's
     hw = check_imgsz(imgsz, int(max(model.stride)))  # lwdet.artifacts: the one input-size rule
     stem = Path(getattr(model, "yaml", {}).get("yaml_file", "") or source).stem
     profile = profile_model(model, hw, name=stem, kind="detector", source=str(source))
+    profile.reparameterized = folded
     profile.files = [f for d in _folders_of(source, weights) for f in file_sizes(d)]
     for f in profile.files:  # no parity report: fp16 weights take about half the fp32 bytes
         if f["fp16"] is None and f["format"] != "pt":
@@ -237,12 +243,15 @@ def profile_detector(
 
 # ----------------------------------------------------------------------------------------------------- classifiers
 def build_classifier(backbone: str | BackboneSpec, num_classes: int = 1000) -> nn.Module:
-    """The full ImageNet classifier that a registered backbone comes from, as its paper describes it (random init)."""
+    """The full ImageNet classifier that a registered backbone comes from, as its paper describes it (random init);
+    re-parameterizable blocks are folded, as the papers count them (deployed)."""
     spec = backbone if isinstance(backbone, BackboneSpec) else get_spec(backbone)
     if spec.source == "timm":
         import timm
 
-        return timm.create_model(spec.model, pretrained=False, num_classes=num_classes)
+        classifier = timm.create_model(spec.model, pretrained=False, num_classes=num_classes).eval()
+        fold_timm(classifier)
+        return classifier
     import torchvision
 
     return getattr(torchvision.models, spec.model)(weights=None, num_classes=num_classes)
@@ -266,6 +275,8 @@ def profile_backbone(backbone: str, imgsz: int = 320) -> Profile:
     from lwdet.backbones import build_backbone
 
     spec = get_spec(backbone)
-    return profile_model(
-        build_backbone(backbone), imgsz, name=spec.name, kind="backbone", source=f"{spec.source}:{spec.model}"
-    )
+    net = build_backbone(backbone).eval()
+    folded = fold_all(net)
+    profile = profile_model(net, imgsz, name=spec.name, kind="backbone", source=f"{spec.source}:{spec.model}")
+    profile.reparameterized = folded
+    return profile
