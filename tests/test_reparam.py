@@ -140,6 +140,9 @@ def test_profile_counts_the_deployed_graph_and_says_so():
     trained = profile_model(LwdetModel(MOBILEONE, verbose=False).eval(), 160, engine_gflops=False)
     assert p.reparameterized["blocks"] > 0 and p.reparameterized["params_deployed"] == p.params
     assert p.params < 0.5 * trained.params and p.macs < 0.5 * trained.macs  # MobileOne trains ~4x wider
+    from lwdet.profile.text import format_profile
+
+    assert "re-parameterized" in format_profile(p) and "re-parameterized" not in format_profile(trained)
     plain = profile_detector(MODEL_DIR / "yolov5n-shufflenetv2_050-litepan-slimhead.yaml", imgsz=160)
     rep = profile_detector(MODEL_DIR / "yolov5n-shufflenetv2_050-litepan-slimhead-rep.yaml", imgsz=160)
     assert plain.reparameterized == {} and rep.macs == plain.macs

@@ -17,6 +17,12 @@ def format_profile(p: Profile, layers: bool = True) -> str:
         f"  multiply-adds (MACs)    {p.macs / 1e6:9.1f} M   Conv2d + Linear only",
         f"  GFLOPs (2 x MACs)       {p.gflops:9.3f}     the engine's unit",
     ]
+    if p.reparameterized:
+        r = p.reparameterized
+        lines.append(
+            f"  re-parameterized        {r['blocks']:9d}     blocks folded before counting (the deployed graph; "
+            f"{r['params_trained'] / 1e6:.3f} M params as trained)"
+        )
     if p.engine_gflops:
         lines.append(
             f"  engine get_flops        {p.engine_gflops:9.3f}     GFLOPs; also charges BatchNorm and "
