@@ -154,6 +154,33 @@ def test_teachers_train_first_and_students_are_named_after_them(tmp_path):
         select(runs, ["yolo11"])
 
 
+def test_rows_with_seeds_and_rep_plan_their_runs(tmp_path):
+    runs = plan(
+        load_config(
+            _config(
+                tmp_path,
+                [
+                    {"backbone": "yolov5n"},
+                    {"backbone": "repghostnet", "neck": "lite", "head": "slim", "seeds": [1, 0, 2, 1]},
+                    {"backbone": "repghostnet", "neck": "lite", "head": "slim", "rep": True, "seeds": [3]},
+                ],
+                baseline_seeds=[1],
+            )
+        )
+    )
+    base = "yolov5n-repghostnet_050-litepan-slimhead"
+    assert [(r["name"], r["seed"]) for r in runs] == [
+        ("yolov5n", 0),
+        ("yolov5n-seed1", 1),
+        (base, 0),  # the config's seed once, repeats dropped
+        (f"{base}-seed1", 1),
+        (f"{base}-seed2", 2),
+        (f"{base}-rep", 0),
+        (f"{base}-rep-seed3", 3),
+    ]
+    assert Path(runs[-1]["yaml"]).name == f"{base}-rep.yaml" and runs[-1]["neck"] == "lite"
+
+
 def test_a_model_row_may_name_an_lwdet_yaml(tmp_path):
     (tmp_path / "mine.yaml").write_text((ROOT / "models" / "yaml" / "yolov5n.yaml").read_text())
     runs = plan(load_config(_config(tmp_path, [{"model": "yolov5n-ghostnet_100.yaml"}, {"model": "mine.yaml"}])))
@@ -187,6 +214,14 @@ def test_a_model_row_may_name_an_lwdet_yaml(tmp_path):
         ([{"model": "yolo26n"}], r"detectors\[0\]: model 'yolo26n' must be a model YAML"),
         ([{"backbone": "yolov5n", "techer": "x"}], r"detectors\[0\]: unknown key 'techer'; did you mean 'teacher'"),
         ([{"backbone": "yolov5n"}, {"backbone": "yolov5n"}], r"c.yaml: detectors repeat a run name \['yolov5n'\]"),
+        ([{"backbone": "yolov5n", "seeds": [1, "2"]}], r"detectors\[0\]: seeds must be a list of integers"),
+        ([{"backbone": "yolov5n", "seeds": 1}], r"detectors\[0\]: seeds must be a list of integers, got 1"),
+        ([{"backbone": "lcnet", "rep": "yes"}], r"detectors\[0\]: rep must be true or false, got 'yes'"),
+        ([{"model": "yolo26n.yaml", "rep": True}], r"detectors\[0\]: give either 'model' or 'backbone'"),
+        (
+            [{"backbone": "lcnet", "rep": True}],
+            r"detectors\[0\]: .*--rep is shipped for --neck lite --head slim, --neck p45 --head slim only",
+        ),
     ],
 )
 def test_teacher_and_model_row_errors_name_the_file_and_row(tmp_path, detectors, message):
