@@ -361,27 +361,19 @@ def model_yaml(backbone: str = BASELINE, neck: str = "sppf", head: str = "yolo",
         choices = [BASELINE, *FAMILIES, *BACKBONES]
         raise ValueError(f"backbone '{backbone}' is not known{suggest(backbone, choices)} Known: {', '.join(choices)}")
     stem = BASELINE if name == BASELINE else f"{BASELINE}-{name}"
-    path = MODEL_DIR / f"{stem}{NECK_SUFFIX[neck]}{HEAD_SUFFIX[head]}{REP_SUFFIX if rep else ''}.yaml"
-    if rep and not path.is_file():
-        pairs = [
-            f"--neck {n} --head {h}"
-            for n in NECKS
-            for h in HEAD_KINDS
-            if (MODEL_DIR / f"{stem}{NECK_SUFFIX[n]}{HEAD_SUFFIX[h]}{REP_SUFFIX}.yaml").is_file()
-        ]
-        raise FileNotFoundError(
-            f"{path}: --rep is shipped for {', '.join(pairs)} only; got neck '{neck}' and head '{head}'"
-        )
+    rep_suffix = REP_SUFFIX if rep else ""
+
+    def file(n: str, h: str) -> Path:
+        return MODEL_DIR / f"{stem}{NECK_SUFFIX[n]}{HEAD_SUFFIX[h]}{rep_suffix}.yaml"
+
+    path = file(neck, head)
     if not path.is_file():
-        shipped = [
-            f"--neck {n} --head {h}"
-            for n in NECKS
-            for h in HEAD_KINDS
-            if (MODEL_DIR / f"{stem}{NECK_SUFFIX[n]}{HEAD_SUFFIX[h]}.yaml").is_file()
-        ]
+        shipped = ", ".join(f"--neck {n} --head {h}" for n in NECKS for h in HEAD_KINDS if file(n, h).is_file())
+        if rep:
+            raise FileNotFoundError(f"{path}: --rep is shipped for {shipped} only; got neck '{neck}' and head '{head}'")
         raise FileNotFoundError(
             f"{path}: no shipped model YAML for backbone '{backbone}' with neck '{neck}' and head "
-            f"'{head}'; shipped for it: {', '.join(shipped)}"
+            f"'{head}'; shipped for it: {shipped}"
         )
     return path
 
