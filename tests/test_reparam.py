@@ -63,8 +63,9 @@ def outputs(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     ],
 )
 def test_fuse_folds_every_branch_exactly(stem):
-    model = calibrated(MODEL_DIR / f"{stem}.yaml")
-    x = torch.rand(1, 3, 96, 96)
+    """In float64, so the fold's arithmetic is compared and not fp32 rounding (random MobileOne nets amplify it)."""
+    model = calibrated(MODEL_DIR / f"{stem}.yaml").double()
+    x = torch.rand(1, 3, 96, 96, dtype=torch.float64)
     before, n = outputs(model, x), reparam.branches(model)
     fused = copy.deepcopy(model).fuse(verbose=False)
     after = outputs(fused, x)
@@ -72,7 +73,7 @@ def test_fuse_folds_every_branch_exactly(stem):
     assert fused.reparameterized["blocks"] == n
     assert fused.reparameterized["params_deployed"] < fused.reparameterized["params_trained"]
     scale = before.abs().max()
-    assert (after - before).abs().max() <= 1e-4 * scale  # float rounding, nothing more
+    assert (after - before).abs().max() <= 1e-9 * scale  # rounding, nothing more
     for m in fused.modules():  # one 3x3 conv per rep block, no branch left
         if isinstance(m, RepConv):
             assert isinstance(m.conv, nn.Conv2d) and m.conv.kernel_size == (3, 3)

@@ -148,6 +148,7 @@ def head(p3: int, p4: int, p5: int, h: int, neck: str, detect: str, rep: bool = 
 
 def render() -> dict:
     files = {}
+    channels = {name: build_backbone(name).channels for name in BACKBONES}  # read from each library, once
     for neck, head_kind, rep in [(n, h, False) for n, h in COMBOS] + [(n, h, True) for n, h in REP_COMBOS]:
         p5, n_text = NECKS[neck]
         detect, h_text = (REP_HEADS if rep else HEADS)[head_kind]
@@ -170,7 +171,7 @@ def render() -> dict:
             + head(4, 6, 8, 10 if p5 else 9, neck, detect, rep)
         )
         for name, spec in BACKBONES.items():
-            c3, c4, c5 = build_backbone(name).channels
+            c3, c4, c5 = channels[name]
             source = f"{spec.source} {spec.model}"
             rows = SWAP_BACKBONE.format(name=name, source=source, c3=c3, c4=c4, c5=c5) + (
                 P5_ROW.format(p5=p5, i=4) if p5 else ""
