@@ -309,24 +309,14 @@ class LwdetModel(DetectionModel):
         branches (RepGhostNet, MobileOne: ``lwdet.reparam``). What changed is kept in ``self.reparameterized``."""
         from lwdet import reparam
 
-        blocks = reparam.branches(self)
-        params = sum(p.numel() for p in self.parameters())
-        if blocks:
-            reparam.reparameterize(self)
-        fused = super().fuse(verbose=verbose, imgsz=imgsz)
-        if blocks:
-            self.reparameterized = {
-                "blocks": blocks,
-                "params_trained": params,
-                "params_deployed": sum(p.numel() for p in self.parameters()),
-            }
-            LOGGER.info(
-                "re-parameterized %d blocks: %d -> %d parameters",
-                blocks,
-                params,
-                self.reparameterized["params_deployed"],
-            )
-        return fused
+        def fold(model):  # timm's branches first: the engine's fuse does not know them
+            reparam.fold_timm_bodies(model)
+            DetectionModel.fuse(model, verbose=verbose, imgsz=imgsz)
+
+        if info := reparam.folded(self, fold):
+            self.reparameterized = info
+            LOGGER.info("re-parameterized %d blocks: %d -> %d parameters", *info.values())
+        return self
 
 
 def build_model(cfg: str | Path | dict, ch: int = 3, nc: int | None = None, verbose: bool = True) -> DetectionModel:

@@ -3,18 +3,16 @@
 Two kinds of block carry training-time branches in lwdet detectors: timm's (RepGhostNet's identity-BN branch,
 MobileOne's over-parameterized 3x3 / 1x1 / identity branches), folded by timm's own ``reparameterize_model``, and
 the engine's ``RepConv`` (3x3 + 1x1 + identity-BN, lwdet's ``--rep`` neck and head), folded by the engine's
-``DetectionModel.fuse``. ``reparameterize`` does the first and says what it changed; ``LwdetModel.fuse`` calls it
-before the engine's fuse, so every path that fuses a model (export, bench of a checkpoint, the engine's validator)
+``DetectionModel.fuse``. ``LwdetModel.fuse`` folds the first (``fold_timm_bodies``) before the engine's fuse and
+records what changed (``folded``), so every path that fuses a model (export, bench of a checkpoint, the engine's validator)
 deploys the folded graph. Training never calls it.
 """
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Callable
 
 from torch import nn
-
-LOGGER = logging.getLogger(__name__)
 
 # method names timm's reparameterize_model calls (besides ``fuse``, which it replaces the module with)
 _TIMM_METHODS = ("reparameterize", "switch_to_deploy")
@@ -59,41 +57,34 @@ def fold_timm(network: nn.Module) -> bool:
     return True
 
 
-def reparameterize(model: nn.Module) -> dict:
-    """Fold the training-time branches of every timm backbone in ``model``, in place; eval mode needed (BN stats).
-
-    Returns what changed: ``{"blocks": folded blocks, "params_trained": ..., "params_deployed": ...}``; ``{}`` when
-    nothing had branches. The engine's ``RepConv`` blocks are counted here but folded by ``DetectionModel.fuse``.
-    """
-    before_blocks = branches(model)
-    if not before_blocks:
-        return {}
-    params_before = sum(p.numel() for p in model.parameters())
+def fold_timm_bodies(model: nn.Module) -> None:
+    """Fold the re-parameterizable blocks of every timm backbone in ``model``, in place (eval mode: BN statistics)."""
     for body in _timm_bodies(model):
         fold_timm(body)
-    return {
-        "blocks": before_blocks - branches(model),
-        "params_trained": params_before,
-        "params_deployed": sum(p.numel() for p in model.parameters()),
-    }
 
 
-def fold_all(model: nn.Module) -> dict:
-    """Every branch folded, timm's and the engine's ``RepConv`` (without fusing BatchNorm elsewhere): the graph the
-    export deploys, for counting. In place; returns what changed, as ``reparameterize``."""
+def folded(model: nn.Module, fold: Callable[[nn.Module], object]) -> dict:
+    """Run ``fold(model)`` (in place) and say what it changed: ``{"blocks": blocks that had training-time branches,
+    "params_trained": ..., "params_deployed": ...}``, or ``{}`` when nothing had branches (``fold`` runs either way)."""
+    blocks = branches(model)
+    params = sum(p.numel() for p in model.parameters())
+    fold(model)
+    if not blocks:
+        return {}
+    return {"blocks": blocks, "params_trained": params, "params_deployed": sum(p.numel() for p in model.parameters())}
+
+
+def _fold_everything(model: nn.Module) -> None:
     from ultralytics.nn.modules import RepConv
 
-    before_blocks = branches(model)
-    if not before_blocks:
-        return {}
-    params_before = sum(p.numel() for p in model.parameters())
-    reparameterize(model)
+    fold_timm_bodies(model)
     for m in model.modules():
         if isinstance(m, RepConv) and hasattr(m, "conv1"):
             m.fuse_convs()
             m.forward = m.forward_fuse
-    return {
-        "blocks": before_blocks,
-        "params_trained": params_before,
-        "params_deployed": sum(p.numel() for p in model.parameters()),
-    }
+
+
+def fold_all(model: nn.Module) -> dict:
+    """Every branch folded, timm's and the engine's ``RepConv`` (BatchNorm elsewhere left as it is): the graph the
+    export deploys, for counting. In place; returns what changed (``folded``)."""
+    return folded(model, _fold_everything)
