@@ -14,20 +14,12 @@ from torch import nn
 from ultralytics.nn.modules import RepConv
 
 from lwdet import reparam
+from lwdet.backbones import BACKBONES
 from lwdet.models import MODEL_DIR, LwdetModel
 
 ROOT = Path(__file__).resolve().parents[1]
-NEW_BACKBONES = [
-    "repghostnet_050",
-    "repghostnet_080",
-    "repghostnet_100",
-    "lcnet_050",
-    "lcnet_075",
-    "lcnet_100",
-    "mobilenetv4_conv_small_050",
-    "mobilenetv4_conv_small",
-    "mobileone_s0",
-]
+ARM_FAMILIES = ("repghostnet", "lcnet", "mobilenetv4", "mobileone")  # issue 28's families, every width registered
+NEW_BACKBONES = [name for name, spec in BACKBONES.items() if spec.family in ARM_FAMILIES]
 MOBILEONE = MODEL_DIR / "yolov5n-mobileone_s0-litepan-slimhead.yaml"
 
 
