@@ -3,6 +3,7 @@
 lwdet study configs/study-cpu.yaml                     # again after an interruption: finished runs are skipped
 lwdet study CONFIG --train-only                        # on a GPU box; then the plain command where it is timed
 lwdet study CONFIG --rebench                           # time the finished detectors again, in one pass
+lwdet study CONFIG --ray [auto|HOST:PORT]              # every run a Ray task: here, or on a cluster (lwdet[ray])
 """
 
 from __future__ import annotations
@@ -23,6 +24,15 @@ def build_parser():
         type=lambda s: [n for n in s.split(",") if n],
         help="comma-separated run names to do now, with their teachers (default: all)",
     )
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        metavar="ADDRESS",
+        help="run the rows as Ray tasks (pip install 'lwdet[ray]'): on a Ray started here (no ADDRESS, or the "
+        "config's ray.address), 'auto' (the cluster this machine joined) or a head's HOST:PORT; a `ray:` section in "
+        "the config does the same without the flag",
+    )
     p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
     p.add_argument(
         "--rebench",
@@ -37,12 +47,22 @@ def build_parser():
     return p
 
 
+def _has_ray_section(config: Path) -> bool:
+    from lwdet.study import load_config
+
+    return load_config(config)["ray"] is not None
+
+
 def _body(a) -> int:
     from lwdet.study import rebench, run_study
 
     try:
         if a.rebench:
             results = rebench(a.config, report=not a.no_report)
+        elif a.ray is not None or _has_ray_section(a.config):
+            from lwdet.study.distributed import run_study_ray
+
+            results = run_study_ray(a.config, a.ray or None, a.only, report=not a.no_report, train_only=a.train_only)
         else:
             results = run_study(a.config, a.only, report=not a.no_report, train_only=a.train_only)
     except KeyboardInterrupt:

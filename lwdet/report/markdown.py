@@ -26,6 +26,7 @@ from lwdet.report.plots import BASELINE, measured_on, plot_layer_types, plot_par
 from lwdet.report.rows import (
     ACCURACY,
     DENSITY,
+    FAILED,
     LATENCY,
     MEMORY,
     SLICED_ACCURACY,
@@ -95,7 +96,8 @@ def write_report(
     results_csv, out = Path(results_csv), Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows, peers, latency_source = load_study(results_csv, bench_csv)
-    rows = sorted(rows, key=lambda r: -(_num(r, ACCURACY) or -1.0))
+    failed = [r for r in rows if r.get("status") == FAILED]  # a study's row whose run raised: listed, not ranked
+    rows = sorted((r for r in rows if r.get("status") != FAILED), key=lambda r: -(_num(r, ACCURACY) or -1.0))
     limits = dict(
         max_latency_ms=max_latency_ms, max_params_m=max_params_m, max_memory_mb=max_memory_mb, min_map=min_map
     )
@@ -120,6 +122,12 @@ def write_report(
     ]
     if context := measured_on(points):
         md += [f"Measured at: {context}.\n"]
+    if failed:
+        md += [
+            "Failed (not in the tables; the study tries them again when it is run again): "
+            + "; ".join(f"{r['model']}: {r.get('error') or 'no reason recorded'}" for r in failed)
+            + ".\n"
+        ]
     if rebuilt := [str(r["model"]) for r in rows if r.get("latency_graph") == "rebuilt"]:
         md += [
             f"Timed from their YAMLs with random weights (trained in an earlier checkout, weights not here; ncnn's "

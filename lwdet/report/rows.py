@@ -56,7 +56,11 @@ SLICED_COLUMNS = (
     "letterbox_ms_per_image",
 )
 SLICED_ACCURACY = "sliced_map50"  # the y axis of the full-size Pareto plot
-TEXT_COLUMNS = ("model", "backbone", "neck", "head", "run_dir", "machine", "teacher", "latency_graph")
+TEXT_COLUMNS = (
+    "model", "backbone", "neck", "head", "run_dir", "machine", "teacher", "latency_graph",
+    "started", "finished", "node", "error", "status",
+)  # fmt: skip
+FAILED = "failed"  # a study row's status when its run raised (its column error says why): listed, not ranked
 PEERS_CSV = "peers.csv"  # beside a study's results.csv: the peer graphs timed at the study's input size
 LAYER_TIMES = artifacts.LAYER_TIMES  # in a run folder: ncnn ms per layer type (lwdet.parts)
 DATA = "data"  # in a report folder: the study CSV and each run's epoch CSV, so the report can be written again

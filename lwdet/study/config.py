@@ -14,12 +14,15 @@ import yaml
 
 from lwdet.errors import ConfigError
 
-CONFIG_KEYS = {"name", "data", "out", "budget", "detectors", "baseline_seeds", "bench", "export", "report", "sliced"}
+CONFIG_KEYS = {
+    "name", "data", "out", "budget", "detectors", "baseline_seeds", "bench", "export", "report", "sliced", "ray"
+}  # fmt: skip
 # a detector row: {backbone, neck, head} (lwdet's parts) or {model} (a model YAML: lwdet's, or the engine's own
 # name such as yolo26n.yaml); optional id (its run name), teacher (another row's id), distill_weight and seeds (more
 # runs of the row with these seeds, named <id>-seed<N>, as baseline_seeds does for the first row); rep: true for the
-# re-parameterizable neck and head (lwdet train --rep)
-DETECTOR_KEYS = {"backbone", "neck", "head", "rep", "model", "id", "teacher", "distill_weight", "seeds"}
+# re-parameterizable neck and head (lwdet train --rep); resources: Ray custom resources its task needs (a study run
+# on Ray: e.g. {gpu_box: 1} places the row on the node started with that resource)
+DETECTOR_KEYS = {"backbone", "neck", "head", "rep", "model", "id", "teacher", "distill_weight", "seeds", "resources"}
 BUDGET_DEFAULTS = {"epochs": 30, "imgsz": 320, "batch": 16, "seed": 0, "device": "cpu", "workers": 2, "plots": False}
 # parts: lwdet.parts split timing; peers: a folder of peer .param graphs timed at the study's imgsz ("" for none)
 # onnx: also export ONNX and time it in onnxruntime at 1 thread (the column onnx_ms_t1)
@@ -34,6 +37,19 @@ BENCH_DEFAULTS = {
 EXPORT_DEFAULTS = {"map_check": True, "half": False}
 # sliced: accuracy on full-size images, sliced vs letterbox (lwdet.sliced_eval), each row after training; images /
 # labels relative to the dataset folder (labels: None = the engine's images/ -> labels/ rule); tile None = imgsz
+# ray: the study's rows as Ray tasks (lwdet.study.distributed). address: "local" (a Ray started for this study on
+# this machine), "auto" (the cluster `ray start` joined this machine to) or a head's host:port; each row's task asks
+# for cpus_per_row CPUs and gpus_per_row GPUs; num_cpus caps a local Ray (None: every core); object_store_mb: a
+# local Ray's object store in MB, 80 at least (Ray's floor; rows pass only small dicts); bench_resource: the custom
+# resource of the node that times the rows after training (the driver's machine when no node has it)
+RAY_DEFAULTS = {
+    "address": "local",
+    "cpus_per_row": 1,
+    "gpus_per_row": 0,
+    "num_cpus": None,
+    "object_store_mb": 100,
+    "bench_resource": "bench",
+}
 SLICED_DEFAULTS = {"images": "images/val-full", "labels": None, "tile": None, "overlap": 64, "full_image": False}
 
 
@@ -82,11 +98,18 @@ def _detector(path: Path, i: int, d) -> dict:
         w = d["distill_weight"]
         if isinstance(w, bool) or not isinstance(w, (int, float)) or w <= 0:
             raise StudyConfigError(f"{where}: distill_weight must be a positive number, got {w!r}")
+    resources = d.get("resources") or {}
+    if not isinstance(resources, dict) or not all(
+        isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
+        for k, v in resources.items()
+    ):
+        raise StudyConfigError(f"{where}: resources must map Ray resource names to positive amounts, got {resources!r}")
     seeds = d.get("seeds", [])
     if not isinstance(seeds, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in seeds):
         raise StudyConfigError(f"{where}: seeds must be a list of integers, got {seeds!r}")
     row = {
         "seeds": seeds,
+        "resources": {str(k): float(v) for k, v in resources.items()},
         "id": str(d["id"]) if d.get("id") else None,
         "teacher": str(d["teacher"]) if d.get("teacher") else None,
         "distill_weight": float(d["distill_weight"]) if "distill_weight" in d else None,
@@ -152,7 +175,26 @@ def load_config(path: str | Path) -> dict:
         "export": {**EXPORT_DEFAULTS, **(cfg.get("export") or {})},
         "report": output_path(cfg["report"]) if cfg.get("report") else None,
         "sliced": _sliced(path, cfg["sliced"], budget) if cfg.get("sliced") is not None else None,
+        "ray": _ray(path, cfg["ray"]) if cfg.get("ray") is not None else None,
     }
+
+
+def _ray(path: Path, section) -> dict:
+    """The ``ray`` section with defaults, checked (Ray itself is imported only when the study runs on it)."""
+    where = f"{path}: ray"
+    if not isinstance(section, dict):
+        raise StudyConfigError(f"{where} must be a mapping of {', '.join(RAY_DEFAULTS)}")
+    strict(where, section, RAY_DEFAULTS)
+    r = {**RAY_DEFAULTS, **section}
+    if not isinstance(r["address"], str) or not r["address"]:
+        raise StudyConfigError(f"{where}.address must be local, auto or a head's host:port, got {r['address']!r}")
+    for key, least in (("cpus_per_row", 0), ("gpus_per_row", 0), ("num_cpus", 1), ("object_store_mb", 80)):
+        v = r[key]
+        if (v is not None or key != "num_cpus") and (
+            isinstance(v, bool) or not isinstance(v, (int, float)) or v < least
+        ):
+            raise StudyConfigError(f"{where}.{key} must be a number >= {least}, got {v!r}")
+    return r
 
 
 def _sliced(path: Path, section, budget: dict) -> dict:

@@ -10,9 +10,13 @@ import tempfile
 from pathlib import Path
 
 from lwdet.report import COLUMNS as REPORT_COLUMNS
-from lwdet.report import SLICED_COLUMNS
+from lwdet.report.rows import SLICED_COLUMNS
 
 TEST_COLUMNS = ("test_map50", "test_map5095", "test_precision", "test_recall", "test_f1")
+# started / finished: the run's time span (UTC, ISO 8601; training included when it trained in that invocation);
+# node: where it ran (host, and the Ray node id's first 12 hex digits on Ray); error: why a row failed (status
+# lwdet.report.rows.FAILED: one line; the row is tried again on the next invocation)
+SPAN_COLUMNS = ("started", "finished", "node")
 # imgsz / machine: what the latency was measured at and on (the report writes them on its plots); latency_graph:
 # which graph was timed, the run's trained export or its YAML rebuilt with random weights (lwdet.study.kept)
 COLUMNS = (
@@ -25,6 +29,8 @@ COLUMNS = (
     "latency_graph",
     *TEST_COLUMNS,
     *SLICED_COLUMNS,
+    *SPAN_COLUMNS,
+    "error",
     "status",
 )
 

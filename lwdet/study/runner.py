@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 
 from lwdet.artifacts import best_weights
@@ -12,7 +11,7 @@ from lwdet.study.config import StudyConfigError, load_config
 from lwdet.study.kept import ADOPTED, adopt
 from lwdet.study.plan import plan, select
 from lwdet.study.results import claim, merge_result, read_results, write_results
-from lwdet.study.steps import TRAINED, bench_peers, bench_row, sliced_row, study_row, teacher_weights, train_run
+from lwdet.study.steps import TRAINED, bench_peers, bench_row, do_run, sliced_row
 
 LOGGER = logging.getLogger(__name__)
 
@@ -93,15 +92,9 @@ def run_study(config: str | Path, only: list[str] | None = None, report: bool = 
                     else:
                         LOGGER.info("%s: complete, skipped", run["name"])
                     continue
-                run_dir = out / run["name"]
-                t0 = time.time()
-                if not (run_dir / TRAINED).is_file():
-                    train_run(run, run_dir, cfg["data"], cfg["budget"], teacher=teacher_weights(run, out))
-                if train_only:
-                    LOGGER.info("%s: trained in %.0f s", run["name"], time.time() - t0)
-                    continue
-                merge_result(results, study_row(run, run_dir, cfg), order)
-                LOGGER.info("%s: done in %.0f s", run["name"], time.time() - t0)
+                row = do_run(run, cfg, train_only=train_only)
+                if row is not None:
+                    merge_result(results, row, order)
         pending, wait = held, True
     if not train_only and results.is_file() and not (Path(cfg["out"]) / PEERS_CSV).is_file():
         bench_peers(cfg)

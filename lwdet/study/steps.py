@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing
+import platform
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
+from datetime import datetime, timezone
 from pathlib import Path
 
 import yaml
@@ -236,8 +238,9 @@ def sliced_row(row: dict, cfg: dict) -> dict:
     return {**row, **cols}
 
 
-def study_row(run: dict, run_dir: Path, cfg: dict) -> dict:
-    """Every column of one detector (run folder trained already)."""
+def study_row(run: dict, run_dir: Path, cfg: dict, timed: bool = True) -> dict:
+    """Every column of one detector (run folder trained already); ``timed=False`` leaves the latency columns to a
+    timing pass after every row has trained (a study on Ray: nothing is timed beside training)."""
     from lwdet.profile import profile_detector
 
     budget = cfg["budget"]
@@ -272,8 +275,30 @@ def study_row(run: dict, run_dir: Path, cfg: dict) -> dict:
     folder, row["parity_ok"] = export(best, cfg["data"], budget["imgsz"], cfg["export"])
     if folder is not None:
         row["ncnn_bin_mb"] = (folder / "model.ncnn.bin").stat().st_size / MB
-        row = bench_row(row, cfg)
+        if timed:
+            row = bench_row(row, cfg)
     row["status"] = "done"
+    return row
+
+
+def utc(t: float) -> str:
+    """A time stamp of the results CSV (UTC, ISO 8601, milliseconds)."""
+    return datetime.fromtimestamp(t, tz=timezone.utc).isoformat(timespec="milliseconds")
+
+
+def do_run(run: dict, cfg: dict, train_only: bool = False, timed: bool = True) -> dict | None:
+    """Train (or resume) one run and return its results row with its time span and node (None with ``train_only``)."""
+    out = Path(cfg["out"])
+    run_dir = out / run["name"]
+    t0 = time.time()
+    if not (run_dir / TRAINED).is_file():
+        train_run(run, run_dir, cfg["data"], cfg["budget"], teacher=teacher_weights(run, out))
+    if train_only:
+        LOGGER.info("%s: trained in %.0f s", run["name"], time.time() - t0)
+        return None
+    row = study_row(run, run_dir, cfg, timed=timed)
+    row.update(started=utc(t0), finished=utc(time.time()), node=platform.node(), error="")
+    LOGGER.info("%s: done in %.0f s", run["name"], time.time() - t0)
     return row
 
 

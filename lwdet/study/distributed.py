@@ -1,0 +1,211 @@
+"""A study on Ray: every run is a Ray task, on this machine or across a cluster.
+
+    lwdet study CONFIG --ray            # a Ray started for this study on this machine (or the config's `ray:` address)
+    lwdet study CONFIG --ray auto       # the cluster `ray start` joined this machine to
+    lwdet study CONFIG --ray HOST:PORT  # a cluster's head
+
+Each run (train or resume, profile, export with its parity proof, val / test, full-size accuracy) is one task that
+asks for the config's ``ray.cpus_per_row`` / ``ray.gpus_per_row`` and the row's own ``resources``; a distilled run's
+task takes its teacher's task as an argument, so Ray starts it once the teacher has finished. Tasks return their row;
+this process (the driver) is the only writer of ``results.csv`` and of the report. A task that raises is recorded
+``failed`` with its one-line reason (column ``error``) and the other rows go on; the same command again resumes:
+finished rows are skipped, an unfinished training resumes from its ``last.pt``, failed rows are tried again.
+
+Nothing is timed beside training: once every row has finished, the new rows are timed one after another on one
+machine (a node with the custom resource ``ray.bench_resource`` when the cluster has one, else here), then the peers.
+Every path in the config is absolute (``lwdet.study.config``), so a task finds the data and run folders wherever its
+worker started; on a cluster the study folder must be shared storage (docs/studies.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import warnings
+from pathlib import Path
+
+from lwdet.errors import ConfigError
+from lwdet.report import PEERS_CSV
+from lwdet.report.rows import FAILED
+from lwdet.study.config import RAY_DEFAULTS, StudyConfigError, load_config
+from lwdet.study.kept import adopt
+from lwdet.study.plan import plan, select
+from lwdet.study.results import claim, merge_result, read_results
+from lwdet.study.steps import bench_peers, bench_row, do_run
+from lwdet.units import MB
+
+LOGGER = logging.getLogger(__name__)
+
+RAY_EXTRA = 'pip install "lwdet[ray]"'  # the pinned Ray of constraints.txt with Ray Tune
+
+
+class RayMissing(ConfigError):
+    """``--ray`` without Ray installed: one line naming the extra (exit 2)."""
+
+
+def import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise RayMissing(f"a study on Ray needs Ray, which is not installed: {RAY_EXTRA}") from None
+    return ray
+
+
+def _one_line(e: BaseException) -> str:
+    cause = getattr(e, "cause", None) or e  # a RayTaskError carries the task's own exception
+    text = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def _row_task(run: dict, cfg: dict, train_only: bool, threads: int, *teacher_done) -> dict | None:
+    """One run in a Ray worker (``teacher_done``: the teacher's task result, only there to order the two)."""
+    import ray
+    import torch
+
+    # the engine's Ray Tune callback asks every epoch whether it runs in a Tune trial; a plain task is not one
+    warnings.filterwarnings("ignore", message=".*get_trial_id.*", category=UserWarning)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    torch.set_num_threads(max(1, threads))
+    row = do_run(run, cfg, train_only=train_only, timed=False)
+    if row is not None:
+        row["node"] = f"{platform.node()}/{ray.get_runtime_context().get_node_id()[:12]}"
+    return row
+
+
+def _bench_task(rows: list[dict], cfg: dict, runs: dict) -> list[dict]:
+    """Time ``rows`` one after another (on the bench node, with nothing else scheduled there by this study)."""
+    return [bench_row(r, cfg, runs.get(r["model"])) for r in rows]
+
+
+def _connect(ray, address: str, section: dict) -> bool:
+    """Connect (True) unless this process is connected already (a caller's Ray: a test, a notebook; False)."""
+    if ray.is_initialized():
+        return False
+    kwargs = {"include_dashboard": False, "log_to_driver": True}
+    if address == "local":
+        kwargs.update(num_cpus=section["num_cpus"], object_store_memory=int(section["object_store_mb"] * MB))
+    try:
+        ray.init(address=address, **kwargs)
+    except ConnectionError as e:
+        raise StudyConfigError(f"ray address {address!r}: {_one_line(e)}") from None
+    LOGGER.info("Ray at %s: %s", address, ray.cluster_resources())
+    return True
+
+
+def failed_row(run: dict, cfg: dict, reason: str) -> dict:
+    return {
+        "model": run["name"],
+        "backbone": run["backbone"],
+        "neck": run["neck"],
+        "head": run["head"],
+        "seed": run["seed"],
+        "teacher": run.get("teacher"),
+        "run_dir": str(Path(cfg["out"]) / run["name"]),
+        "error": reason,
+        "status": FAILED,
+    }
+
+
+def run_study_ray(
+    config: str | Path,
+    address: str | None = None,
+    only: list[str] | None = None,
+    report: bool = True,
+    train_only: bool = False,
+) -> Path:
+    """Run (or finish) the study of ``config`` with its runs as Ray tasks; returns the results CSV.
+
+    ``address`` overrides the config's ``ray.address`` (``local`` when the config has no ``ray`` section)."""
+    ray = import_ray()
+    cfg = load_config(config)
+    section = cfg["ray"] or dict(RAY_DEFAULTS)
+    address = address or section["address"]
+    out = Path(cfg["out"])
+    results = out / "results.csv"
+    everything = plan(cfg)
+    order = [r["name"] for r in everything]
+    runs = {r["name"]: r for r in everything}
+    adopt(cfg, order)
+    if cfg["sliced"] and not train_only:  # before hours of training: the full-size images must be there
+        from lwdet.study.sliced import dataset_folder, folders
+
+        folders(dataset_folder(cfg["data"]), cfg["sliced"], cfg["config"])
+    done = {n for n, r in read_results(results).items() if r.get("status") == "done"}
+    todo = [r for r in select(everything, only) if r["name"] not in done]
+    for name in sorted(done & {r["name"] for r in select(everything, only)}, key=order.index):
+        LOGGER.info("%s: complete, skipped", name)
+    mine = False
+    try:
+        if not todo:
+            LOGGER.info("every run is done; nothing to submit to Ray")
+        else:
+            mine = _connect(ray, address, section)
+            _submit_and_collect(ray, todo, cfg, section, results, order, train_only)
+        if not train_only:
+            _timing_pass(ray, cfg, section, results, order, runs)
+    finally:
+        if mine:
+            ray.shutdown()
+    if report and not train_only and results.is_file():
+        from lwdet.report import write_report
+
+        with claim(out / ".report.lock", wait=True):
+            write_report(results, cfg["report"] or out / "report")
+    return results
+
+
+def _submit_and_collect(ray, todo, cfg, section, results, order, train_only) -> None:
+    cpus, gpus = float(section["cpus_per_row"]), float(section["gpus_per_row"])
+    task = ray.remote(max_retries=0)(_row_task)
+    refs: dict[str, object] = {}
+    for run in todo:  # plan order: a teacher's task exists before its students'
+        after = [refs[run["teacher"]]] if run["teacher"] in refs else []
+        opts = {"num_cpus": cpus, "num_gpus": gpus, "name": f"lwdet-row:{run['name']}"}
+        if run.get("resources"):
+            opts["resources"] = dict(run["resources"])
+        refs[run["name"]] = task.options(**opts).remote(run, cfg, train_only, max(1, int(cpus)), *after)
+        LOGGER.info("%s: submitted%s", run["name"], f" (after its teacher {run['teacher']})" if after else "")
+    waiting = {ref: name for name, ref in refs.items()}
+    failed: set[str] = set()
+    by_name = {r["name"]: r for r in todo}
+    while waiting:
+        ready, _ = ray.wait(list(waiting), num_returns=1)
+        name = waiting.pop(ready[0])
+        run = by_name[name]
+        try:
+            row = ray.get(ready[0])
+        except Exception as e:  # the task raised (or its worker died): the row fails, the others go on
+            teacher = run.get("teacher")
+            reason = f"its teacher {teacher} failed" if teacher in failed else _one_line(e)
+            failed.add(name)
+            LOGGER.error("%s: failed: %s", name, reason)
+            merge_result(results, failed_row(run, cfg, reason), order)
+            continue
+        if row is not None:
+            merge_result(results, row, order)
+    if failed:
+        LOGGER.warning("%d of %d runs failed (results.csv, column error): %s", len(failed), len(todo), sorted(failed))
+
+
+def _timing_pass(ray, cfg, section, results, order, runs) -> None:
+    """Time the finished rows that have no latency yet, one after another on one machine, after all training."""
+    rows = [
+        r
+        for r in read_results(results).values()
+        if r.get("status") == "done" and r.get("parity_ok") in ("True", True) and r.get("latency_ms_t1") in ("", None)
+    ]
+    if rows:
+        name = section["bench_resource"]
+        on_node = ray.is_initialized() and name and ray.cluster_resources().get(name, 0) >= 1
+        LOGGER.info(
+            "timing %d detectors one after another %s", len(rows), f"on the '{name}' node" if on_node else "here"
+        )
+        if on_node:
+            timed = ray.get(ray.remote(max_retries=0)(_bench_task).options(resources={name: 1}).remote(rows, cfg, runs))
+        else:
+            timed = _bench_task(rows, cfg, runs)
+        for r in timed:
+            merge_result(results, r, order)
+    if results.is_file() and not (Path(cfg["out"]) / PEERS_CSV).is_file():
+        bench_peers(cfg)
