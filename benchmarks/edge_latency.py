@@ -16,6 +16,13 @@ that many runs over all graphs; each ratio is taken within a run, and its spread
         --out build/edge-latency-study --md docs/study-long/latency-side-by-side.md
 
 (--study takes the detectors, the input size and the class count from a study config and its data YAML.)
+With --study, --study-latency writes the merged passes as a study's side-by-side file (lwdet.study.timing: one row
+per run and thread count, named by run, each run timed as its YAML's graph; the peers' rows too), which the report
+reads as the study's latency when it lies beside the study's results.csv; --reuse reads the pass CSVs already in
+--out instead of timing again, e.g. to give a committed report the latency of the passes behind its latency-*.md:
+
+    python benchmarks/edge_latency.py --study configs/study-frontier.yaml --imgsz 160 --out build/frontier-160 \
+        --reuse --study-latency docs/study-frontier/data/latency.csv
 """
 
 import argparse
@@ -62,7 +69,11 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "build" / "edge-latency")
     ap.add_argument("--nc", type=int, default=5, help="classes of the exported heads (default 5)")
     ap.add_argument("--md", type=Path, help="also write latency, paper costs and where they disagree (markdown)")
+    ap.add_argument("--study-latency", type=Path, help="with --study: write the passes as the study's latency.csv")
+    ap.add_argument("--reuse", action="store_true", help="read the pass CSVs already in --out; time nothing")
     args = ap.parse_args()
+    if args.study_latency is not None and not args.study:
+        sys.exit("error: --study-latency needs --study (the runs to name the rows after)")
     if args.md is not None and args.md.exists():
         sys.exit(f"error: {args.md} exists; move it away or name another --md (nothing is overwritten)")
 
@@ -90,6 +101,15 @@ def main() -> None:
         )
     args.imgsz = args.imgsz or 320
     exports = args.out / (f"exports-{args.imgsz}" + (f"-nc{args.nc}" if args.nc != 5 else ""))
+    if args.reuse:
+        found = sorted(args.out.glob(f"bench-{args.imgsz}-pass*.csv"), key=lambda f: int(f.stem.rsplit("pass", 1)[1]))
+        if not found:
+            sys.exit(f"error: --reuse: no {args.out}/bench-{args.imgsz}-pass*.csv")
+        passes = [read_pass(f) for f in found]
+        print(f"reusing {len(passes)} passes: {', '.join(str(f) for f in found)}")
+        if args.study_latency is not None:
+            write_study_latency(args, cfg, passes)
+        return
     for path in paths:
         for half in (False, True) if args.half else (False,):
             name = f"{path.stem}-fp16" if half else path.stem
@@ -103,6 +123,8 @@ def main() -> None:
                     name=name,
                 )
     passes = [bench_pass(args, exports, i) for i in range(args.passes)]
+    if args.study_latency is not None:
+        write_study_latency(args, cfg, passes)
     if args.peers.is_dir():  # and at the sizes their authors published
         subprocess.run(
             [
@@ -165,6 +187,11 @@ def bench_pass(args, exports: Path, i: int) -> list[dict]:
         cmd += ["--peers", str(args.peers), "--input-shape", f"{args.imgsz},{args.imgsz},3"]
     print(f"pass {i + 1} of {args.passes}", flush=True)
     subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+    return read_pass(path)
+
+
+def read_pass(path: Path) -> list[dict]:
+    """One pass's bench CSV, numbers parsed, exports named by folder."""
     from lwdet.report import read_bench
 
     rows = read_bench(path)
@@ -172,6 +199,25 @@ def bench_pass(args, exports: Path, i: int) -> list[dict]:
         if r["kind"] == "lwdet":  # an export's folder names it (fp16 exports carry the same model name inside)
             r["model"] = Path(r["path"]).name.removesuffix("_ncnn_model")
     return rows
+
+
+def write_study_latency(args, cfg: dict, passes: list[list[dict]]) -> None:
+    """The merged passes as a study's side-by-side file: a row per run (its YAML's graph) and per peer."""
+    from lwdet.edge.bench import merge_rounds, write_csv
+    from lwdet.edge.sysinfo import DEVICE_FIELDS
+    from lwdet.study import plan
+
+    merged = merge_rounds(passes)
+    by_graph: dict[str, list[dict]] = {}
+    for r in merged:
+        by_graph.setdefault(r["model"], []).append(r)
+    rows = [{**r, "model": run["name"]} for run in plan(cfg) for r in by_graph.get(Path(str(run["yaml"])).stem, [])]
+    rows += [r for r in merged if r["kind"] == "peer"]
+    if args.study_latency.exists():
+        sys.exit(f"error: {args.study_latency} exists; move it away first (nothing is overwritten)")
+    args.study_latency.parent.mkdir(parents=True, exist_ok=True)
+    write_csv(rows, args.study_latency, {k: merged[0].get(k) for k in DEVICE_FIELDS})  # the machine that timed them
+    print(f"study latency: {args.study_latency} ({len(rows)} rows from {len(passes)} passes)")
 
 
 def pass_ratios(passes: list[list[dict]], base: str = "yolov5n") -> dict[tuple[str, int], tuple[float, ...]]:

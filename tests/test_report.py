@@ -588,3 +588,35 @@ def test_targets_section_in_the_report(tmp_path):
     assert "- Target (a) (<= 0.5x yolov5n's latency, >= 95 % of its mAP50-95): **not met**" in summary
     assert "- Target (b) (" in summary and "**met**; yolov5n-fast: 3.500 ms = 0.90x, mAP50 0.180 = 58.1 %" in summary
     assert "Training:" not in summary  # no epoch CSVs: nothing said about convergence
+
+
+def test_a_studys_side_by_side_pass_gives_the_latency_peers_and_says_so(tmp_path):
+    path = _study_csv(tmp_path)  # latency beside training: yolov5n 12 ms, yolov5n-ghostnet_100 15 ms
+    (tmp_path / "peers.csv").write_text("kind,model,runtime,threads,infer_median_ms\npeer,yolo-fastestv2,ncnn,1,1.0\n")
+    (tmp_path / "latency.csv").write_text(  # the pass after training: fastest loop and median of medians
+        "kind,model,runtime,threads,infer_min_ms,infer_median_ms,mem_peak_mb,rounds,cpu,arch,cores\n"
+        "lwdet,yolov5n,ncnn,1,10.0,11.0,70,3,Quiet CPU,x86_64,2\n"
+        "lwdet,yolov5n-ghostnet_100,ncnn,1,4.0,4.5,50,3,Quiet CPU,x86_64,2\n"
+        "peer,yolo-fastestv2,ncnn,1,3.0,3.2,40,3,Quiet CPU,x86_64,2\n"
+    )
+    rows, peers, source = report.load_study(path)
+    lat = {r["model"]: r["latency_ms_t1"] for r in rows}
+    assert lat == {"yolov5n": 10.0, "yolov5n-ghostnet_100": 4.0}  # the fastest loop, not the figures beside training
+    assert [p["model"] for p in peers] == ["yolo-fastestv2"] and peers[0]["infer_median_ms"] == 3.2
+    assert source.startswith("one side-by-side pass after training") and "3 passes" in source
+    text = write_report(path, tmp_path / "docs").read_text()
+    assert "one side-by-side pass after training" in text and "Quiet CPU" in text
+    assert (tmp_path / "docs" / "data" / "latency.csv").is_file()  # kept with the report's data
+
+
+def test_failed_study_rows_are_listed_not_ranked(tmp_path):
+    path = _study_csv(tmp_path)
+    rows = list(csv.DictReader(path.open()))
+    rows.append({"model": "broken", "status": "failed", "error": "ValueError: no such layer"})
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=[*COLUMNS, "error", "status"])
+        w.writeheader()
+        w.writerows(rows)
+    text = write_report(path, tmp_path / "docs").read_text()
+    assert "Failed (not in the tables; the study tries them again when it is run again): broken: ValueError" in text
+    assert "| broken |" not in text and "2 detectors" in text

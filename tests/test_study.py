@@ -322,7 +322,7 @@ def test_tiny_study_completes_rows_then_skips(tmp_path):
             for k, v in row.items()
             if v == ""
             and not k.startswith(("test_", "sliced_", "letterbox_"))  # no test split, no `sliced:` section
-            and k not in ("teacher", "distill_weight")
+            and k not in ("teacher", "distill_weight", "error")
         ]
         assert not empty, f"{row['model']}: empty {empty}"
         assert row["status"] == "done" and row["parity_ok"] == "True"
@@ -338,12 +338,17 @@ def test_tiny_study_completes_rows_then_skips(tmp_path):
         peers = list(csv.DictReader((tmp_path / "out" / "peers.csv").open()))
         assert {p["input"] for p in peers} == {"64x64x3"} and any(p["model"] == "yolo-fastestv2" for p in peers)
 
+    side = tmp_path / "out" / "latency.csv"  # the side-by-side pass after training: the rows' latency
+    timed = {r["model"]: r for r in csv.DictReader(side.open()) if r["threads"] == "1"}
+    assert all(float(timed[r["model"]]["infer_min_ms"]) == float(r["latency_ms_t1"]) for r in rows)
+    assert "one side-by-side pass after training" in (tmp_path / "docs" / "report.md").read_text()
+
     before = results.stat().st_mtime_ns
     t0 = time.time()
     r = _study(config)
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stderr.count("complete, skipped") == 2
-    assert results.stat().st_mtime_ns == before and time.time() - t0 < 30
+    assert results.stat().st_mtime_ns == before and time.time() - t0 < 30  # nothing trained or timed again
 
     # an incomplete row is redone; a run whose training finished (marker) is not retrained
     rows[1]["status"], rows[1]["map5095"] = "", ""

@@ -102,10 +102,16 @@ def test_rows_run_as_concurrent_ray_tasks_a_failure_stays_in_its_row_and_a_rerun
     assert a0 < b1 and b0 < a1, "the two independent rows did not run at the same time"
     assert s0 >= a1, "the student started before its teacher finished"
 
+    side = list(csv.DictReader((tmp_path / "out" / "latency.csv").open()))  # one side-by-side pass, after training
+    assert {r["model"] for r in side if r["kind"] == "lwdet"} == {"a", "b", "a-student"}
+    assert {r["rounds"] for r in side} == {"3"}  # bench.passes' default
+    fastest = {r["model"]: float(r["infer_min_ms"]) for r in side if r["threads"] == "1"}
+    assert all(abs(float(rows[n]["latency_ms_t1"]) - fastest[n]) < 1e-3 for n in fastest)  # what results.csv says
     broken = rows["broken"]
     assert broken["status"] == "failed" and "no-such-detector" in broken["error"] and "\n" not in broken["error"]
     report = (tmp_path / "docs" / "report.md").read_text()
     assert "Failed (not in the tables" in report and "broken: " in report
+    assert "one side-by-side pass after training" in report
 
     # again: the finished rows are skipped (nothing trains, their epoch logs are untouched); the failed one is retried
     epochs = {n: (Path(rows[n]["run_dir"]) / "results.csv").read_text() for n in ("a", "b", "a-student")}

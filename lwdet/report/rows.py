@@ -61,7 +61,12 @@ TEXT_COLUMNS = (
     "started", "finished", "node", "error", "status",
 )  # fmt: skip
 FAILED = "failed"  # a study row's status when its run raised (its column error says why): listed, not ranked
-PEERS_CSV = "peers.csv"  # beside a study's results.csv: the peer graphs timed at the study's input size
+PEERS_CSV = "peers.csv"
+# beside a study's results.csv: its one side-by-side timing pass after training (lwdet.study.timing), a bench CSV
+# whose rows are named by run; the report's latency, memory and peers come from it when it is there, as the fastest
+# loop over the passes (SIDE_BY_SIDE_STAT)
+SIDE_BY_SIDE = "latency.csv"
+SIDE_BY_SIDE_STAT = "infer_min_ms"  # beside a study's results.csv: the peer graphs timed at the study's input size
 LAYER_TIMES = artifacts.LAYER_TIMES  # in a run folder: ncnn ms per layer type (lwdet.parts)
 DATA = "data"  # in a report folder: the study CSV and each run's epoch CSV, so the report can be written again
 LATENCY = "latency_ms_t1"  # the x axis of the Pareto plot and what --max-latency-ms limits
@@ -162,8 +167,11 @@ def _key(name: str) -> str:
     return name
 
 
-def apply_bench(rows: Sequence[dict], bench: Sequence[dict]) -> tuple[list[dict], list[dict]]:
-    """Replace latency/memory columns by the bench rows of the same model; returns (rows, unmatched bench rows)."""
+def apply_bench(
+    rows: Sequence[dict], bench: Sequence[dict], stat: str = "infer_median_ms"
+) -> tuple[list[dict], list[dict]]:
+    """Replace latency/memory columns by the bench rows of the same model (their ``stat``); returns (rows, unmatched
+    bench rows)."""
     by_model: dict[str, dict[int, dict]] = {}
     for b in bench:
         if b.get("runtime", "ncnn") not in (None, "", "ncnn"):
@@ -177,7 +185,7 @@ def apply_bench(rows: Sequence[dict], bench: Sequence[dict]) -> tuple[list[dict]
             used.add(_key(r["model"]))
             r["_bench"] = True
             for threads, col in ((1, "latency_ms_t1"), (2, "latency_ms_t2")):
-                r[col] = hit[threads].get("infer_median_ms") if threads in hit else None
+                r[col] = hit[threads].get(stat) if threads in hit else None
             first = hit.get(1) or hit[min(hit)]
             r[MEMORY] = first.get("mem_peak_mb")
             r["machine"] = machine_of(first) or r.get("machine")
@@ -244,11 +252,25 @@ SEED_RUN = re.compile(r"^(?P<base>.+)-seed(?P<seed>\d+)$")  # lwdet.study names 
 
 
 def load_study(results_csv: str | Path, bench_csv: str | Path | None = None) -> tuple[list[dict], list[dict], str]:
-    """(rows, peer bench rows, where latency comes from): the study CSV, latency/memory from ``bench_csv`` if given.
+    """(rows, peer bench rows, where latency comes from): the study CSV, latency/memory from ``bench_csv`` if given,
+    else from the study's side-by-side pass (``SIDE_BY_SIDE`` beside the CSV) when it has one.
 
-    Without ``bench_csv`` the peers are the study's own ``peers.csv`` (1 thread), when it timed them.
+    Without either, the peers are the study's own ``peers.csv`` (1 thread), when it timed them.
     """
     rows = read_rows(results_csv)
+    side = Path(results_csv).parent / SIDE_BY_SIDE
+    if not bench_csv and side.is_file():
+        bench = read_bench(side)
+        n = len(rows)
+        rows, peers = apply_bench(rows, bench, stat=SIDE_BY_SIDE_STAT)
+        matched = sum(r.pop("_bench", False) for r in rows)
+        passes = max((int(b.get("rounds") or 1) for b in bench), default=1)
+        return (
+            rows,
+            [b for b in peers if b.get("threads") == 1],
+            f"one side-by-side pass after training (`{SIDE_BY_SIDE}`: every graph and peer in one process, "
+            f"{passes} passes, fastest loop) for {matched} of {n} detectors",
+        )
     if not bench_csv:
         own = Path(results_csv).parent / PEERS_CSV
         peers = [b for b in read_bench(own) if b.get("threads") == 1] if own.is_file() else []
@@ -268,8 +290,9 @@ def keep_data(results_csv: Path, rows: Sequence[dict], out: Path) -> Path:
         return data
     data.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(results_csv, data / "results.csv")
-    if (results_csv.parent / PEERS_CSV).is_file():
-        shutil.copyfile(results_csv.parent / PEERS_CSV, data / PEERS_CSV)
+    for name in (PEERS_CSV, SIDE_BY_SIDE):
+        if (results_csv.parent / name).is_file():
+            shutil.copyfile(results_csv.parent / name, data / name)
     for r in rows:
         for name in ("results.csv", LAYER_TIMES):
             f = _run_file(r, results_csv.parent, name)

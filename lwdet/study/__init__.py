@@ -15,8 +15,12 @@ Several study processes may share one config (e.g. two on a 2-core CPU, where th
 per process): each takes the runs no other process holds (a lock file per run, ``<out>/.<name>.lock``), merges
 its rows into ``results.csv`` under a lock, and at the end waits for the runs the others still hold.
 
+Once every run is done, ``timing`` times every detector and peer side by side in one process (``latency.csv``):
+the study's latency. ``--ray`` runs the runs as Ray tasks instead (``distributed``).
+
 Layers: ``config`` (the YAML), ``plan`` (the runs, teachers first), ``results`` (the CSV and locks), ``steps``
-(train / evaluate / export / time one run), ``sliced`` (full-size accuracy of one run), ``runner`` (the loop).
+(train / evaluate / export / time one run), ``sliced`` (full-size accuracy of one run), ``timing`` (the side-by-side
+pass), ``runner`` (the loop), ``distributed`` (the runs as Ray tasks).
 """
 
 from lwdet.study.config import (

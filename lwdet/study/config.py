@@ -25,9 +25,11 @@ CONFIG_KEYS = {
 DETECTOR_KEYS = {"backbone", "neck", "head", "rep", "model", "id", "teacher", "distill_weight", "seeds", "resources"}
 BUDGET_DEFAULTS = {"epochs": 30, "imgsz": 320, "batch": 16, "seed": 0, "device": "cpu", "workers": 2, "plots": False}
 # parts: lwdet.parts split timing; peers: a folder of peer .param graphs timed at the study's imgsz ("" for none)
-# onnx: also export ONNX and time it in onnxruntime at 1 thread (the column onnx_ms_t1)
+# onnx: also export ONNX and time it in onnxruntime at 1 thread (the column onnx_ms_t1); passes: round-robin passes of
+# the side-by-side timing after training (lwdet.study.timing), whose fastest loop is the study's latency
 BENCH_DEFAULTS = {
     "threads": [1, 2],
+    "passes": 3,
     "loops": 50,
     "warmup": 5,
     "parts": True,
@@ -161,6 +163,8 @@ def load_config(path: str | Path) -> dict:
 
     here = path.resolve().parent
     bench = {**BENCH_DEFAULTS, **(cfg.get("bench") or {})}
+    if isinstance(bench["passes"], bool) or not isinstance(bench["passes"], int) or bench["passes"] < 1:
+        raise StudyConfigError(f"{path}: bench.passes must be a whole number >= 1, got {bench['passes']!r}")
     if bench["peers"]:
         bench["peers"] = input_path(bench["peers"], here)
     return {

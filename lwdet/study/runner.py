@@ -40,6 +40,9 @@ def rebench(config: str | Path, report: bool = True) -> Path:
             rows[i] = bench_row(row, cfg, runs.get(row["model"]))
             write_results(results, rows)
     bench_peers(cfg)
+    from lwdet.study.timing import time_study
+
+    time_study(cfg, list(runs), force=True)
     if report:
         _write_report(results, cfg)
     return results
@@ -98,7 +101,24 @@ def run_study(config: str | Path, only: list[str] | None = None, report: bool = 
         pending, wait = held, True
     if not train_only and results.is_file() and not (Path(cfg["out"]) / PEERS_CSV).is_file():
         bench_peers(cfg)
-    if report and not train_only and results.is_file():
+    if not train_only and results.is_file():
         with claim(out / ".report.lock", wait=True):
-            _write_report(results, cfg)
+            _after_training(cfg, order, whole=not only)
+            if report:
+                _write_report(results, cfg)
     return results
+
+
+def _after_training(cfg: dict, order: list[str], whole: bool) -> None:
+    """The side-by-side timing pass, once every planned run is done (and only then: a run still training elsewhere
+    would share the machine with it). ``whole``: this invocation covered the whole plan (no --only)."""
+    from lwdet.study.timing import time_study
+
+    done = {n for n, r in read_results(Path(cfg["out"]) / "results.csv").items() if r.get("status") == "done"}
+    if missing := [n for n in order if n not in done]:
+        LOGGER.info("side-by-side timing: after the last run (%d of %d not done: %s)", len(missing), len(order),
+                    ", ".join(missing[:3]) + (" ..." if len(missing) > 3 else ""))  # fmt: skip
+    elif not whole:
+        LOGGER.info("side-by-side timing: every run is done; run the study without --only (or --rebench) to time them")
+    else:
+        time_study(cfg, order)

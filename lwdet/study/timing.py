@@ -1,0 +1,133 @@
+"""A study's latency: one side-by-side pass after training, on one machine, with nothing of the study running there.
+
+Every finished row's ncnn export (a row trained in an earlier checkout: its YAML rebuilt with random weights, as
+``--rebench`` does; ncnn's latency does not depend on the weights' values) and the peer graphs at the study's input
+size are timed in one fresh, torch-free process (``lwdet.edge.bench.bench_all``), round-robin over ``bench.passes``
+passes: a slow minute on a shared machine hits every graph alike. The merged rows (lowest loop over the passes,
+median of the per-pass medians) go into ``<out>/latency.csv`` (a bench CSV: device columns on every row, model =
+the run's name); the report reads the study's latency from that file (``lwdet.report.rows.SIDE_BY_SIDE``), never from
+figures timed beside training.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from lwdet.artifacts import best_weights, ncnn_folder
+from lwdet.report.rows import SIDE_BY_SIDE
+
+LOGGER = logging.getLogger(__name__)
+
+
+def _time_all(graphs: dict[str, str], peers: list[str], size: int, threads: list[int], loops: int, warmup: int,
+              passes: int, csv_path: str) -> None:  # fmt: skip
+    """In the timing process (no torch): every graph and peer, round-robin passes, into a bench CSV."""
+    from lwdet.edge import bench
+    from lwdet.study.steps import _exit_with_parent
+
+    _exit_with_parent()
+    by_path = {str(Path(p).resolve()): name for name, p in graphs.items()}
+    rows = bench.bench_all(
+        list(graphs.values()),
+        params=peers,
+        threads=threads,
+        input_shape=(size, size, 3),
+        loops=loops,
+        warmup=warmup,
+        rounds=passes,
+    )
+    for r in rows:
+        if r.get("kind") == "lwdet":  # a rebuilt export's metadata names it "random": the run names it here
+            r["model"] = by_path.get(str(Path(r["path"]).resolve()), r["model"])
+    bench.write_csv(rows, csv_path, bench.device_info())
+
+
+def graphs_of(cfg: dict, rows: list[dict]) -> dict[str, tuple[Path, str]]:
+    """run name -> (the ncnn export to time, "trained" or "rebuilt"): the run's trained export, else its YAML rebuilt
+    with random weights (the study's ``latency_graph`` column)."""
+    from lwdet.study.plan import plan
+    from lwdet.study.steps import rebuilt
+
+    runs = {r["name"]: r for r in plan(cfg)}
+    graphs = {}
+    for row in rows:
+        name, best = row["model"], best_weights(row["run_dir"])
+        if best.is_file() and (ncnn_folder(best) / "model.ncnn.param").is_file():
+            graphs[name] = (ncnn_folder(best), "trained")
+        elif name in runs:
+            graphs[name] = (rebuilt(runs[name], cfg)[0], "rebuilt")
+        else:
+            LOGGER.warning("%s: no export here and not a run of this config; not timed", name)
+    return graphs
+
+
+def finished(results: Path) -> list[dict]:
+    """The rows of a study's results CSV that can be timed: done, with a parity-checked export."""
+    from lwdet.study.results import read_results
+
+    return [r for r in read_results(results).values() if r.get("status") == "done" and r.get("parity_ok") == "True"]
+
+
+def time_study(cfg: dict, order: list[str], force: bool = False, on=None) -> Path | None:
+    """The side-by-side pass over every finished row, unless ``latency.csv`` already has each of them (``force``:
+    again anyway); the pass's figures go into results.csv too (latency columns, memory, machine, latency_graph).
+
+    ``on(cfg, graphs)``: runs ``side_by_side`` where the timing belongs (a study on Ray: the bench node); default
+    here. This process writes results.csv either way."""
+    from lwdet.report.rows import SIDE_BY_SIDE_STAT, machine_of, read_bench
+    from lwdet.study.results import merge_result
+
+    results = Path(cfg["out"]) / "results.csv"
+    rows = finished(results)
+    side = Path(cfg["out"]) / SIDE_BY_SIDE
+    if not rows:
+        return None
+    if not force and side.is_file() and {r["model"] for r in rows} <= {str(b["model"]) for b in read_bench(side)}:
+        LOGGER.info("the side-by-side timing has every finished detector (%s)", side)
+        return side
+    graphs = graphs_of(cfg, rows)
+    (on or side_by_side)(cfg, {k: v[0] for k, v in graphs.items()})
+    timed: dict[str, dict[int, dict]] = {}
+    for b in read_bench(side):
+        timed.setdefault(str(b["model"]), {})[int(b["threads"])] = b
+    for row in rows:
+        hit = timed.get(row["model"])
+        if not hit or row["model"] not in graphs:
+            continue
+        first = hit.get(1) or hit[min(hit)]
+        row = {**row, "latency_graph": graphs[row["model"]][1], "machine": machine_of(first) or row.get("machine")}
+        row.update({f"latency_ms_t{t}": hit[t][SIDE_BY_SIDE_STAT] for t in (1, 2) if t in hit})
+        row["ncnn_peak_mb"] = first.get("mem_peak_mb")
+        merge_result(results, row, order)
+    return side
+
+
+def side_by_side(cfg: dict, graphs: dict[str, Path]) -> Path:
+    """Time ``graphs`` (run name -> ncnn export) and the peers in one process; returns ``<out>/latency.csv``."""
+    from lwdet.edge.output import find_params
+    from lwdet.study.steps import in_fresh_process
+
+    if not graphs:
+        raise FileNotFoundError(f"{cfg['config']}: no finished detector to time")
+    b = cfg["bench"]
+    peers = [str(p) for p in find_params(b["peers"])] if b["peers"] and Path(b["peers"]).is_dir() else []
+    out = Path(cfg["out"]) / SIDE_BY_SIDE
+    tmp = out.with_name(f".{out.name}.tmp")
+    LOGGER.info(
+        "timing %d detectors and %d peers side by side: %d passes, threads %s, %d loops each",
+        len(graphs), len(peers), b["passes"], b["threads"], b["loops"],
+    )  # fmt: skip
+    in_fresh_process(
+        _time_all,
+        {k: str(v) for k, v in graphs.items()},
+        peers,
+        int(cfg["budget"]["imgsz"]),
+        [int(t) for t in b["threads"]],
+        int(b["loops"]),
+        int(b["warmup"]),
+        int(b["passes"]),
+        str(tmp),
+    )
+    tmp.replace(out)
+    return out
