@@ -14,6 +14,7 @@ import csv
 import logging
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -199,6 +200,9 @@ def _stop_on_signals(trainer: LwdetTrainer):
             "%s: stopping after this batch and saving a resumable last.pt (again to stop now)", trainer.interrupted
         )
 
+    if threading.current_thread() is not threading.main_thread():  # e.g. a Ray Tune trial: its runner stops it
+        yield
+        return
     previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield

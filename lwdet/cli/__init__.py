@@ -19,6 +19,7 @@ COMMANDS = {
     "sliced-eval": "mAP of full-size images: sliced (tiled) inference vs whole-image letterbox",
     "study": "train, export and time a list of detectors from a study config, then report",
     "report": "tables and plots from a study's results CSV",
+    "search": "hardware-aware search on Ray Tune: the most accurate detector of a space within a latency budget",
 }
 
 USAGE = "usage: lwdet {" + ",".join(COMMANDS) + "} ... [-h]"

@@ -20,9 +20,10 @@ from lwdet.report.rows import SIDE_BY_SIDE
 LOGGER = logging.getLogger(__name__)
 
 
-def _time_all(graphs: dict[str, str], peers: list[str], size: int, threads: list[int], loops: int, warmup: int,
-              passes: int, csv_path: str) -> None:  # fmt: skip
-    """In the timing process (no torch): every graph and peer, round-robin passes, into a bench CSV."""
+def _time_all(graphs: dict[str, str], peers: list[str], size: int | None, threads: list[int], loops: int,
+              warmup: int, passes: int, csv_path: str) -> None:  # fmt: skip
+    """In the timing process (no torch): every graph and peer (at ``size``, or None: their own sizes), round-robin
+    passes, into a bench CSV."""
     from lwdet.edge import bench
     from lwdet.study.steps import _exit_with_parent
 
@@ -32,7 +33,7 @@ def _time_all(graphs: dict[str, str], peers: list[str], size: int, threads: list
         list(graphs.values()),
         params=peers,
         threads=threads,
-        input_shape=(size, size, 3),
+        input_shape=(size, size, 3) if size else None,
         loops=loops,
         warmup=warmup,
         rounds=passes,
@@ -106,27 +107,38 @@ def time_study(cfg: dict, order: list[str], force: bool = False, on=None) -> Pat
 def side_by_side(cfg: dict, graphs: dict[str, Path]) -> Path:
     """Time ``graphs`` (run name -> ncnn export) and the peers in one process; returns ``<out>/latency.csv``."""
     from lwdet.edge.output import find_params
-    from lwdet.study.steps import in_fresh_process
 
+    b = cfg["bench"]
     if not graphs:
         raise FileNotFoundError(f"{cfg['config']}: no finished detector to time")
-    b = cfg["bench"]
-    peers = [str(p) for p in find_params(b["peers"])] if b["peers"] and Path(b["peers"]).is_dir() else []
-    out = Path(cfg["out"]) / SIDE_BY_SIDE
+    peers = find_params(b["peers"]) if b["peers"] and Path(b["peers"]).is_dir() else []
+    return time_graphs(
+        graphs, peers, int(cfg["budget"]["imgsz"]), b["threads"], b["loops"], b["warmup"], b["passes"],
+        Path(cfg["out"]) / SIDE_BY_SIDE,
+    )  # fmt: skip
+
+
+def time_graphs(graphs: dict[str, Path], peers: list[Path], imgsz: int, threads: list[int], loops: int, warmup: int,
+                passes: int, out: Path, native_peers: bool = False) -> Path:  # fmt: skip
+    """Time ncnn exports (name -> folder) and peer .params at ``imgsz`` (``native_peers``: the peers at their
+    published input sizes, for a Pi projection) in one fresh torch-free process, round-robin over ``passes``; the
+    merged rows, named by ``graphs``' keys, go into the bench CSV ``out`` (written atomically)."""
+    from lwdet.study.steps import in_fresh_process
+
     tmp = out.with_name(f".{out.name}.tmp")
     LOGGER.info(
-        "timing %d detectors and %d peers side by side: %d passes, threads %s, %d loops each",
-        len(graphs), len(peers), b["passes"], b["threads"], b["loops"],
+        "timing %d graphs and %d peers side by side at %d px: %d passes, threads %s, %d loops each",
+        len(graphs), len(peers), imgsz, passes, list(threads), loops,
     )  # fmt: skip
     in_fresh_process(
         _time_all,
         {k: str(v) for k, v in graphs.items()},
-        peers,
-        int(cfg["budget"]["imgsz"]),
-        [int(t) for t in b["threads"]],
-        int(b["loops"]),
-        int(b["warmup"]),
-        int(b["passes"]),
+        [str(p) for p in peers],
+        None if native_peers else int(imgsz),
+        [int(t) for t in threads],
+        int(loops),
+        int(warmup),
+        int(passes),
         str(tmp),
     )
     tmp.replace(out)

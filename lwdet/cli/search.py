@@ -1,0 +1,41 @@
+"""Hardware-aware search on Ray Tune: time every candidate of a space against a latency budget, train the feasible
+ones under ASHA, write the study, its report and the winner (docs/search.md).
+
+lwdet search configs/search-fast.yaml     # again after an interruption: the search resumes
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from lwdet.cli import common
+
+
+def build_parser():
+    p = common.parser("lwdet search", __doc__)
+    p.add_argument("config", type=Path, help="search config YAML (e.g. the shipped search-fast.yaml)")
+    p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    return p
+
+
+def _body(a) -> int:
+    from lwdet.search import run_search
+
+    try:
+        results = run_search(a.config, report=not a.no_report)
+    except KeyboardInterrupt:
+        print("interrupted; run the same command again to resume the search", file=sys.stderr)
+        return 130
+    print(f"results: {results}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = build_parser().parse_args(argv)
+    common.setup_logging()
+    return common.run(_body, a)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,170 @@
+"""Hardware-aware search: which detector of a space is most accurate within a latency budget, on Ray Tune.
+
+    lwdet search configs/search-fast.yaml            # again after an interruption: it resumes
+
+1. ``screen``: every architecture of the space is timed (random weights) side by side with the budget's reference
+   before anything trains; candidates over the budget never train (``screen.csv``).
+2. ``trials``: the feasible ones train under ASHA (Ray Tune; epoch as time, val mAP50-95), with the space's
+   training arguments sampled per trial.
+3. The result is a study: ``<out>/results.csv`` (one row per trial, the study's columns plus ``epochs``, ``arch``
+   and the sampled arguments), ``<out>/latency.csv`` (the screen's timing, rows named by trial) and the report with
+   its Pareto plot; plus ``winner.yaml`` (the best finished trial's model YAML) and ``winner.json``.
+
+Layers: ``config`` (the YAML), ``screen`` (latency before training), ``trials`` (Ray Tune), this module (the run and
+its outputs).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import shutil
+from pathlib import Path
+
+from lwdet.search.config import SearchConfigError, load_search
+from lwdet.search.screen import STAT, candidates, screen
+
+LOGGER = logging.getLogger(__name__)
+
+# a search's results.csv: the study's columns, then these
+SEARCH_COLUMNS = ("arch", "epochs", "stopped_early", "lr0", "trial")
+WINNER = "winner.json"
+
+
+def _connect(ray, cfg: dict) -> bool:
+    r = cfg["ray"]
+    if ray.is_initialized():
+        return False
+    kwargs = {"include_dashboard": False}
+    if r["address"] == "local":
+        from lwdet.units import MB
+
+        kwargs.update(num_cpus=r["num_cpus"], object_store_memory=int(r["object_store_mb"] * MB))
+    ray.init(address=r["address"], **kwargs)
+    return True
+
+
+def _f1(p, r) -> float | None:
+    return 2 * p * r / (p + r) if p is not None and r is not None and p + r > 0 else None
+
+
+def result_rows(cfg: dict, grid, screened: list[dict]) -> list[dict]:
+    """One study row per trial: its last reported metrics, its architecture's screened latency."""
+    by_arch = {c["arch"]: c for c in screened}
+    max_t = int(cfg["budget"]["epochs"])
+    rows = []
+    for res in grid:
+        m, c = res.metrics or {}, res.config
+        arch = by_arch[c["arch"]]
+        trial = m.get("trial_id") or Path(res.path).name
+        epochs = int(m.get("epoch") or 0)
+        p, r = m.get("metrics/precision(B)"), m.get("metrics/recall(B)")
+        rows.append(
+            {
+                "model": f"{trial}-{arch['arch']}",
+                "backbone": arch["backbone"],
+                "neck": arch["neck"],
+                "head": arch["head"],
+                "map50": m.get("metrics/mAP50(B)"),
+                "map5095": m.get("metrics/mAP50-95(B)"),
+                "precision": p,
+                "recall": r,
+                "f1": _f1(p, r),
+                "latency_ms_t1": arch["latency_ms_t1"],
+                "imgsz": arch["imgsz"],
+                "seed": cfg["budget"]["seed"],
+                "run_dir": str(Path(cfg["out"]) / "trials" / trial),
+                "latency_graph": "rebuilt",
+                "parity_ok": None,
+                "status": "failed" if res.error else "done",
+                "error": str(res.error).strip().splitlines()[0] if res.error else "",
+                "arch": arch["arch"],
+                "epochs": epochs,
+                "stopped_early": bool(epochs < max_t and not res.error),
+                "lr0": c.get("lr0"),
+                "trial": trial,
+            }
+        )
+    return rows
+
+
+def _write_csv(path: Path, rows: list[dict], columns) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=list(columns), extrasaction="ignore")
+        w.writeheader()
+        w.writerows({k: ("" if r.get(k) is None else r.get(k)) for k in columns} for r in rows)
+    tmp.replace(path)
+
+
+def _latency_csv(cfg: dict, rows: list[dict]) -> Path:
+    """The screen's timing as the study's side-by-side file: each trial named, with its architecture's rows."""
+    from lwdet.edge.output import FIELDS
+    from lwdet.report.rows import SIDE_BY_SIDE, read_bench
+
+    out = Path(cfg["out"])
+    timed = [b for f in sorted(out.glob("screen-latency-*.csv")) for b in read_bench(f)]
+    by_model: dict[str, list[dict]] = {}
+    for b in timed:
+        by_model.setdefault(str(b["model"]), []).append(b)
+    named = [{**b, "model": r["model"]} for r in rows for b in by_model.get(r["arch"], [])]
+    archs = {r["arch"] for r in rows} | {c["arch"] for c in candidates(cfg)}
+    others = [b for b in timed if str(b["model"]) not in archs]  # the reference graph, the peers
+    _write_csv(out / SIDE_BY_SIDE, named + others, FIELDS)
+    return out / SIDE_BY_SIDE
+
+
+def run_search(config: str | Path, report: bool = True) -> Path:
+    """Screen, train the feasible candidates under ASHA, write the study and the winner; returns results.csv."""
+    from lwdet.study.distributed import import_ray
+
+    ray = import_ray()
+    cfg = load_search(config)
+    out = Path(cfg["out"])
+    screened = screen(cfg)
+    feasible = [c for c in screened if c["feasible"]]
+    if not feasible:
+        best = min(screened, key=lambda c: float(c["latency_ms_t1"]))
+        raise SearchConfigError(
+            f"{config}: no candidate within max_latency {cfg['max_latency']['text']!r}; the fastest, {best['arch']}, "
+            f"is {float(best.get('ratio') or best.get('projected_ms')):.2f}"
+            f"{'x' if cfg['max_latency']['kind'] == 'ratio' else ' ms'}"
+        )
+    LOGGER.info("%d of %d candidates within %s: %s", len(feasible), len(screened), cfg["max_latency"]["text"],
+                ", ".join(c["arch"] for c in feasible))  # fmt: skip
+    from lwdet.search.trials import run_trials
+    from lwdet.study.results import COLUMNS
+
+    mine = _connect(ray, cfg)
+    try:
+        grid = run_trials(cfg, feasible)
+    finally:
+        if mine:
+            ray.shutdown()
+    rows = result_rows(cfg, grid, screened)
+    results = out / "results.csv"
+    _write_csv(results, rows, [*COLUMNS, *SEARCH_COLUMNS])
+    _latency_csv(cfg, rows)
+    finished = [r for r in rows if r["status"] == "done" and not r["stopped_early"] and r["map5095"] is not None]
+    pool = finished or [r for r in rows if r["map5095"] is not None]
+    if pool:
+        win = max(pool, key=lambda r: float(r["map5095"]))
+        arch = next(c for c in screened if c["arch"] == win["arch"])
+        shutil.copyfile(arch["yaml"], out / "winner.yaml")
+        (out / WINNER).write_text(
+            json.dumps({**{k: win[k] for k in ("model", "arch", "map5095", "map50", "epochs", "run_dir", "lr0")},
+                        "latency_ms_t1": win["latency_ms_t1"], "budget": cfg["max_latency"]["text"],
+                        "latency_stat": STAT, "finished_all_epochs": bool(finished)}, indent=1) + "\n",
+            encoding="utf-8",
+        )  # fmt: skip
+        LOGGER.info("winner: %s (val mAP50-95 %.4f after %d epochs) -> %s", win["model"], float(win["map5095"]),
+                    win["epochs"], out / "winner.yaml")  # fmt: skip
+    if report:
+        from lwdet.report import write_report
+
+        write_report(results, cfg["report"] or out / "report")
+    return results
+
+
+__all__ = ["SEARCH_COLUMNS", "SearchConfigError", "load_search", "run_search"]
