@@ -23,6 +23,7 @@ MISSING = {
     "data": [["check", "{nope}.yaml"], ["import", "--format", "voc", "{nope}", "{nope}-out"]],
     "study": [["{nope}.yaml"]],
     "report": [["{nope}.csv"]],
+    "search": [["{nope}.yaml"]],
     "sliced-eval": [["{nope}_ncnn_model", "--images", "{nope}.jpg"]],
 }
 

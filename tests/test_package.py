@@ -78,3 +78,13 @@ def test_every_shipped_study_config_loads_and_its_model_files_exist():
         for run in plan(load_config(config)):
             if str(run["yaml"]).endswith(".yaml") and "/" in str(run["yaml"]):
                 assert Path(run["yaml"]).is_file(), f"{config.name}: {run['name']}: {run['yaml']}"
+
+
+def test_every_shipped_search_config_loads():
+    from lwdet.search import load_search
+
+    shipped = sorted((cfg.STUDIES / "searches").glob("*.yaml"))
+    assert shipped
+    for config in shipped:
+        s = load_search(config)
+        assert Path(s["data"]).name.endswith(".yaml") and s["max_latency"]["kind"] in ("ratio", "board")

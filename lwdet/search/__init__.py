@@ -119,8 +119,8 @@ def run_search(config: str | Path, report: bool = True) -> Path:
     """Screen, train the feasible candidates under ASHA, write the study and the winner; returns results.csv."""
     from lwdet.study.distributed import import_ray
 
-    ray = import_ray()
     cfg = load_search(config)
+    ray = import_ray()
     out = Path(cfg["out"])
     screened = screen(cfg)
     feasible = [c for c in screened if c["feasible"]]
