@@ -124,13 +124,13 @@ def test_rows_run_as_concurrent_ray_tasks_a_failure_stays_in_its_row_and_a_rerun
     assert again["broken"]["status"] == "failed"
 
 
-def test_a_row_with_a_custom_resource_runs_on_the_node_that_has_it(tmp_path):
+def test_a_row_with_a_custom_resource_runs_on_the_node_that_has_it_and_the_bench_node_times(tmp_path, caplog):
     from ray.cluster_utils import Cluster
 
     from lwdet.study.distributed import run_study_ray
 
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
-    second = cluster.add_node(num_cpus=1, resources={"second": 1})
+    second = cluster.add_node(num_cpus=1, resources={"second": 1, "bench": 1})
     head, node = cluster.head_node.node_id, second.node_id
     try:
         config = _config(
@@ -138,10 +138,13 @@ def test_a_row_with_a_custom_resource_runs_on_the_node_that_has_it(tmp_path):
             [{"backbone": "shufflenetv2_050", "neck": "lite", "head": "lite", "resources": {"second": 1}}],
             {"address": cluster.address},
         )
-        run_study_ray(config, report=False)
+        with caplog.at_level("INFO", logger="lwdet.study.distributed"):
+            run_study_ray(config, report=False)
     finally:
         ray.shutdown()
         cluster.shutdown()
     (row,) = _rows(tmp_path).values()
     assert row["status"] == "done", row
     assert row["node"].endswith("/" + node[:12]) and node[:12] != head[:12]
+    assert "side-by-side timing on the 'bench' node" in caplog.text  # the pass went to the node that has `bench`
+    assert float(row["latency_ms_t1"]) > 0 and (tmp_path / "out" / "latency.csv").is_file()

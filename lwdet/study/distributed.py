@@ -11,9 +11,10 @@ this process (the driver) is the only writer of ``results.csv`` and of the repor
 ``failed`` with its one-line reason (column ``error``) and the other rows go on; the same command again resumes:
 finished rows are skipped, an unfinished training resumes from its ``last.pt``, failed rows are tried again.
 
-Nothing is timed beside training: once every row has finished, on one machine (a node with the custom resource
-``ray.bench_resource`` when the cluster has one, else here), the new rows are timed one after another (onnxruntime,
-per-part split) and then every row and peer side by side (``lwdet.study.timing``: the report's latency).
+Nothing is timed beside training: once every row has finished, the new rows' own timings (onnxruntime, per-part
+split) are taken here one after another, and then every row and peer is timed side by side (``lwdet.study.timing``:
+the report's latency) on the node with the custom resource ``ray.bench_resource`` when the cluster has one (that
+pass is torch-free), else here.
 Every path in the config is absolute (``lwdet.study.config``), so a task finds the data and run folders wherever its
 worker started; on a cluster the study folder must be shared storage (docs/studies.md).
 """
@@ -190,29 +191,25 @@ def _submit_and_collect(ray, todo, cfg, section, results, order, train_only) -> 
 
 
 def _timing_pass(ray, cfg, section, results, order, runs) -> None:
-    """After all training, on one machine (the bench node when the cluster has one, else here): the new rows' own
-    timings (onnxruntime, per part), then the side-by-side pass of every row and peer (lwdet.study.timing)."""
+    """After all training: the new rows' own timings here (onnxruntime, per-part split: lwdet's torch side), then the
+    side-by-side pass of every row and peer (lwdet.study.timing) on the bench node when the cluster has one (that
+    pass is torch-free: a Raspberry Pi with lwdet.edge and Ray can be that node), else here."""
     from lwdet.study.timing import side_by_side, time_study
 
     name = section["bench_resource"]
     on_node = ray.is_initialized() and bool(name) and ray.cluster_resources().get(name, 0) >= 1
-    where = f"on the '{name}' node" if on_node else "here"
     rows = [
         r
         for r in read_results(results).values()
         if r.get("status") == "done" and r.get("parity_ok") in ("True", True) and r.get("latency_ms_t1") in ("", None)
     ]
     if rows:
-        LOGGER.info("timing %d new detectors one after another %s", len(rows), where)
-        if on_node:
-            task = ray.remote(max_retries=0)(_bench_task).options(resources={name: 1})
-            timed = ray.get(task.remote(rows, cfg, runs))
-        else:
-            timed = _bench_task(rows, cfg, runs)
-        for r in timed:
+        LOGGER.info("timing %d new detectors one after another here (onnxruntime, per part)", len(rows))
+        for r in _bench_task(rows, cfg, runs):
             merge_result(results, r, order)
     if on_node:
-        remote = ray.remote(max_retries=0)(side_by_side).options(resources={name: 1})
+        LOGGER.info("side-by-side timing on the '%s' node", name)
+        remote = ray.remote(max_retries=0)(side_by_side).options(resources={name: 1}, num_cpus=0)
         time_study(cfg, order, force=bool(rows), on=lambda c, g: ray.get(remote.remote(c, g)))
     else:
         time_study(cfg, order, force=bool(rows))
