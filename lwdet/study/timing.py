@@ -63,6 +63,11 @@ def graphs_of(cfg: dict, rows: list[dict]) -> dict[str, tuple[Path, str]]:
     return graphs
 
 
+def _text(v) -> str:
+    """A value as results.csv holds it (None: empty)."""
+    return "" if v is None else str(v)
+
+
 def finished(results: Path) -> list[dict]:
     """The rows of a study's results CSV that can be timed: done, with a parity-checked export."""
     from lwdet.study.results import read_results
@@ -84,23 +89,26 @@ def time_study(cfg: dict, order: list[str], force: bool = False, on=None) -> Pat
     side = Path(cfg["out"]) / SIDE_BY_SIDE
     if not rows:
         return None
+    graphs = None
     if not force and side.is_file() and {r["model"] for r in rows} <= {str(b["model"]) for b in read_bench(side)}:
         LOGGER.info("the side-by-side timing has every finished detector (%s)", side)
-        return side
-    graphs = graphs_of(cfg, rows)
-    (on or side_by_side)(cfg, {k: v[0] for k, v in graphs.items()})
+    else:
+        graphs = graphs_of(cfg, rows)
+        (on or side_by_side)(cfg, {k: v[0] for k, v in graphs.items()})
     timed: dict[str, dict[int, dict]] = {}
     for b in read_bench(side):
         timed.setdefault(str(b["model"]), {})[int(b["threads"])] = b
-    for row in rows:
+    for row in rows:  # results.csv says what the report shows
         hit = timed.get(row["model"])
-        if not hit or row["model"] not in graphs:
+        if not hit or (graphs is not None and row["model"] not in graphs):
             continue
         first = hit.get(1) or hit[min(hit)]
-        row = {**row, "latency_graph": graphs[row["model"]][1], "machine": machine_of(first) or row.get("machine")}
-        row.update({f"latency_ms_t{t}": hit[t][SIDE_BY_SIDE_STAT] for t in (1, 2) if t in hit})
-        row["ncnn_peak_mb"] = first.get("mem_peak_mb")
-        merge_result(results, row, order)
+        new = {**row, "machine": machine_of(first) or row.get("machine"), "ncnn_peak_mb": first.get("mem_peak_mb")}
+        new.update({f"latency_ms_t{t}": hit[t][SIDE_BY_SIDE_STAT] for t in (1, 2) if t in hit})
+        if graphs is not None:
+            new["latency_graph"] = graphs[row["model"]][1]
+        if any(_text(new[k]) != _text(row.get(k)) for k in new):
+            merge_result(results, new, order)
     return side
 
 
