@@ -137,19 +137,22 @@ def test_asha_stops_a_weak_trial_early_and_a_killed_search_resumes(tmp_path):
         searcher="grid",
         asha={"grace_period": 2, "reduction_factor": 2},
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "lwdet.search", str(config)], cwd=ROOT, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+    log = (tmp_path / "first.log").open("w")  # a file, not a pipe: Ray's output must never block the search
+    proc = subprocess.Popen([sys.executable, "-m", "lwdet.search", str(config)], cwd=ROOT, stdout=log,
+                            stderr=subprocess.STDOUT, text=True)  # fmt: skip
     deadline = time.time() + 900
     while time.time() < deadline and not any(
         len(p.read_text().splitlines()) >= 2 for p in (tmp_path / "out" / "trials").glob("*/results.csv")
     ):
-        assert proc.poll() is None, proc.stdout.read()[-3000:]
+        assert proc.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
         time.sleep(2)
     proc.send_signal(signal.SIGINT)  # Ctrl-C after the first epoch of a trial
     proc.wait(timeout=300)
-    assert not (tmp_path / "out" / "results.csv").exists()  # killed before the end
+    log.close()
+    said = (tmp_path / "first.log").read_text()
+    assert proc.returncode == 130, said[-3000:]
+    assert "interrupted; run the same command again to resume the search" in said and "Traceback" not in said
+    assert not (tmp_path / "out" / "results.csv").exists()  # stopped before the end
 
     r = _search(config, timeout=1800)
     assert r.returncode == 0, r.stderr[-4000:]

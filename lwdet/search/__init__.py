@@ -56,6 +56,8 @@ def result_rows(cfg: dict, grid, screened: list[dict]) -> list[dict]:
     rows = []
     for res in grid:
         m, c = res.metrics or {}, res.config
+        if not c:  # a trial that never started
+            continue
         arch = by_arch[c["arch"]]
         trial = m.get("trial_id") or Path(res.path).name
         epochs = int(m.get("epoch") or 0)
@@ -142,6 +144,10 @@ def run_search(config: str | Path, report: bool = True) -> Path:
     finally:
         if mine:
             ray.shutdown()
+    if grid.num_terminated + grid.num_errors < len(grid):  # Ctrl-C: Tune saved the experiment and returned early
+        LOGGER.warning("%d of %d trials unfinished; the experiment is saved at %s", len(grid) - grid.num_terminated
+                       - grid.num_errors, len(grid), out / "tune")  # fmt: skip
+        raise KeyboardInterrupt
     rows = result_rows(cfg, grid, screened)
     results = out / "results.csv"
     _write_csv(results, rows, [*COLUMNS, *SEARCH_COLUMNS])
