@@ -140,11 +140,11 @@ def run_search(config: str | Path, report: bool = True) -> Path:
 
     mine = _connect(ray, cfg)
     try:
-        grid = run_trials(cfg, feasible)
+        grid, interrupted = run_trials(cfg, feasible)
     finally:
         if mine:
             ray.shutdown()
-    if grid.num_terminated + grid.num_errors < len(grid):  # Ctrl-C: Tune saved the experiment and returned early
+    if interrupted or grid.num_terminated + grid.num_errors < len(grid):  # Ctrl-C: saved, returned early
         LOGGER.warning("%d of %d trials unfinished; the experiment is saved at %s", len(grid) - grid.num_terminated
                        - grid.num_errors, len(grid), out / "tune")  # fmt: skip
         raise KeyboardInterrupt

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import signal
 import warnings
 from pathlib import Path
 
@@ -67,7 +68,7 @@ def param_space(cfg: dict, feasible: list[dict]) -> dict:
 
 
 def run_trials(cfg: dict, feasible: list[dict]):
-    """Fit (or restore and finish) the Tune experiment; returns its ResultGrid."""
+    """Fit (or restore and finish) the Tune experiment; returns (its ResultGrid, whether Ctrl-C stopped it)."""
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
@@ -98,4 +99,8 @@ def run_trials(cfg: dict, feasible: list[dict]):
             ),
             run_config=tune.RunConfig(name=EXPERIMENT, storage_path=str(storage), verbose=1),
         )
-    return tuner.fit()
+    grid = tuner.fit()
+    # Tune's Ctrl-C handler puts the previous handler back when it fires and stays installed otherwise: a handler
+    # other than Tune's after fit() means the run was interrupted (the experiment state is saved; restore resumes)
+    handler = signal.getsignal(signal.SIGINT)
+    return grid, getattr(handler, "__name__", "") != "signal_interrupt_tune_run"
