@@ -204,7 +204,7 @@ def read_pass(path: Path) -> list[dict]:
 def write_study_latency(args, cfg: dict, passes: list[list[dict]]) -> None:
     """The merged passes as a study's side-by-side file: a row per run (its YAML's graph) and per peer."""
     from lwdet.edge.bench import merge_rounds, write_csv
-    from lwdet.edge.sysinfo import DEVICE_FIELDS
+    from lwdet.edge.bench.sysinfo import DEVICE_FIELDS
     from lwdet.study import plan
 
     merged = merge_rounds(passes)

@@ -18,7 +18,7 @@ from torch import nn
 
 import lwdet  # noqa: F401
 from lwdet.backbones import TimmFeatures, build_backbone
-from lwdet.edge.bench import _set_cpu
+from lwdet.edge.bench.loops import _set_cpu
 from lwdet.edge.runner import NcnnParamNet
 from lwdet.parts import _export_graph
 

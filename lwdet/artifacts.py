@@ -48,6 +48,7 @@ EXPORT_META = "lwdet.json"  # ExportMeta, for the torch-free runtime (stdlib jso
 ENGINE_META = "metadata.yaml"  # the engine's metadata (AutoBackend reads it)
 PARITY_FILE = "parity.json"  # inside an ncnn folder; an ONNX file gets a sidecar <name>.onnx.parity.json
 ONNX_SUFFIX = ".onnx"
+MAP_TOLERANCE = 0.005  # |mAP50-95 difference| an export may show against its reference (parity; per-board numerics)
 
 
 def parity_file(export_path: str | Path) -> Path:
@@ -115,6 +116,9 @@ class ExportMeta:
     # what the export folded before conversion (lwdet.reparam): {"blocks", "params_trained", "params_deployed"};
     # empty when the detector has no re-parameterizable branches
     reparameterized: dict = field(default_factory=dict)
+    # an int8 export (lwdet.export.int8): {"method", "calib_images", "layers", "layers_int8", "kept_float"}; empty
+    # for a float export. ncnn runs the layers stored int8 in int8 (``opt.use_int8_inference``, on by default)
+    int8: dict = field(default_factory=dict)
     version: int = EXPORT_META_VERSION
 
     REQUIRED = ("version", "format", "model", "names", "imgsz", "input", "output")

@@ -75,7 +75,7 @@ def _export_graph(module: nn.Module, im: torch.Tensor, folder: Path) -> Path:
 
 def part_latency(weights_or_model, imgsz: int = 320, threads: int = 1, loops: int = 50, warmup: int = 5) -> dict:
     """Median ncnn ms of the backbone, neck and head, plus the whole graph's, at ``imgsz`` and ``threads``."""
-    from lwdet.edge.bench import _set_cpu
+    from lwdet.edge.bench.loops import _set_cpu
     from lwdet.edge.runner import NcnnParamNet
     from lwdet.export import check_imgsz, export_ready, load_model
 

@@ -440,11 +440,41 @@ def _run(args, env, cwd=ROOT):
 
 def test_edge_imports_without_torch(no_torch_env):
     code = (
-        "import lwdet.edge, lwdet.edge.bench, sys; "
+        "import lwdet.edge, lwdet.edge.bench, lwdet.edge.bench.projection, lwdet.edge.app.sources, "
+        "lwdet.edge.app.outputs, lwdet.edge.app.overlay, lwdet.quantize, sys; "
         "assert not {'torch', 'ultralytics', 'yaml'} & set(sys.modules), sorted(sys.modules)"
     )
     r = _run(["-c", code], no_torch_env)
     assert r.returncode == 0, r.stderr
+
+
+MOVED = {  # lwdet 0.1.0 split lwdet.edge into the runtime, the bench and the Pi app; the old names alias one release
+    "timing": "bench",
+    "sysinfo": "bench",
+    "projection": "bench",
+    "output": "bench",
+    "sources": "app",
+    "outputs": "app",
+    "overlay": "app",
+}
+
+
+@pytest.mark.parametrize("old", sorted(MOVED))
+def test_moved_edge_modules_keep_their_old_names_for_one_release(old):
+    import importlib
+
+    new = importlib.import_module(f"lwdet.edge.{MOVED[old]}.{old}")
+    sys.modules.pop(f"lwdet.edge.{old}", None)
+    with pytest.warns(DeprecationWarning, match=f"lwdet.edge.{old} moved to lwdet.edge.{MOVED[old]}.{old}"):
+        alias = importlib.import_module(f"lwdet.edge.{old}")
+    assert alias is new  # the same module object: a monkeypatch through either name reaches the other
+
+
+def test_runtime_modules_do_not_import_the_bench_or_the_app():
+    runtime = ["boards", "numerics", "postprocess", "preprocess", "runner", "slicing"]
+    for name in runtime:
+        text = (ROOT / "lwdet" / "edge" / f"{name}.py").read_text()
+        assert not re.search(r"lwdet\.edge\.(bench|app)\b", text.split("def __getattr__")[0]), name
 
 
 def test_bench_cli_without_torch(exported, no_torch_env, tmp_path):

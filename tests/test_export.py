@@ -244,6 +244,31 @@ def test_cli_bad_input_exits_2_with_one_line(argv, message, tmp_path, capsys):
     assert status == 2 and message in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["{tmp}/best.pt", "--int8"], "--int8 needs --calib"),
+        (["{tmp}/best.pt", "--calib", "{tmp}/few"], "--calib needs --int8"),
+        (["{tmp}/best.pt", "--int8", "--calib", "{tmp}/few", "--format", "onnx"], "exports ncnn only"),
+        (["{tmp}/best.pt", "--int8", "--calib", "{tmp}/few", "--half"], "pick one"),
+        (["{tmp}/best.pt", "--int8", "--calib", "{tmp}/few"], "3 image(s); int8 calibration needs at least 16"),
+        (["{tmp}/best.pt", "--int8", "--calib", "{tmp}/none"], "not a folder of images or a data YAML"),
+        (["{tmp}/best.pt", "--int8", "--calib", "{tmp}/few", "--no-map"], "needs the mAP check"),
+    ],
+)
+def test_cli_bad_int8_input_exits_2_with_one_line(argv, message, tmp_path, capsys):
+    import cv2
+
+    (tmp_path / "best.pt").write_bytes(b"")
+    (tmp_path / "few").mkdir()
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / "few" / f"{i}.jpg"), np.full((32, 32, 3), 40 * i, np.uint8))
+    status = cli.main([a.format(tmp=tmp_path) for a in argv])
+    err = capsys.readouterr().err
+    assert status == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "best_int8_ncnn_model").exists()
+
+
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
     """One 1-epoch run shared by the end-to-end tests."""
@@ -334,3 +359,61 @@ def test_fp16_export_of_a_trained_run_passes_the_looser_check(fmt, trained_run, 
         runtime = json.loads((out / "lwdet.json").read_text())
         assert runtime["fp16"] is True and runtime["ncnn_options"]["use_fp16_storage"] is True
         assert yaml.safe_load((out / "metadata.yaml").read_text())["args"]["quantize"] == 16
+
+
+@pytest.mark.train
+def test_cli_int8_export_is_a_complete_proven_export(trained_run, capsys):
+    from lwdet.edge.runner import NcnnDetector, read_export_meta
+    from lwdet.export import val_map
+
+    data = trained_run / "data.yaml"
+    argv = [str(trained_run), "--int8", "--calib", str(data), "--calib-images", "16", "--imgsz", str(SIZE)]
+    status = cli.main(argv)
+    out = trained_run / "weights" / "best_int8_ncnn_model"
+    err = capsys.readouterr().err
+    if status == 1:  # refused: the numbers are in the one error line, and nothing was written
+        assert "int8 mAP50-95" in err and "fp32 export" in err and not out.exists()
+        return
+    assert status == 0, err
+    report = json.loads((out / "parity.json").read_text())
+    i8 = report["int8"]
+    assert report["passed"] and i8["map_int8"] >= i8["target"] and i8["calib_images"] == 16
+    assert i8["target"] == pytest.approx(i8["map_fp32"] * (1 - 0.01))
+    assert i8["bin_bytes_int8"] < 0.5 * i8["bin_bytes_fp32"]
+    lines = [ln.split() for ln in (out / "model.ncnn.param").read_text().splitlines()[2:]]
+    marked = {t[1] for t in lines if t[0].startswith("Convolution") and any(p.startswith("8=") for p in t)}
+    assert len(marked) == i8["layers_int8"] > 0 and not marked & set(i8["kept_float"])
+    meta = read_export_meta(out)
+    assert meta.int8["layers_int8"] == i8["layers_int8"] and meta.int8["kept_float"] == i8["kept_float"]
+    det = NcnnDetector(out)  # the stock wheel runs it
+    assert det.infer(np.zeros((3, SIZE, SIZE), np.float32)).shape == (4 + len(meta.names), det.num_anchors)
+    det.close()
+    assert val_map(out, data, (SIZE, SIZE)) == pytest.approx(report["map_export"])  # the engine loads it too
+    assert cli.main(argv) == 2 and "already exist" in capsys.readouterr().err  # never replaced without --overwrite
+
+
+@pytest.mark.slow
+@pytest.mark.train
+def test_int8_of_a_detector_that_detects_is_within_tolerance_or_refused(tmp_path):
+    """The proof with something to prove: GhostNet-YOLOv5n, 5 epochs at 128 px (val mAP50-95 ~0.03, not 0)."""
+    from lwdet.export import ParityError
+    from lwdet.export.int8 import export_ncnn_int8
+
+    cmd = [sys.executable, "train.py", "--backbone", "ghostnet", "--epochs", "5", "--imgsz", "128", "--batch", "16",
+           "--no-plots", "--project", str(tmp_path), "--name", "g"]  # fmt: skip
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    run = tmp_path / "g"
+    try:
+        out = export_ncnn_int8(run / "weights" / "best.pt", imgsz=128, calib=run / "data.yaml", data=run / "data.yaml")
+    except ParityError as e:  # refused: with the numbers, and nothing written
+        i8 = e.report.int8
+        assert i8["map_fp32"] > 0 and all(s["map5095"] < i8["target"] for s in i8["search"])
+        assert not (run / "weights" / "best_int8_ncnn_model").exists()
+        return
+    i8 = json.loads((out / "parity.json").read_text())["int8"]
+    assert i8["map_fp32"] > 0.005 and i8["map_int8"] >= i8["target"] == pytest.approx(0.99 * i8["map_fp32"])
+    steps = {s["kept"]: s for s in i8["search"]}
+    assert steps[len(i8["kept_float"])]["passed"] and all(
+        not s["passed"] for k, s in steps.items() if k < len(i8["kept_float"])
+    )

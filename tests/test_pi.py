@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lwdet.edge import boards, projection
-from lwdet.edge.projection import PUBLISHED, Scale
+from lwdet.edge import boards
+from lwdet.edge.bench import projection
+from lwdet.edge.bench.projection import PUBLISHED, Scale
 
 ROOT = Path(__file__).resolve().parents[1]
 ROOTFS = Path(os.environ.get("LWDET_PI_CACHE", "/var/cache/lwdet/pi-rootfs")) / "bookworm-arm64"
@@ -114,10 +115,42 @@ def test_cpu_part_from_cpuinfo():
     assert boards.cpu_part("model name\t: Intel Xeon\n") is None
 
 
-def test_default_fp16_per_board():
-    assert boards.default_fp16(export_fp16=False, asimdhp=True) is False  # Pi 5: fp32 export runs with fp16 off
-    assert boards.default_fp16(export_fp16=False, asimdhp=False) is None  # Pi 4 / x86: ncnn's defaults
-    assert boards.default_fp16(export_fp16=True, asimdhp=True) is None  # an fp16 export: as its parity proof ran
+def _numerics(fp16_map: float, ref_map: float = 0.1585, part: str = "Cortex-A76") -> dict:
+    """board_numerics as tools/pi_numerics.py records them: the x86 reference and one board's runs."""
+    row = {"asimdhp": True, "box_max_px": 0.0, "score_max": 0.0, "anchors_over_1px": 0, "map_torch": ref_map}
+    return {
+        "map_tolerance": 0.005,
+        "runs": [
+            {**row, "run": "x86", "cpu_part": None, "fp16_used": False, "map50_95": ref_map},
+            {**row, "run": f"{part.lower()}-fp16-off", "cpu_part": part, "fp16_used": False, "map50_95": ref_map},
+            {**row, "run": f"{part.lower()}-fp16-on", "cpu_part": part, "fp16_used": True, "map50_95": fp16_map},
+        ],
+    }
+
+
+def test_board_default_follows_the_recorded_map():
+    within = boards.board_default(_numerics(0.1576), "Cortex-A76", arm=True)  # -0.0009: within 0.005
+    assert within.fp16 is True and within.checked and "0.1576" in within.why
+    beyond = boards.board_default(_numerics(0.1500), "Cortex-A76", arm=True)  # -0.0085: beyond
+    assert beyond.fp16 is False and beyond.checked and "> 0.005" in beyond.why
+    other = boards.board_default(_numerics(0.1576), "Cortex-A72", arm=True)  # only the Pi 5 was checked
+    assert other.fp16 is None and not other.checked and "unchecked" in other.why
+    none = boards.board_default({}, "Cortex-A76", arm=True)
+    assert none.fp16 is None and not none.checked and "Raspberry Pi 5" in none.why
+    assert boards.board_default({}, None, arm=False) == (None, True, "ncnn's defaults (not an ARM board)")
+    old = _numerics(0.1576)  # a record from before cpu_part saw QEMU_CPU: the run's tag names the core
+    old["runs"] = [{**r, "cpu_part": None} for r in old["runs"]]
+    assert boards.board_default(old, "Cortex-A76", arm=True).fp16 is True
+
+
+def test_qemu_cpu_names_the_emulated_board(monkeypatch):
+    monkeypatch.setenv("QEMU_CPU", "cortex-a76")
+    assert boards.cpu_part("model name\t: AMD EPYC\n") == "Cortex-A76"  # qemu-user shows the host's cpuinfo
+    monkeypatch.setenv("QEMU_CPU", "max")
+    assert boards.cpu_part("model name\t: AMD EPYC\n") is None
+
+
+def test_fp16_flags_parse():
     assert boards.parse_fp16("on") is True and boards.parse_fp16("OFF") is False and boards.parse_fp16("auto") is None
     with pytest.raises(ValueError, match="on, off or auto"):
         boards.parse_fp16("maybe")
@@ -266,9 +299,9 @@ def test_recorded_board_numerics_keep_the_export_readable(tmp_path):
     spec = importlib.util.spec_from_file_location("pi_numerics_tool", ROOT / "tools" / "pi_numerics.py")
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
-    keys = ("run", "cpu_part", "asimdhp", "fp16_used", "box_max_px", "score_max", "anchors_over_1px", "map50_95")
-    row = dict.fromkeys(keys, 0) | {"run": "cortex-a76-fp16-off", "map_torch": 0.5}
-    tool.record(export, [row])
+    runs = _numerics(0.1500)["runs"]
+    tool.record(export, [{**r, "map_torch": 0.5} for r in runs])
     meta = read_export_meta(export)
-    assert meta.board_numerics["runs"][0]["run"] == "cortex-a76-fp16-off"
-    assert meta.board_numerics["default_fp16"]["cortex-a76 (Pi 5)"] == "off"
+    assert [r["run"] for r in meta.board_numerics["runs"]] == ["x86", "cortex-a76-fp16-off", "cortex-a76-fp16-on"]
+    assert meta.board_numerics["precision"] == "fp32" and meta.board_numerics["map_tolerance"] == 0.005
+    assert meta.board_numerics["defaults"]["Cortex-A76"]["fp16"] is False  # 0.1500 vs 0.1585: beyond 0.005

@@ -1,5 +1,5 @@
-"""Tests for the Pi app: frame sources (lwdet.edge.sources), drawing (lwdet.edge.overlay), outputs
-(lwdet.edge.outputs), the systemd unit and deploy/raspberry-pi/detect.py run without torch.
+"""Tests for the Pi app: frame sources (lwdet.edge.app.sources), drawing (lwdet.edge.app.overlay), outputs
+(lwdet.edge.app.outputs), the systemd unit and deploy/raspberry-pi/detect.py run without torch.
 
 Source, overlay and back-off tests use no model; the CLI tests reuse test_edge's tiny ncnn export (pnnx).
 """
@@ -22,9 +22,9 @@ import numpy as np
 import pytest
 from test_edge import NAMES, _image, exported  # noqa: F401  (module-scoped fixtures)
 
-from lwdet.edge.outputs import Display, JsonlSink, Meter, Saver, StatusPrinter, detection_record
-from lwdet.edge.overlay import class_color, draw_detections, draw_label, label_rect, text_color
-from lwdet.edge.sources import KINDS, Source, SourceError, SourceLost, backoff, parse_source, resilient
+from lwdet.edge.app.outputs import Display, JsonlSink, Meter, Saver, StatusPrinter, detection_record
+from lwdet.edge.app.overlay import class_color, draw_detections, draw_label, label_rect, text_color
+from lwdet.edge.app.sources import KINDS, Source, SourceError, SourceLost, backoff, parse_source, resilient
 
 ROOT = Path(__file__).resolve().parents[1]
 PI = ROOT / "deploy" / "raspberry-pi"
@@ -142,7 +142,7 @@ def test_http_stream_and_reconnect(mjpeg, caplog):
     assert source.kind == "stream" and source.live
     waits = []
     frames = []
-    with caplog.at_level(logging.WARNING, logger="lwdet.edge.sources"):
+    with caplog.at_level(logging.WARNING, logger="lwdet.edge.app.sources"):
         for frame in resilient(source, sleep=waits.append):  # each connection gives 5 frames, then drops
             frames.append(frame)
             if len(frames) == 12:
@@ -191,7 +191,7 @@ def test_backoff_grows_is_capped_and_logged(caplog):
     assert [backoff(n, 1, 30) for n in range(1, 8)] == [1, 2, 4, 8, 16, 30, 30]
     waits = []
     src = FlakySource(fails=6)
-    with caplog.at_level(logging.WARNING, logger="lwdet.edge.sources"):
+    with caplog.at_level(logging.WARNING, logger="lwdet.edge.app.sources"):
         gen = resilient(src, base=0.5, max_wait=5, sleep=waits.append)
         got = [next(gen) for _ in range(3)]  # no exception: the 7th open works
     assert len(got) == 3 and src.opens == 7
@@ -382,7 +382,7 @@ def test_detect_http_stream_without_torch(request, mjpeg, tmp_path):
 def test_app_modules_import_without_torch(request):
     env = request.getfixturevalue("no_torch_env")
     code = (
-        "import lwdet.edge.sources, lwdet.edge.overlay, lwdet.edge.outputs, sys; "
+        "import lwdet.edge.app.sources, lwdet.edge.app.overlay, lwdet.edge.app.outputs, sys; "
         "assert not {'torch', 'ultralytics', 'yaml'} & set(sys.modules), sorted(sys.modules)"
     )
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)

@@ -429,7 +429,7 @@ def test_cli_writes_under_runs_by_default_and_never_into_a_folder_with_files(tmp
 def test_projected_pi_columns_scale_the_study_latency_and_say_so(tmp_path):
     from pathlib import Path
 
-    from lwdet.edge import projection
+    from lwdet.edge.bench import projection
 
     calibration = Path(__file__).resolve().parents[1] / "docs" / "pi" / "peers.csv"  # this repo's peer timings
     path = _study_csv(tmp_path)

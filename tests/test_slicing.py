@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 from test_edge import exported  # noqa: F401  (the module-scoped tiny export fixture, pnnx)
 
-from lwdet.edge.slicing import cut_mask, merge_detections, sliced_predict, time_sliced
+from lwdet.edge.bench.sliced import time_sliced
+from lwdet.edge.slicing import cut_mask, merge_detections, sliced_predict
 from lwdet.tilegrid import tile_windows
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -142,7 +143,8 @@ def test_sliced_inference_runs_without_torch(no_torch_env):
 import sys
 import numpy as np
 from test_slicing import RectDetector, _scene, _boxes
-from lwdet.edge.slicing import sliced_predict, time_sliced
+from lwdet.edge.bench.sliced import time_sliced
+from lwdet.edge.slicing import sliced_predict
 obj = (240, 90, 300, 130, 1)
 assert _boxes(sliced_predict(RectDetector(), _scene(448, 448, [obj]), tile=256, overlap=64)) == [obj]
 time_sliced(RectDetector(), _scene(448, 448, [obj]), 256, 64, loops=1, warmup=0)
@@ -271,7 +273,7 @@ def test_detect_cli_tiles_without_torch(request, no_torch_env, tmp_path):
 @pytest.mark.slow  # the shared export fixture takes ~1-3 min on 2 busy cores
 def test_bench_sliced_row(request):
     folder = request.getfixturevalue("exported")
-    from lwdet.edge.slicing import bench_sliced
+    from lwdet.edge.bench.sliced import bench_sliced
 
     row = bench_sliced(folder, np.zeros((250, 330, 3), np.uint8), tile=96, overlap=32, loops=2, warmup=1)
     assert row["tiles"] == 20 and row["model"] == "tiny" and row["input"] == "96x96x3"  # 5 x 4 windows

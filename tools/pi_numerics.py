@@ -76,35 +76,25 @@ def main(argv=None) -> int:
 
 
 def record(export: Path, rows: list[dict]) -> None:
-    """lwdet.json gains one key, ``board_numerics``: the measured rows and the runtime's per-board default."""
+    """lwdet.json gains one key, ``board_numerics``: the measured rows, the mAP tolerance, and the default each
+    board gets from them (``lwdet.edge.boards.board_default``, which the runtime applies to the rows itself)."""
+    from lwdet.artifacts import MAP_TOLERANCE
+    from lwdet.edge.boards import _run_part, board_default
+
     path = export / "lwdet.json"
     meta = json.loads(path.read_text(encoding="utf-8"))
-    meta["board_numerics"] = {
+    keys = ("run", "cpu_part", "asimdhp", "fp16_used", "box_max_px", "score_max", "anchors_over_1px", "map50_95",
+            "map_torch")  # fmt: skip
+    numerics = {
         "how": "tools/pi_emulated.sh + tools/pi_numerics.py report (qemu-user, QEMU_CPU per board; emulated: numbers, "
         "not latencies)",
-        "default_fp16": {
-            "cortex-a72 (Pi 4)": "ncnn defaults",
-            "cortex-a76 (Pi 5)": "off",
-            "rule": "fp16 off for an fp32 export where the CPU has fp16 arithmetic (asimdhp)",
-        },
-        "runs": [
-            {
-                k: r[k]
-                for k in (
-                    "run",
-                    "cpu_part",
-                    "asimdhp",
-                    "fp16_used",
-                    "box_max_px",
-                    "score_max",
-                    "anchors_over_1px",
-                    "map50_95",
-                    "map_torch",
-                )
-            }
-            for r in rows
-        ],
+        "precision": "int8" if meta.get("int8") else "fp16" if meta.get("fp16") else "fp32",
+        "map_tolerance": MAP_TOLERANCE,
+        "runs": [{k: r[k] for k in keys} for r in rows],
     }
+    parts = sorted({p for r in rows if (p := _run_part(r))})
+    numerics["defaults"] = {p: board_default(numerics, p, True)._asdict() for p in parts}
+    meta["board_numerics"] = numerics
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     os.replace(tmp, path)

@@ -22,9 +22,9 @@ import time
 from pathlib import Path
 
 from lwdet.edge import Detection, NcnnDetector  # setup.sh makes this copy's lwdet/ importable in the Pi's venv
-from lwdet.edge.outputs import Display, JsonlSink, Meter, Saver, StatusPrinter, detection_record
-from lwdet.edge.overlay import draw_detections, draw_status
-from lwdet.edge.sources import KINDS, SourceLost, parse_source, resilient
+from lwdet.edge.app.outputs import Display, JsonlSink, Meter, Saver, StatusPrinter, detection_record
+from lwdet.edge.app.overlay import draw_detections, draw_status
+from lwdet.edge.app.sources import KINDS, SourceLost, parse_source, resilient
 
 FP16 = {"auto": None, "on": True, "off": False}
 
@@ -54,8 +54,8 @@ def build_parser() -> Parser:
         "--fp16",
         default="auto",
         choices=tuple(FP16),
-        help="ncnn fp16 storage/arithmetic; auto: the board's default (off on a Pi 5 for an fp32 export, "
-        "ncnn's defaults elsewhere; see deploy/raspberry-pi/README.md)",
+        help="ncnn fp16 storage/arithmetic; auto: the board's default (on where the export's recorded mAP on this "
+        "board allows it, off where it does not, ncnn's defaults where nothing is recorded; deploy/raspberry-pi/README.md)",
     )
     p.add_argument("--tile", type=int, metavar="SIZE", help="sliced inference: SIZE x SIZE px tiles (as at import)")
     p.add_argument("--overlap", type=int, default=64, metavar="PX", help="tile overlap in px (with --tile)")

@@ -98,18 +98,10 @@ def load_other(path, threads, x):
     return lambda: model(t)
 
 
-def _progress():
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return None
-    return lambda it, desc: tqdm(it, desc=desc, leave=False, disable=None)  # tty only
-
-
 def _sliced(args, models) -> None:
     """Sliced inference end to end on --image for every export: tiles per image, ms per image, tiles/s."""
     from lwdet.edge.bench import load_image
-    from lwdet.edge.slicing import bench_sliced
+    from lwdet.edge.bench.sliced import bench_sliced
 
     image = load_image(args.image)
     print(
@@ -136,8 +128,8 @@ def _sliced(args, models) -> None:
 
 
 def _estimate(args, rows) -> None:
-    """Projected Pi latency, labelled as a projection (lwdet.edge.projection)."""
-    from lwdet.edge import projection
+    """Projected Pi latency, labelled as a projection (lwdet.edge.bench.projection)."""
+    from lwdet.edge.bench import projection
 
     scales, projected = projection.estimate(rows, args.estimate, args.estimate_calibration)
     print("# PROJECTED, not measured: " + projection.describe(scales))
@@ -167,7 +159,7 @@ def main(argv=None) -> int:
                 raise ValueError("--tile times sliced inference on a large image: give it with --image")
             check_tile(args.tile, args.overlap)
         if args.estimate:
-            from lwdet.edge.projection import BOARDS
+            from lwdet.edge.bench.projection import BOARDS
 
             if unknown := sorted(set(args.estimate) - set(BOARDS)):
                 raise ValueError(f"--estimate: unknown board(s) {unknown}; known: {', '.join(BOARDS)}")
@@ -185,7 +177,7 @@ def main(argv=None) -> int:
             cooldown=args.cooldown,
             loops=args.loops,
             warmup=args.warmup,
-            progress=_progress(),
+            progress=common.progress_bar(),
             on_row=show if args.rounds == 1 else None,
             rounds=args.rounds,
             fp16={"auto": None, "on": True, "off": False}[args.fp16],

@@ -15,6 +15,15 @@ from pathlib import Path
 EXIT_USAGE = 2  # bad input: a missing file, a wrong value, a config error
 
 
+def progress_bar():
+    """``f(iterable, desc=...)`` drawing a tqdm bar on a terminal (nothing in a log), or None without tqdm (a Pi)."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return lambda it, desc: tqdm(it, desc=desc, leave=False, disable=None)
+
+
 class UsageError(Exception):
     """Bad input a person can fix: the message is one line saying what is wrong and where (file, line, key)."""
 

@@ -1,4 +1,6 @@
-"""Torch-free runtime for lwdet ncnn exports: pre/post-processing, ncnn runners and timing (runs on a Pi).
+"""Torch-free runtime for lwdet ncnn exports: pre/post-processing, ncnn runners, sliced inference, per-board numerics
+(runs on a Pi). Two subpackages build on it: ``lwdet.edge.bench`` (timing, system info, Pi projection, bench output)
+and ``lwdet.edge.app`` (the Pi app's sources, outputs and overlay).
 
 Needs only numpy, ncnn and OpenCV (image I/O and the letterbox resize); never imports torch, the engine or yaml.
 

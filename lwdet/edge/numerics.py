@@ -67,7 +67,7 @@ def measure(export: str | Path, inputs: np.ndarray, images: list[Path], fp16: bo
         "numpy": np.__version__,
         "fp16_asked": fp16,
         "fp16_used": det.fp16,
-        "board_default": default_fp16(bool(det.meta.fp16)),
+        "board_default": default_fp16(det.meta.board_numerics),
         "images": len(images),
     }
     return raw, {"info": info, "detections": found}

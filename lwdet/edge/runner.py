@@ -25,7 +25,7 @@ from lwdet.artifacts import (
     Blob,
     ExportMeta,
 )
-from lwdet.edge.boards import default_fp16
+from lwdet.edge.boards import board_default, cpu_part, on_arm
 from lwdet.edge.postprocess import CONF, IOU, MAX_DET, postprocess
 from lwdet.edge.preprocess import preprocess
 
@@ -209,8 +209,12 @@ class NcnnDetector(_NcnnNet):
         self.input_name, self.output_names = self.meta.input.blob, [self.meta.output.blob]
         self.conf, self.iou, self.max_det = conf, iou, max_det
         self.files = {"param": self.folder / PARAM, "bin": self.folder / BIN}
-        # None: the board's default (lwdet.edge.boards: fp16 off for an fp32 export where the CPU computes in fp16)
-        self.fp16 = default_fp16(bool(self.meta.fp16)) if fp16 is None else fp16
+        # None: the board's default (lwdet.edge.boards: by the mAP recorded for this board, else ncnn's defaults)
+        self.fp16, self.fp16_why = fp16, "asked for"
+        if fp16 is None:
+            choice = board_default(self.meta.board_numerics, cpu_part(), on_arm())
+            (LOGGER.info if choice.checked else LOGGER.warning)("%s: %s", self.folder.name, choice.why)
+            self.fp16, self.fp16_why = choice.fp16, choice.why
         super().__init__(self.files["param"], self.files["bin"], threads, self.fp16)
         h, w = self.imgsz
         self.num_anchors = sum((h // s) * (w // s) for s in self.strides)

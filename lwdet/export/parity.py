@@ -15,7 +15,7 @@ import torch
 import yaml
 from torch import nn
 
-from lwdet.artifacts import parity_file
+from lwdet.artifacts import MAP_TOLERANCE, parity_file
 from lwdet.export.prepare import check_imgsz, load_model, model_name
 from lwdet.export.runners import _NcnnRunner, _OnnxRunner, export_format
 from lwdet.reparam import branches
@@ -41,7 +41,12 @@ class Tolerance:
 #   mAP50-95 moved by 3e-6; scores up to 1.7e-2. So fp16 raw outputs only catch gross breakage (garbage, inf, NaN);
 #   the mAP check is the criterion for an fp16 export, and an fp16 export without data is only smoke-tested.
 TOLERANCES = {False: Tolerance(box_rel=1e-3, score=1e-3), True: Tolerance(box_rel=0.25, score=0.05)}
-MAP_TOLERANCE = 0.005  # |mAP50-95(export) - mAP50-95(PyTorch)|, i.e. 0.5 mAP points
+# int8 (lwdet.export.int8): rounding every activation moves single low-score anchors anywhere (a trained RepGhostNet-0.5
+#   at 160 px: 66 px and 0.10 in score with mAP50-95 0.2289 against fp32's 0.2300; a 5-epoch GhostNet at 128 px: 133
+#   px), so the raw outputs are reported and only their shape and finiteness checked (inf and NaN fail); the mAP
+#   against the fp32 export is the criterion.
+INT8_TOLERANCE = Tolerance(box_rel=1e6, score=1.0)
+# |mAP50-95(export) - mAP50-95(PyTorch)| <= MAP_TOLERANCE (lwdet.artifacts: 0.005, i.e. 0.5 mAP points)
 VACUOUS = "vacuous: no detections"  # ParityReport.map_check when PyTorch's mAP is 0: 0 against 0 proves nothing
 
 
@@ -83,6 +88,8 @@ class ParityReport:
     # what the export folded (lwdet.reparam: blocks, params_trained, params_deployed; empty when nothing)
     reference_branches: int = 0
     reparameterized: dict = field(default_factory=dict)
+    # an int8 export (lwdet.export.int8): calibration, fp32 / int8 mAP50-95, the layers kept float, sizes; else empty
+    int8: dict = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -213,9 +220,10 @@ def _compare(
     map_check: bool,
     n_random: int = 2,
     n_images: int = 4,
+    tolerance: Tolerance | None = None,
 ) -> ParityReport:
     fmt = export_format(export_path)
-    tol = TOLERANCES[bool(half)]
+    tol = tolerance or TOLERANCES[bool(half)]
     with tempfile.TemporaryDirectory(prefix="lwdet-parity-") as tmp:
         data_yaml = _engine_data(data, Path(tmp)) if data else None
         images = _val_images(data_yaml, n_images) if data_yaml else []

@@ -92,7 +92,7 @@ def write_report(
     """Write ``report.md`` and the PNGs into ``out_dir``; returns the markdown file.
 
     ``pi_calibration``: a bench CSV of the peer graphs timed on the machine that timed the study (e.g.
-    docs/pi/peers.csv): adds projected Raspberry Pi latency columns (``lwdet.edge.projection``), labelled as such."""
+    docs/pi/peers.csv): adds projected Raspberry Pi latency columns (``lwdet.edge.bench.projection``), labelled as such."""
     results_csv, out = Path(results_csv), Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows, peers, latency_source = load_study(results_csv, bench_csv)
@@ -223,7 +223,7 @@ def write_report(
 
 def projected_pi_section(rows: Sequence[dict], calibration: str | Path) -> list[str]:
     """Markdown lines: each detector's 1-thread latency here scaled to a Pi 4 / Pi 5 by the peers' published timings."""
-    from lwdet.edge import projection
+    from lwdet.edge.bench import projection
 
     scales = {t: s for t, s in projection.fit(projection.read_rows(calibration)).items() if s.threads_here == 1}
     cols = {t: f"{t} ms (projected)" for t in scales}

@@ -102,7 +102,7 @@ def _write_csv(path: Path, rows: list[dict], columns) -> None:
 
 def _latency_csv(cfg: dict, rows: list[dict]) -> Path:
     """The screen's timing as the study's side-by-side file: each trial named, with its architecture's rows."""
-    from lwdet.edge.output import FIELDS
+    from lwdet.edge.bench.output import FIELDS
     from lwdet.report.rows import SIDE_BY_SIDE, read_bench
 
     out = Path(cfg["out"])

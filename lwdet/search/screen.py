@@ -3,7 +3,7 @@
 Each candidate graph (backbone x neck x head x rep, at each input size) is built from its YAML with random weights
 (ncnn's latency does not depend on the weights' values), exported to ncnn, and timed in one torch-free process with
 the reference graph of the budget (``0.5x yolov5n``: lwdet's YOLOv5n at the same input size) or, for a board budget
-(``pi5-t4 <= 15 ms``), with the peer graphs at their own input sizes, from which ``lwdet.edge.projection`` projects
+(``pi5-t4 <= 15 ms``), with the peer graphs at their own input sizes, from which ``lwdet.edge.bench.projection`` projects
 the board's latency. Candidates over the budget never train. ``screen.csv`` in the search folder records every
 candidate's figures and verdict; a rerun with the same candidates and budget reuses it.
 """
@@ -95,7 +95,7 @@ def screen(cfg: dict) -> list[dict]:
             ref = f"reference-{budget['reference']}"
             graphs[ref] = _export(_reference_yaml(budget["reference"]), nc, size, graphs_dir / str(size), ref)
         else:
-            from lwdet.edge.output import find_params
+            from lwdet.edge.bench.output import find_params
 
             if not b["peers"] or not Path(b["peers"]).is_dir():
                 raise FileNotFoundError(
@@ -109,7 +109,7 @@ def screen(cfg: dict) -> list[dict]:
         timed = read_bench(bench_csv)
         ms = {(str(r["model"]), int(r["threads"])): float(r[STAT]) for r in timed if r.get(STAT) is not None}
         if budget["kind"] == "board":
-            from lwdet.edge.projection import fit
+            from lwdet.edge.bench.projection import fit
 
             scale = fit(timed, stat=STAT)[budget["target"]]
         for c in here:

@@ -114,7 +114,7 @@ def time_study(cfg: dict, order: list[str], force: bool = False, on=None) -> Pat
 
 def side_by_side(cfg: dict, graphs: dict[str, Path]) -> Path:
     """Time ``graphs`` (run name -> ncnn export) and the peers in one process; returns ``<out>/latency.csv``."""
-    from lwdet.edge.output import find_params
+    from lwdet.edge.bench.output import find_params
 
     b = cfg["bench"]
     if not graphs:

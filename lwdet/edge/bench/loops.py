@@ -6,8 +6,7 @@ End-to-end, per loop: letterbox + normalise, inference with numpy in and out, NM
 Peak memory is the process's VmHWM after resetting it (``/proc/self/clear_refs``) before the model loads, so
 each row has its own peak; ``mem_model_mb`` is that peak minus the resident size before loading.
 
-Layers: ``timing`` (statistics), ``sysinfo`` (/proc memory, device facts), this module (the loops), ``output``
-(discovery, CSV / JSON / table); their public names are re-exported here (``bench.bench_all``, ``bench.FIELDS``).
+The package ``lwdet.edge.bench`` re-exports the public names of its layers (``bench.bench_all``, ``bench.FIELDS``).
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ import ncnn
 import numpy as np
 
 from lwdet.artifacts import check_imgsz, export_siblings
-from lwdet.edge.output import (
+from lwdet.edge.bench.output import (
     FIELDS,
     find_model_dirs,
     find_params,
@@ -32,24 +31,36 @@ from lwdet.edge.output import (
     write_csv,
     write_json,
 )
+from lwdet.edge.bench.sysinfo import (
+    DEVICE_FIELDS,
+    device_info,
+    memory_mb,
+    peak_memory_mb,
+    reset_peak_memory,
+    soc_temp_c,
+)
+from lwdet.edge.bench.timing import STATS, Progress, merge_rounds, summarize, time_loops
 from lwdet.edge.postprocess import CONF, IOU, postprocess
 from lwdet.edge.preprocess import preprocess
 from lwdet.edge.runner import NcnnDetector, NcnnParamNet, parse_param, read_export_meta
-from lwdet.edge.sysinfo import DEVICE_FIELDS, device_info, memory_mb, peak_memory_mb, reset_peak_memory, soc_temp_c
-from lwdet.edge.timing import STATS, Progress, merge_rounds, summarize, time_loops
 from lwdet.units import kb, mb
 
-__all__ = [  # the layers' names, as callers reach them through ``bench``
+__all__ = [  # the layers' names, as callers reach them through ``lwdet.edge.bench``
+    "DEMO_IMAGE",
     "DEVICE_FIELDS",
     "FIELDS",
+    "PEER_INPUT_SHAPES",
+    "RUNTIMES",
     "STATS",
     "bench_all",
     "bench_detector",
     "bench_param",
     "bench_runtime",
+    "demo_image",
     "device_info",
     "find_model_dirs",
     "find_params",
+    "load_image",
     "merge_rounds",
     "summarize",
     "table_header",
