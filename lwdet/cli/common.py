@@ -120,5 +120,18 @@ def run(main_body, *args, **kwargs) -> int:
         return EXIT_USAGE
 
 
+def entry(build_parser, body, argv: list[str] | None = None) -> int:
+    """A command's ``main``: parse ``argv``, set up logging, run ``body(args)`` with one-line errors (``run``)."""
+    args = build_parser().parse_args(argv)
+    setup_logging()
+    return run(body, args)
+
+
+def interrupted(hint: str) -> int:
+    """Ctrl-C in a resumable command: one line saying how to resume, exit status 130."""
+    print(f"interrupted; {hint}", file=sys.stderr)
+    return 130
+
+
 def setup_logging(verbose: bool = False) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s")

@@ -80,9 +80,7 @@ def _body(a) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    a = build_parser().parse_args(argv)
-    common.setup_logging()
-    return common.run(_body, a)
+    return common.entry(build_parser, _body, argv)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ lwdet search configs/search-fast.yaml     # again after an interruption: the sea
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from lwdet.cli import common
@@ -25,16 +24,13 @@ def _body(a) -> int:
     try:
         results = run_search(a.config, report=not a.no_report)
     except KeyboardInterrupt:
-        print("interrupted; run the same command again to resume the search", file=sys.stderr)
-        return 130
+        return common.interrupted("run the same command again to resume the search")
     print(f"results: {results}")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    a = build_parser().parse_args(argv)
-    common.setup_logging()
-    return common.run(_body, a)
+    return common.entry(build_parser, _body, argv)
 
 
 if __name__ == "__main__":

@@ -70,10 +70,8 @@ def _body(args) -> int:
     return 0
 
 
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    common.setup_logging()
-    return common.run(_body, args)
+def main(argv: list[str] | None = None) -> int:
+    return common.entry(build_parser, _body, argv)
 
 
 if __name__ == "__main__":

@@ -66,8 +66,7 @@ def _body(a) -> int:
         else:
             results = run_study(a.config, a.only, report=not a.no_report, train_only=a.train_only)
     except KeyboardInterrupt:
-        print(f"interrupted; {RESUME}", file=sys.stderr)
-        return 130
+        return common.interrupted(RESUME)
     except Exception as e:
         training = sys.modules.get("lwdet.training")  # only a run that trained can have been interrupted
         if training is None or not isinstance(e, training.TrainingInterrupted):
@@ -79,9 +78,7 @@ def _body(a) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    a = build_parser().parse_args(argv)
-    common.setup_logging()
-    return common.run(_body, a)
+    return common.entry(build_parser, _body, argv)
 
 
 if __name__ == "__main__":

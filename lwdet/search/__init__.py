@@ -32,19 +32,6 @@ SEARCH_COLUMNS = ("arch", "epochs", "stopped_early", "lr0", "trial")
 WINNER = "winner.json"
 
 
-def _connect(ray, cfg: dict) -> bool:
-    r = cfg["ray"]
-    if ray.is_initialized():
-        return False
-    kwargs = {"include_dashboard": False}
-    if r["address"] == "local":
-        from lwdet.units import MB
-
-        kwargs.update(num_cpus=r["num_cpus"], object_store_memory=int(r["object_store_mb"] * MB))
-    ray.init(address=r["address"], **kwargs)
-    return True
-
-
 def _f1(p, r) -> float | None:
     return 2 * p * r / (p + r) if p is not None and r is not None and p + r > 0 else None
 
@@ -119,7 +106,7 @@ def _latency_csv(cfg: dict, rows: list[dict]) -> Path:
 
 def run_search(config: str | Path, report: bool = True) -> Path:
     """Screen, train the feasible candidates under ASHA, write the study and the winner; returns results.csv."""
-    from lwdet.study.distributed import import_ray
+    from lwdet.study.distributed import _connect, import_ray
 
     cfg = load_search(config)
     ray = import_ray()
@@ -138,7 +125,7 @@ def run_search(config: str | Path, report: bool = True) -> Path:
     from lwdet.search.trials import run_trials
     from lwdet.study.results import COLUMNS
 
-    mine = _connect(ray, cfg)
+    mine = _connect(ray, cfg["ray"]["address"], cfg["ray"])  # the study's: a local Ray, or the cluster at address
     try:
         grid, interrupted = run_trials(cfg, feasible)
     finally:

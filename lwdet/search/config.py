@@ -23,10 +23,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import yaml
-
 from lwdet.errors import ConfigError
-from lwdet.study.config import BUDGET_DEFAULTS, StudyConfigError, input_path, output_path
+from lwdet.study.config import BUDGET_DEFAULTS, input_path, output_path, read_mapping
 from lwdet.study.config import strict as _strict
 
 SEARCH_KEYS = {"name", "data", "out", "report", "budget", "space", "max_latency", "trials", "searcher", "asha", "ray",
@@ -51,10 +49,7 @@ class SearchConfigError(ConfigError):
 
 def strict(section: str, got: dict, allowed) -> None:
     """Unknown keys refused with a "did you mean" (the study config's rule), as a SearchConfigError."""
-    try:
-        _strict(section, got, allowed)
-    except StudyConfigError as e:
-        raise SearchConfigError(str(e)) from None
+    _strict(section, got, allowed, SearchConfigError)
 
 
 def _choices(where: str, key: str, value) -> dict:
@@ -94,16 +89,7 @@ def parse_budget(where: str, text) -> dict:
 def load_search(path: str | Path) -> dict:
     """The search config with defaults filled in and checked."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: search config not found")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        raise SearchConfigError(f"{path}:{f' line {mark.line + 1}' if mark else ''} not valid YAML") from None
-    if not isinstance(raw, dict):
-        raise SearchConfigError(f"{path}: a search config is a mapping of {', '.join(sorted(SEARCH_KEYS))}")
-    strict(str(path), raw, SEARCH_KEYS)
+    raw = read_mapping(path, "search", SEARCH_KEYS, SearchConfigError)
     for key in ("space", "max_latency"):
         if key not in raw:
             raise SearchConfigError(f"{path}: '{key}' is required")

@@ -59,11 +59,12 @@ class StudyConfigError(ConfigError):
     """A study config is wrong; the message names the file and the key or detector row."""
 
 
-def strict(section: str, got: dict, allowed) -> None:
+def strict(section: str, got: dict, allowed, error: type[ConfigError] | None = None) -> None:
+    """Unknown keys refused, with a "did you mean"; ``error``: the ConfigError subclass raised (StudyConfigError)."""
     for k in got:
         if k not in allowed:
             hint = difflib.get_close_matches(str(k), list(allowed), n=1)
-            raise StudyConfigError(
+            raise (error or StudyConfigError)(
                 f"{section}: unknown key '{k}'{f'; did you mean {hint[0]!r}?' if hint else ''} "
                 f"Known: {', '.join(sorted(allowed))}"
             )
@@ -132,20 +133,28 @@ def _detector(path: Path, i: int, d) -> dict:
     }
 
 
-def load_config(path: str | Path) -> dict:
-    """The study config with defaults filled in and paths resolved (see the module docstring)."""
-    path = Path(path)
+def read_mapping(path: Path, kind: str, keys, error: type[ConfigError] | None = None) -> dict:
+    """A config file's top-level mapping, its keys checked against ``keys``: FileNotFoundError when missing, ``error``
+    (file and line) when not YAML, not a mapping, or with an unknown key. ``kind``: "study", "search", ..."""
+    error = error or StudyConfigError
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: study config not found")
+        raise FileNotFoundError(f"{path}: {kind} config not found")
     try:
-        cfg = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         at = f" line {mark.line + 1}" if mark is not None else ""
-        raise StudyConfigError(f"{path}:{at} not valid YAML ({getattr(e, 'problem', None) or e})") from None
-    if not isinstance(cfg, dict):
-        raise StudyConfigError(f"{path}: a study config is a mapping of {', '.join(sorted(CONFIG_KEYS))}")
-    strict(str(path), cfg, CONFIG_KEYS)
+        raise error(f"{path}:{at} not valid YAML ({getattr(e, 'problem', None) or e})") from None
+    if not isinstance(raw, dict):
+        raise error(f"{path}: a {kind} config is a mapping of {', '.join(sorted(keys))}")
+    strict(str(path), raw, keys, error)
+    return raw
+
+
+def load_config(path: str | Path) -> dict:
+    """The study config with defaults filled in and paths resolved (see the module docstring)."""
+    path = Path(path)
+    cfg = read_mapping(path, "study", CONFIG_KEYS)
     if not cfg.get("detectors") or not isinstance(cfg["detectors"], list):
         raise StudyConfigError(f"{path}: 'detectors' must list at least one {{backbone, neck, head}} or {{model}}")
     for key in ("budget", "bench", "export"):

@@ -33,7 +33,7 @@ from lwdet.study.config import RAY_DEFAULTS, StudyConfigError, load_config
 from lwdet.study.kept import adopt
 from lwdet.study.plan import plan, select
 from lwdet.study.results import claim, merge_result, read_results
-from lwdet.study.steps import bench_peers, bench_row, do_run
+from lwdet.study.steps import bench_peers, bench_row, do_run, identity
 from lwdet.units import MB
 
 LOGGER = logging.getLogger(__name__)
@@ -96,17 +96,7 @@ def _connect(ray, address: str, section: dict) -> bool:
 
 
 def failed_row(run: dict, cfg: dict, reason: str) -> dict:
-    return {
-        "model": run["name"],
-        "backbone": run["backbone"],
-        "neck": run["neck"],
-        "head": run["head"],
-        "seed": run["seed"],
-        "teacher": run.get("teacher"),
-        "run_dir": str(Path(cfg["out"]) / run["name"]),
-        "error": reason,
-        "status": FAILED,
-    }
+    return {**identity(run, Path(cfg["out"]) / run["name"], cfg), "error": reason, "status": FAILED}
 
 
 def run_study_ray(

@@ -238,6 +238,21 @@ def sliced_row(row: dict, cfg: dict) -> dict:
     return {**row, **cols}
 
 
+def identity(run: dict, run_dir: Path, cfg: dict) -> dict:
+    """The columns that name a row (which detector, how it trained, where): a finished row's and a failed one's."""
+    return {
+        "model": run["name"],
+        "backbone": run["backbone"],
+        "neck": run["neck"],
+        "head": run["head"],
+        "seed": run["seed"],
+        "teacher": run.get("teacher"),
+        "distill_weight": run.get("distill_weight"),
+        "imgsz": int(cfg["budget"]["imgsz"]),
+        "run_dir": str(run_dir),
+    }
+
+
 def study_row(run: dict, run_dir: Path, cfg: dict, timed: bool = True) -> dict:
     """Every column of one detector (run folder trained already); ``timed=False`` leaves the latency columns to a
     timing pass after every row has trained (a study on Ray: nothing is timed beside training)."""
@@ -246,17 +261,7 @@ def study_row(run: dict, run_dir: Path, cfg: dict, timed: bool = True) -> dict:
     budget = cfg["budget"]
     best = best_weights(run_dir)
     engine_data, data = engine_data_yaml(run_dir, cfg)
-    row = {
-        "model": run["name"],
-        "backbone": run["backbone"],
-        "neck": run["neck"],
-        "head": run["head"],
-        "seed": run["seed"],
-        "teacher": run.get("teacher"),
-        "distill_weight": run.get("distill_weight"),
-        "imgsz": int(budget["imgsz"]),
-        "run_dir": str(run_dir),
-    }
+    row = identity(run, run_dir, cfg)
     row["train_s"], row["epoch_s"] = training_time(run_dir)
     p = profile_detector(best, budget["imgsz"])
     row.update(
