@@ -65,7 +65,7 @@ def _markdown(rows, labels, projected, scales, device) -> str:
                      f"{float(r[STAT]) / ref:.3f} | {cell('pi4', 1)} | {cell('pi4', 4)} | {cell('pi5', 4)} |")  # fmt: skip
     lines += [
         "",
-        f"Measured on {device.get('cpu_model') or device.get('machine')}; Pi columns are PROJECTED, not measured: "
+        f"Measured on {device.get('cpu')} ({device.get('cores')} cores, ncnn {device.get('ncnn')}); Pi columns are PROJECTED, not measured: "
         f"{projection.describe(scales)}. So the fp32 and fp16 exports project alike (ncnn converts the weights at "
         "load). int8 = the fp32 projection / ncnn's "
         "published Pi 4 int8 speed-up (geometric mean over its 8 models; range: fastest to slowest, with the "

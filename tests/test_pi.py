@@ -138,6 +138,10 @@ def test_board_default_follows_the_recorded_map():
     none = boards.board_default({}, "Cortex-A76", arm=True)
     assert none.fp16 is None and not none.checked and "Raspberry Pi 5" in none.why
     assert boards.board_default({}, None, arm=False) == (None, True, "ncnn's defaults (not an ARM board)")
+    int8 = _numerics(0.2003, ref_map=0.2003)  # the board's int8 kernels differ from x86's; fp16 costs nothing there
+    int8["runs"][0]["map50_95"] = 0.2095
+    choice = boards.board_default(int8, "Cortex-A76", arm=True)
+    assert choice.fp16 is True and "differs from x86's 0.2095" in choice.why
     old = _numerics(0.1576)  # a record from before cpu_part saw QEMU_CPU: the run's tag names the core
     old["runs"] = [{**r, "cpu_part": None} for r in old["runs"]]
     assert boards.board_default(old, "Cortex-A76", arm=True).fp16 is True

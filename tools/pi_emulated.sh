@@ -68,7 +68,7 @@ cp -r "$EXPORT" "$HOME_PI/export"
 if [[ -n "$VAL" ]]; then  # LWDET_PI_N_IMAGES: the first N val images only (emulation runs ~10-50x slower)
     mkdir -p "$HOME_PI/val"
     find "$VAL" -maxdepth 1 -type f \( -iname '*.jpg' -o -iname '*.jpeg' -o -iname '*.png' -o -iname '*.bmp' \) | sort \
-        | head -n "${LWDET_PI_N_IMAGES:-100000}" | xargs -r cp -t "$HOME_PI/val"
+        | awk -v n="${LWDET_PI_N_IMAGES:-100000}" "NR <= n" | xargs -r cp -t "$HOME_PI/val"  # awk reads all: no SIGPIPE under pipefail
 fi
 cp /etc/resolv.conf "$ROOTFS/etc/resolv.conf"
 # the host's CA bundle for pip: a host behind a TLS-inspecting proxy trusts its CA; a real Pi needs nothing

@@ -175,7 +175,11 @@ def export_ncnn_int8(
         target = map_fp32 * (1 - tolerance)
         max_kept = int(max_float * len(layers))
         kept, search = keep_float_search(ranked, evaluate, target, max_kept)
-        sizes = {"bin_bytes_fp32": (fp32_dir / NCNN_BIN).stat().st_size}
+        int8_graph(graph, scales).write(tmp / "all.param", tmp / "all.bin")
+        sizes = {
+            "bin_bytes_fp32": (fp32_dir / NCNN_BIN).stat().st_size,
+            "bin_bytes_int8_all": (tmp / "all.bin").stat().st_size,
+        }
         info = {
             "method": method,
             "calib": str(calib),
