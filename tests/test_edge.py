@@ -632,3 +632,16 @@ def test_numerics_measure_runs_the_export_on_fixed_inputs(exported, tmp_path):
     assert result["detections"]["a.jpg"]["hw"] == [50, 70]
     save(tmp_path / "out" / "x86", raw, result)
     assert np.array_equal(np.load(tmp_path / "out" / "x86.npy"), raw)
+
+
+def test_unchecked_board_runs_ncnn_defaults_with_one_warning(exported, monkeypatch, caplog):
+    import logging
+
+    from lwdet.edge import runner
+
+    monkeypatch.setattr(runner, "on_arm", lambda: True)  # as on a Pi 5 whose export records no numerics
+    monkeypatch.setattr(runner, "cpu_part", lambda: "Cortex-A76")
+    with caplog.at_level(logging.WARNING, logger="lwdet.edge.runner"), NcnnDetector(exported) as det:
+        assert det.fp16 is None  # ncnn's defaults
+    lines = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(lines) == 1 and "Raspberry Pi 5 (Cortex-A76) unchecked" in lines[0]
