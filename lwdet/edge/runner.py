@@ -213,7 +213,10 @@ class NcnnDetector(_NcnnNet):
         self.fp16, self.fp16_why = fp16, "asked for"
         if fp16 is None:
             choice = board_default(self.meta.board_numerics, cpu_part(), on_arm())
-            (LOGGER.info if choice.checked else LOGGER.warning)("%s: %s", self.folder.name, choice.why)
+            if not choice.checked:
+                LOGGER.warning("%s: %s", self.folder.name, choice.why)
+            elif choice.fp16 is not None:  # a board with a record: say what it chose (off ARM: nothing to say)
+                LOGGER.info("%s: %s", self.folder.name, choice.why)
             self.fp16, self.fp16_why = choice.fp16, choice.why
         super().__init__(self.files["param"], self.files["bin"], threads, self.fp16)
         h, w = self.imgsz
