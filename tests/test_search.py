@@ -162,3 +162,19 @@ def test_asha_stops_a_weak_trial_early_and_a_killed_search_resumes(tmp_path):
     assert any(row["stopped_early"] == "True" and int(row["epochs"]) == 2 for row in rows), rows
     best = max(rows, key=lambda row: float(row["map5095"]))
     assert float(best["lr0"]) == 0.01 and best["stopped_early"] == "False" and int(best["epochs"]) == 3
+
+
+def test_the_dataset_is_built_once_by_the_driver_and_pinned_for_the_trials(tmp_path, monkeypatch):
+    """Tune runs each trial in its own working folder: ``./datasets`` there would be a new, missing dataset."""
+    from lwdet.cfg import DATASETS_ENV, datasets_root
+    from lwdet.search import _pin_datasets
+
+    monkeypatch.delenv(DATASETS_ENV, raising=False)
+    monkeypatch.chdir(tmp_path)
+    from lwdet.data import DEFAULT_DATA
+
+    _pin_datasets({"data": str(DEFAULT_DATA)})  # the shipped default dataset (lwdet/cfg/datasets/fmnist-det.yaml)
+    assert (tmp_path / "datasets" / "fmnist-det" / "images" / "train").is_dir()
+    (tmp_path / "trial").mkdir()
+    monkeypatch.chdir(tmp_path / "trial")  # as a trial does
+    assert datasets_root() == tmp_path / "datasets"

@@ -104,6 +104,20 @@ def _latency_csv(cfg: dict, rows: list[dict]) -> Path:
     return out / SIDE_BY_SIDE
 
 
+def _pin_datasets(cfg: dict) -> None:
+    """Build the dataset here, once, and make every trial find it: Tune runs each trial in its own working folder,
+    where a shipped data YAML's dataset (``./datasets`` by default, ``lwdet.cfg.datasets_root``) would be missing and
+    rebuilt by each trial (seen: two trials deadlocked forking the builder's pool inside Ray's runner thread). The
+    workers of a local Ray inherit this environment variable; on a cluster, set it on every node (docs/search.md)."""
+    import os
+
+    from lwdet.cfg import DATASETS_ENV, datasets_root
+    from lwdet.data import ensure_dataset
+
+    os.environ.setdefault(DATASETS_ENV, str(datasets_root()))
+    ensure_dataset(cfg["data"])
+
+
 def run_search(config: str | Path, report: bool = True) -> Path:
     """Screen, train the feasible candidates under ASHA, write the study and the winner; returns results.csv."""
     from lwdet.study.distributed import _connect, import_ray
@@ -125,6 +139,7 @@ def run_search(config: str | Path, report: bool = True) -> Path:
     from lwdet.search.trials import run_trials
     from lwdet.study.results import COLUMNS
 
+    _pin_datasets(cfg)
     mine = _connect(ray, cfg["ray"]["address"], cfg["ray"])  # the study's: a local Ray, or the cluster at address
     try:
         grid, interrupted = run_trials(cfg, feasible)
