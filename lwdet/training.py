@@ -287,12 +287,13 @@ def train(
             if distill_weight is not None:
                 overrides["dis"] = float(distill_weight)
         text = resolve_yaml(model_yaml).read_text(encoding="utf-8")
+        source = None
         if pretrained:
-            from lwdet.pretrained import hub_weights, spec_backbone
+            from lwdet.pretrained import resolve, spec_backbone
 
-            if backbone_weights:
-                raise ValueError("--pretrained and --backbone-weights both set the backbone's weights; pick one")
-            backbone_weights = hub_weights(spec_backbone(spec))
+            # --backbone-weights FILE, an installed weights package, the timm / torchvision cache, a download
+            source = resolve(spec_backbone(spec), backbone_weights)
+            backbone_weights = source.path
         if backbone_weights:
             if not Path(backbone_weights).is_file():
                 raise FileNotFoundError(f"backbone weights not found: {backbone_weights}")
@@ -312,6 +313,10 @@ def train(
         model_copy = run_dir / Path(model_yaml).name
         model_copy.write_text(text, encoding="utf-8")
         load_spec(model_copy)
+        if backbone_weights:  # where the weights came from, and which file exactly
+            from lwdet.pretrained import record_weights
+
+            record_weights(run_dir, source, spec, backbone_weights)
         engine_data = write_engine_yaml(data_yaml, run_dir / "data.yaml")
         if report.errors:
             engine_data = write_good_yaml(report, run_dir / "data-good")
