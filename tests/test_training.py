@@ -50,6 +50,8 @@ def run(tmp_path_factory):
         project,
         "--name",
         "g",
+        "lrf=0.02",  # the engine's own key=value training arguments (lwdet.hyp)
+        "scale=0.4",
     )
     assert r.returncode == 0, r.stderr[-3000:]
     return project / "g", r
@@ -87,6 +89,29 @@ def test_short_run_gets_scaled_settings(run):
     assert (args["close_mosaic"], args["warmup_epochs"]) == (1, 1.0)  # engine defaults: 10 and 3.0
     assert (args["optimizer"], args["lr0"]) == ("SGD", 0.01)  # the engine's 'auto' would pick AdamW at 0.000714
     assert "SGD(lr=0.01, momentum=0.937)" in run[1].stdout + run[1].stderr  # what the engine built
+
+
+def test_key_value_arguments_reach_the_trainer(run):
+    import yaml
+
+    args = yaml.safe_load((run[0] / "args.yaml").read_text())
+    assert (args["lrf"], args["scale"]) == (0.02, 0.4)  # engine defaults: 0.01 and 0.5
+
+
+@pytest.mark.parametrize(
+    "token, message",
+    [
+        ("lr=0.02", "key=value: 'lr' is not a training argument of the engine; did you mean 'lrf'?"),
+        ("epochs=3", "key=value: epochs is set by --epochs, not as a training argument"),
+        ("lr0=fast", "key=value: lr0='fast': 'lr0=fast' is of invalid type str."),
+        ("lr0", "key=value: 'lr0' is not a key=value training argument"),
+    ],
+)
+def test_bad_key_value_exits_2_in_one_line(tmp_path, token, message):
+    r = run_train("--epochs", 1, token, "--project", tmp_path)
+    assert r.returncode == 2
+    assert message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not any(tmp_path.iterdir())
 
 
 def test_csv_has_every_metric_finite(run):

@@ -1,6 +1,7 @@
-"""Train a YOLOv5n-style detector with a swapped backbone: lwdet train --backbone ghostnet [--neck aspp].
+"""Train a YOLOv5n-style detector with a swapped backbone: lwdet train --backbone ghostnet [--neck aspp] [lr0=0.016].
 
-Also ``python train.py ...`` in a clone. Writes a run folder PROJECT/NAME (weights/best.pt, results.csv,
+Also ``python train.py ...`` in a clone. Trailing ``key=value`` tokens are the engine's training arguments
+(``lwdet.hyp``: any key of its ``default.yaml`` that no flag here owns). Writes a run folder PROJECT/NAME (weights/best.pt, results.csv,
 TensorBoard logs); never overwrites one (a taken name gets -2, -3, ...).
 """
 
@@ -97,12 +98,27 @@ def build_parser():
         help="engine: the engine's augmentation; topdown: + vertical flips and 90-degree rotations "
         "(aerial / top-down images)",
     )
+    ap.add_argument(
+        "engine_args",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="the engine's training arguments, as its CLI takes them: lr0=0.016 scale=0.5 cos_lr=True (any key of "
+        "ultralytics/cfg/default.yaml; keys with a flag here are set by the flag)",
+    )
     return ap
 
 
 def parse_args(argv=None):
     ap = build_parser()
-    args = ap.parse_args(argv)
+    args = ap.parse_intermixed_args(argv)
+    from lwdet.hyp import HypError, engine_overrides, parse_engine_args
+
+    try:
+        args.engine_args = engine_overrides(parse_engine_args(args.engine_args, "key=value"), "key=value")
+    except HypError as e:
+        ap.error(str(e))
+    if args.resume and args.engine_args:
+        ap.error("--resume continues a run with its own training arguments; key=value is not taken there")
     if args.device not in ("cpu", "mps"):
         import torch
 
@@ -145,6 +161,7 @@ def _train(args) -> int:
         from lwdet.data.augment import augment_overrides
 
         overrides.update(augment_overrides(args.aug))
+    overrides.update(args.engine_args)  # checked in parse_args; an explicit value beats --aug's preset
     try:
         metrics = train(
             yaml_path,
