@@ -19,9 +19,14 @@ from ultralytics.utils.torch_utils import initialize_weights
 
 from lwdet import cfg
 from lwdet.backbones import BACKBONES, FAMILIES, suggest
+from lwdet.model_spec import ModelConfigError, validate_rows
+from lwdet.model_spec import row_lines as _row_lines
+from lwdet.model_spec import where as _where
 from lwdet.modules import HEADS, MODULES, RowError
 
 LOGGER = logging.getLogger(__name__)
+
+__all__ = ["ModelConfigError", "LwdetModel", "build_model", "load_spec", "model_yaml", "resolve_yaml", "shipped_yamls"]
 
 MODEL_DIR = cfg.MODELS  # the shipped model YAMLs (lwdet/cfg/models; models/yaml in a clone)
 BASELINE = "yolov5n"
@@ -41,27 +46,6 @@ ACTIVATIONS = {
 }
 KEYS = {"nc", "activation", "backbone", "head", "backbone_weights"}
 ENGINE_KEYS = {"scale", "yaml_file", "channels"}  # added by the engine's loader and trainer; accepted, unused
-
-
-class ModelConfigError(ValueError):
-    """A model YAML that cannot be built; the message names the file, line and row."""
-
-
-def _row_lines(text: str) -> dict:
-    """Line numbers (1-based) of top-level keys and of each row of 'backbone' and 'head'."""
-    lines = {}
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
-        return lines
-    if not isinstance(root, yaml.MappingNode):
-        return lines
-    for key, value in root.value:
-        lines[key.value] = key.start_mark.line + 1
-        if key.value in ("backbone", "head") and isinstance(value, yaml.SequenceNode):
-            for j, row in enumerate(value.value):
-                lines[(key.value, j)] = row.start_mark.line + 1
-    return lines
 
 
 def resolve_yaml(name: str | Path) -> Path:
@@ -111,26 +95,6 @@ def load_spec(path: str | Path) -> dict:
     return spec
 
 
-def _where(spec: dict, lines: dict, key) -> str:
-    file = spec.get("yaml_file", "<model dict>")
-    line = lines.get(key)
-    return f"{file}:{line}" if line else file
-
-
-def _check_literal(value, where: str):
-    """Arguments are data: numbers, booleans, null, short names and lists of these. Never code."""
-    if isinstance(value, list):
-        for v in value:
-            _check_literal(v, where)
-    elif isinstance(value, str):
-        if not value.replace("_", "").replace(".", "").isalnum():
-            raise ModelConfigError(
-                f"{where}: argument {value!r} is not a plain name; YAML arguments are never evaluated"
-            )
-    elif not (value is None or isinstance(value, (int, float, bool))):
-        raise ModelConfigError(f"{where}: argument {value!r} of type {type(value).__name__} is not allowed")
-
-
 def validate_spec(spec: dict, lines: dict | None = None) -> None:
     """Check keys, activation and row shapes (module names, literal args); channels are checked at build."""
     lines = lines or {}
@@ -156,49 +120,6 @@ def validate_spec(spec: dict, lines: dict | None = None) -> None:
         heads=HEADS,
         known_names=MODULES,
     )
-
-
-def validate_rows(spec: dict, lines: dict, known, multi_input, heads, known_names=(), what: str = "") -> None:
-    """Rows are [from, repeats, module, args] with earlier sources, a known module and literal args; a head last."""
-    for key in ("nc", "backbone", "head"):
-        if key not in spec:
-            raise ModelConfigError(f"{_where(spec, lines, None)}: missing key '{key}'")
-    nc = spec["nc"]
-    if not isinstance(nc, int) or isinstance(nc, bool) or nc < 1:
-        raise ModelConfigError(f"{_where(spec, lines, 'nc')}: 'nc' must be a positive integer, got {nc!r}")
-    i = 0
-    for section in ("backbone", "head"):
-        rows = spec[section]
-        if not isinstance(rows, list) or not rows:
-            raise ModelConfigError(f"{_where(spec, lines, section)}: '{section}' must be a non-empty list of rows")
-        for j, row in enumerate(rows):
-            where = f"{_where(spec, lines, (section, j))}: {section} row {j} (layer {i})"
-            if not isinstance(row, list) or len(row) != 4:
-                raise ModelConfigError(f"{where}: a row is [from, repeats, module, args], got {row!r}")
-            src, n, module, args = row
-            srcs = src if isinstance(src, list) else [src]
-            if not srcs or not all(isinstance(s, int) and not isinstance(s, bool) for s in srcs):
-                raise ModelConfigError(f"{where}: 'from' must be a layer index or a list of them, got {src!r}")
-            for s in srcs:
-                if not (-i <= s < i or (i == 0 and s == -1)):
-                    raise ModelConfigError(f"{where}: 'from' {s} does not name an earlier layer")
-            if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-                raise ModelConfigError(f"{where}: repeats must be a positive integer, got {n!r}")
-            if not known(module):
-                listed = f" Known: {', '.join(known_names)}" if known_names else f" Expected {what}."
-                raise ModelConfigError(
-                    f"{where}: module {module!r} is not known{suggest(str(module), known_names)}{listed}"
-                )
-            if isinstance(src, list) and not multi_input(module):
-                raise ModelConfigError(f"{where}: {module} takes one input, got 'from' {src!r}")
-            if not isinstance(args, list):
-                raise ModelConfigError(f"{where}: args must be a list, got {args!r}")
-            _check_literal(args, where)
-            i += 1
-    if spec["head"][-1][2] not in heads:
-        raise ModelConfigError(
-            f"{_where(spec, lines, ('head', len(spec['head']) - 1))}: the last row must be one of {', '.join(heads)}"
-        )
 
 
 def build_layers(spec: dict, ch: int = 3, lines: dict | None = None, verbose: bool = False):
