@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from copy import deepcopy
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -26,7 +27,18 @@ from lwdet.modules import HEADS, MODULES, RowError
 
 LOGGER = logging.getLogger(__name__)
 
-__all__ = ["ModelConfigError", "LwdetModel", "build_model", "load_spec", "model_yaml", "resolve_yaml", "shipped_yamls"]
+__all__ = [
+    "ModelConfigError",
+    "LwdetModel",
+    "ModelSource",
+    "build_model",
+    "load_spec",
+    "parse_model",
+    "read_model",
+    "model_yaml",
+    "resolve_yaml",
+    "shipped_yamls",
+]
 
 MODEL_DIR = cfg.MODELS  # the shipped model YAMLs (lwdet/cfg/models; models/yaml in a clone)
 BASELINE = "yolov5n"
@@ -66,33 +78,61 @@ def resolve_yaml(name: str | Path) -> Path:
     return found
 
 
-def load_spec(path: str | Path) -> dict:
-    """Read and validate a model YAML; raise ModelConfigError naming file and line on any problem.
+@dataclass(frozen=True)
+class ModelSource:
+    """A model YAML read once: the file, its text, the validated spec and the line of each key and row (for errors).
 
-    ``path`` may also name a shipped YAML or one of the engine's (``yolo26n.yaml``): see ``resolve_yaml``. An engine
-    YAML (one with ``scales``) is validated by ``lwdet.engine_models``; its scale comes from the name, as the engine
-    reads it.
+    ``lwdet train`` reads its model YAML once into this, builds from it (``build_model(source)``) and copies its
+    ``text`` into the run folder; nothing further down reads the file again.
+    """
+
+    file: Path
+    text: str
+    spec: dict
+    lines: dict
+
+    def with_key(self, key: str, value) -> ModelSource:
+        """The same model with one more top-level ``key: value`` line appended to its text (checked again)."""
+        return parse_model(f"{self.text.rstrip()}\n{key}: {value}\n", self.file, self.spec["yaml_file"])
+
+
+def read_model(path: str | Path) -> ModelSource:
+    """Read and validate a model YAML (a path, a shipped name or the engine's ``yolo26n.yaml``: ``resolve_yaml``)."""
+    file = resolve_yaml(path)
+    return parse_model(file.read_text(encoding="utf-8"), file, path)
+
+
+def parse_model(text: str, file: Path, name: str | Path | None = None) -> ModelSource:
+    """Validate a model YAML's ``text`` (read from ``file``; ``name`` as the caller gave it); no file is read.
+
+    An engine YAML (one with ``scales``) is validated by ``lwdet.engine_models``; its scale comes from ``name``, as
+    the engine reads it.
     """
     from lwdet import engine_models
 
-    file = resolve_yaml(path)
-    text = file.read_text(encoding="utf-8")
+    name = file if name is None else name
     try:
         spec = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
-        where = f"{file}:{mark.line + 1}" if mark else str(file)
-        raise ModelConfigError(f"{where}: not valid YAML ({getattr(e, 'problem', e)})") from None
+        at = f"{file}:{mark.line + 1}" if mark else str(file)
+        raise ModelConfigError(f"{at}: not valid YAML ({getattr(e, 'problem', e)})") from None
     if not isinstance(spec, dict):
         raise ModelConfigError(f"{file}: a model YAML must be a mapping with 'backbone' and 'head' sections")
+    lines = _row_lines(text)
     if engine_models.is_engine_spec(spec):
-        spec["scale"] = engine_models.scale_of(path)
-        spec["yaml_file"] = str(path)  # the name as given: the engine reads the scale from it again
-        engine_models.validate_spec(spec, _row_lines(text))
-        return spec
-    spec["yaml_file"] = str(file)
-    validate_spec(spec, _row_lines(text))
-    return spec
+        spec["scale"] = engine_models.scale_of(name)
+        spec["yaml_file"] = str(name)  # the name as given: the engine reads the scale from it again
+        engine_models.validate_spec(spec, lines)
+    else:
+        spec["yaml_file"] = str(file)
+        validate_spec(spec, lines)
+    return ModelSource(Path(file), text, spec, lines)
+
+
+def load_spec(path: str | Path) -> dict:
+    """Read and validate a model YAML; raise ModelConfigError naming file and line on any problem (``read_model``)."""
+    return read_model(path).spec
 
 
 def validate_spec(spec: dict, lines: dict | None = None) -> None:
@@ -181,9 +221,13 @@ def _set_activation(module: nn.Module, act_cls) -> None:
 class LwdetModel(DetectionModel):
     """The engine's DetectionModel built by lwdet's row parser (so lwdet modules declare their channels)."""
 
-    def __init__(self, cfg: str | Path | dict = MODEL_DIR / "yolov5n.yaml", ch: int = 3, nc=None, verbose=True):
+    def __init__(
+        self, cfg: str | Path | dict | ModelSource = MODEL_DIR / "yolov5n.yaml", ch: int = 3, nc=None, verbose=True
+    ):
         nn.Module.__init__(self)  # DetectionModel.__init__ would run the engine's parse_model
-        if isinstance(cfg, dict):
+        if isinstance(cfg, ModelSource):
+            spec, lines = deepcopy(cfg.spec), cfg.lines
+        elif isinstance(cfg, dict):
             spec, lines = deepcopy(cfg), {}
             file = Path(spec.get("yaml_file", ""))
             if file.is_file():  # the engine's loader drops positions; recover them when the file still matches
@@ -192,8 +236,8 @@ class LwdetModel(DetectionModel):
                 lines = _row_lines(text) if same == {k: spec.get(k) for k in same} else {}
             validate_spec(spec, lines)
         else:
-            spec = load_spec(cfg)
-            lines = _row_lines(resolve_yaml(cfg).read_text(encoding="utf-8"))
+            source = read_model(cfg)
+            spec, lines = source.spec, source.lines
         if "scales" in spec:
             raise ModelConfigError(f"{spec.get('yaml_file')}: an engine YAML; build it with lwdet.models.build_model")
         spec["channels"] = ch
@@ -240,15 +284,20 @@ class LwdetModel(DetectionModel):
         return self
 
 
-def build_model(cfg: str | Path | dict, ch: int = 3, nc: int | None = None, verbose: bool = True) -> DetectionModel:
-    """The detector a model YAML (path, shipped name or engine name such as 'yolo26n.yaml') or spec dict describes.
+def build_model(
+    cfg: str | Path | dict | ModelSource, ch: int = 3, nc: int | None = None, verbose: bool = True
+) -> DetectionModel:
+    """The detector a model YAML (path, shipped name or engine name such as 'yolo26n.yaml'), a spec dict or a
+    ``ModelSource`` (a YAML read once: ``read_model``) describes.
 
     lwdet YAMLs build an ``LwdetModel``; engine YAMLs (with ``scales``) the engine's own ``DetectionModel``, see
-    ``lwdet.engine_models``.
+    ``lwdet.engine_models``. A path is read once.
     """
     from lwdet import engine_models
 
-    spec = cfg if isinstance(cfg, dict) else load_spec(cfg)
+    if isinstance(cfg, (str, Path)):
+        cfg = read_model(cfg)
+    spec = cfg.spec if isinstance(cfg, ModelSource) else cfg
     if engine_models.is_engine_spec(spec):
         if isinstance(cfg, dict):
             engine_models.validate_spec(spec)

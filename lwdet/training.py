@@ -25,7 +25,7 @@ from ultralytics.utils import RANK
 from lwdet.artifacts import last_weights
 from lwdet.checkpoints import vet
 from lwdet.distill import DIS_LOSS, check_teacher
-from lwdet.models import build_model, load_spec, resolve_yaml
+from lwdet.models import ModelSource, build_model, read_model
 
 LOGGER = logging.getLogger(__name__)
 
@@ -89,6 +89,7 @@ class LwdetTrainer(DetectionTrainer):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._final_eval = False
+        self.student = None  # a model train() built already (one build per run): get_model hands it over once
         self.interrupted = None  # the signal's name once SIGINT/SIGTERM asked training to stop
         self._tb = None
         self.add_callback("on_fit_epoch_end", _tensorboard_epoch)
@@ -101,7 +102,9 @@ class LwdetTrainer(DetectionTrainer):
             self.args.epochs = epochs
 
     def get_model(self, cfg=None, weights=None, verbose=True):
-        model = build_model(cfg, nc=self.data["nc"], ch=self.data["channels"], verbose=verbose and RANK == -1)
+        model, self.student = self.student, None
+        if model is None or (model.yaml["nc"], model.yaml["channels"]) != (self.data["nc"], self.data["channels"]):
+            model = build_model(cfg, nc=self.data["nc"], ch=self.data["channels"], verbose=verbose and RANK == -1)
         model = self.set_model_names_for_load(model)
         if weights:
             model.load(weights)
@@ -279,26 +282,27 @@ def train(
         vet(last, trust_checkpoint)  # the engine unpickles it in full; only let allow-listed classes through
         trainer = LwdetTrainer(overrides={"resume": str(last), "save_dir": str(run_dir), **overrides})
     else:
-        spec = load_spec(model_yaml)
-        student = build_model(model_yaml, verbose=False)  # a width mistake fails here, before the run folder exists
-        if teacher is not None:
-            path = check_teacher(teacher, student.stride.tolist(), Path(model_yaml).name, trust=trust_checkpoint)
-            overrides = {**overrides, "distill_model": str(path)}
-            if distill_weight is not None:
-                overrides["dis"] = float(distill_weight)
-        text = resolve_yaml(model_yaml).read_text(encoding="utf-8")
+        source = read_model(model_yaml)  # the one read of the model YAML; the run folder gets a copy of its text
         if pretrained:
             from lwdet.pretrained import hub_weights, spec_backbone
 
             if backbone_weights:
                 raise ValueError("--pretrained and --backbone-weights both set the backbone's weights; pick one")
-            backbone_weights = hub_weights(spec_backbone(spec))
+            backbone_weights = hub_weights(spec_backbone(source.spec))
         if backbone_weights:
             if not Path(backbone_weights).is_file():
                 raise FileNotFoundError(f"backbone weights not found: {backbone_weights}")
-            if "backbone_weights" in spec:
+            if "backbone_weights" in source.spec:
                 raise ValueError(f"{model_yaml} sets backbone_weights already; drop --backbone-weights or the key")
-            text += f"\nbackbone_weights: {Path(backbone_weights).resolve()}\n"
+            source = source.with_key("backbone_weights", Path(backbone_weights).resolve())
+        # The one build, for the data's classes, seeded as the engine's trainer seeds its own build (so a run's
+        # weights are what the engine would have initialised); a width mistake fails here, before the run folder.
+        student = _build_student(source, data_yaml, overrides)
+        if teacher is not None:
+            path = check_teacher(teacher, student.stride.tolist(), Path(model_yaml).name, trust=trust_checkpoint)
+            overrides = {**overrides, "distill_model": str(path)}
+            if distill_weight is not None:
+                overrides["dis"] = float(distill_weight)
         ensure_dataset(data_yaml)  # builds the embedded dataset on first use
         report = check_dataset(
             data_yaml, imgsz=overrides.get("imgsz", 640)
@@ -310,8 +314,8 @@ def train(
             raise DataCheckError(f"{data_yaml}: {len(report.errors)} errors in the dataset (see report)", report)
         run_dir.mkdir(parents=True)
         model_copy = run_dir / Path(model_yaml).name
-        model_copy.write_text(text, encoding="utf-8")
-        load_spec(model_copy)
+        model_copy.write_text(source.text, encoding="utf-8")
+        student.yaml["yaml_file"] = str(model_copy)  # as if built from the copy: the run folder is self-contained
         engine_data = write_engine_yaml(data_yaml, run_dir / "data.yaml")
         if report.errors:
             engine_data = write_good_yaml(report, run_dir / "data-good")
@@ -319,6 +323,7 @@ def train(
         args = {"model": str(model_copy), "data": str(engine_data), "save_dir": str(run_dir)}
         overrides = {**budget_defaults(int(overrides.get("epochs", ENGINE_EPOCHS)), overrides), **overrides}
         trainer = LwdetTrainer(overrides={**args, **overrides})
+        trainer.student = student
     try:
         with _stop_on_signals(trainer):
             trainer.train()
@@ -330,6 +335,20 @@ def train(
     if trainer.interrupted:
         raise TrainingInterrupted(trainer.interrupted, run_dir, trainer.epoch + 1)
     return metrics
+
+
+def _build_student(source: ModelSource, data_yaml, overrides: dict):
+    """Build the run's model once, for the data's classes and channels, under the seed the engine's trainer sets
+    before its own build (``init_seeds(seed + 1 + RANK)``), so the initial weights are the ones it would build."""
+    from ultralytics.cfg import DEFAULT_CFG_DICT
+    from ultralytics.utils.torch_utils import init_seeds
+
+    from lwdet.data import data_classes
+
+    nc, ch = data_classes(data_yaml)
+    seed = overrides.get("seed", DEFAULT_CFG_DICT["seed"])
+    init_seeds(seed + 1 + RANK, deterministic=overrides.get("deterministic", DEFAULT_CFG_DICT["deterministic"]))
+    return build_model(source, nc=nc, ch=ch, verbose=RANK == -1)
 
 
 class TrainingInterrupted(Exception):

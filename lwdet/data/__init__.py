@@ -28,6 +28,7 @@ __all__ = [
     "DEFAULT_DATA",
     "SYNTH_KEY",
     "IMPORT_KEY",
+    "data_classes",
     "dataset_root",
     "ensure_dataset",
     "write_engine_yaml",
@@ -199,6 +200,16 @@ def ensure_dataset(data_yaml: str | os.PathLike) -> dict[str, Any]:
             if not p.exists():
                 raise FileNotFoundError(f"{data_yaml}: '{key}' not found: {p}")
     return data
+
+
+def data_classes(data_yaml: str | os.PathLike) -> tuple[int, int]:
+    """(classes, image channels) of a data YAML, as the engine's trainer reads them (``len(names)``, ``channels``
+    or 3), without building or checking its dataset: what a model is built for before training starts."""
+    data_yaml = Path(data_yaml).expanduser().absolute()
+    data = _load_yaml(data_yaml)
+    if data.get("names") in (None, "", [], {}):
+        raise ValueError(f"{data_yaml}: missing required key 'names'")
+    return len(_normalise_names(data_yaml, data["names"])), int(data.get("channels", 3))
 
 
 def build_missing(data_yaml: str | os.PathLike) -> Path | None:
