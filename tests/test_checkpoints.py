@@ -116,3 +116,16 @@ def test_yolo_vets_a_checkpoint_once_per_load(tmp_path, monkeypatch):
     with pytest.raises(UntrustedCheckpointError):
         YOLO(str(evil))
     assert not (tmp_path / "pwned").exists()
+
+
+def test_checkpoints_imports_nothing_of_lwdet_above_it():
+    """checkpoints is below training/distill/yolo: no load_yolo -> yolo -> training -> distill -> checkpoints cycle."""
+    import ast
+    import inspect
+
+    from lwdet import checkpoints
+
+    tree = ast.parse(inspect.getsource(checkpoints))
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert not {m for m in imported if m.startswith("lwdet")}

@@ -21,6 +21,7 @@ import yaml
 
 from lwdet import cfg
 
+from .layout import dataset_root
 from .recipe import IMPORT_KEY, check_section
 from .synth import build_detection_set
 
@@ -138,17 +139,6 @@ def _build_if_missing(root: Path, build, kwargs: dict[str, Any], data_yaml: Path
 def _split_paths(root: Path, entry: Any) -> list[Path]:
     entries = entry if isinstance(entry, (list, tuple)) else [entry]
     return [p if p.is_absolute() else root / p for p in (Path(str(e)) for e in entries)]
-
-
-def dataset_root(data_yaml: str | os.PathLike, data: dict[str, Any]) -> Path:
-    """The dataset folder a data YAML names: its ``path`` (relative: to the YAML's folder, or for a data YAML shipped
-    in the package to :func:`lwdet.cfg.datasets_root`, so generated data never lands in the package); no ``path``:
-    the YAML's folder."""
-    data_yaml = Path(data_yaml).expanduser().absolute()
-    root = Path(os.path.expanduser(str(data.get("path") or data_yaml.parent)))
-    if not root.is_absolute():
-        root = (cfg.datasets_root() if cfg.is_shipped(data_yaml) else data_yaml.parent) / root
-    return root.resolve()
 
 
 def ensure_dataset(data_yaml: str | os.PathLike) -> dict[str, Any]:

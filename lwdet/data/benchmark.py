@@ -202,7 +202,7 @@ def dataset_stats(data_yaml: str | os.PathLike, root: str | os.PathLike | None =
     if root:
         base = Path(root) if Path(root).is_absolute() else data_yaml.parent / root
     else:
-        from lwdet.data import dataset_root
+        from lwdet.data.layout import dataset_root
 
         base = dataset_root(data_yaml, data)
     names = data["names"] if isinstance(data["names"], dict) else dict(enumerate(data["names"]))
