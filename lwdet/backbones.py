@@ -147,7 +147,10 @@ def _timm_out_indices(model_name: str) -> tuple[int, ...]:
     """Indices of the deepest feature at each stride in STRIDES, read from timm's feature_info."""
     import timm
 
-    probe = timm.create_model(model_name, pretrained=False, features_only=True)
+    # On the meta device: no weights, no random draws, so a model's initial weights never depend on whether this
+    # cache was warm in the process (one seeded build gives the same weights in a fresh `lwdet train` and in a study).
+    with torch.device("meta"):
+        probe = timm.create_model(model_name, pretrained=False, features_only=True)
     reductions = probe.feature_info.reduction()
     return tuple(max(i for i, r in enumerate(reductions) if r == s) for s in STRIDES)
 

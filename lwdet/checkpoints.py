@@ -94,17 +94,8 @@ def load_weights(path: str | Path, trust: bool = False):
     return engine_load_checkpoint(path)
 
 
-def load_yolo(path: str | Path, trust: bool = False):
-    """An ``lwdet.YOLO`` on a .pt (for ``.val`` / ``.predict``), after the allow-list check unless ``trust``."""
-    from lwdet.yolo import YOLO
-
-    path = Path(path)
-    if not trust:
-        check_checkpoint(path)
-    return YOLO(str(path))
-
-
 def vet(path: str | Path, trust: bool = False) -> None:
-    """The allow-list check alone, for a .pt that the engine will load itself (training resume, a teacher)."""
+    """The allow-list check alone, for a .pt that the engine will load itself (training resume, ``lwdet.YOLO``'s
+    loader: ``YOLO(path).val(...)`` is the checked way to evaluate a .pt)."""
     if not trust:
         check_checkpoint(path)

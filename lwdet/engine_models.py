@@ -17,6 +17,10 @@ from pathlib import Path
 
 from torch import nn
 
+from lwdet.backbones import suggest
+from lwdet.model_spec import ModelConfigError, validate_rows
+from lwdet.model_spec import where as _where
+
 ENGINE_KEYS = {
     "nc",
     "scales",
@@ -84,9 +88,6 @@ def validate_spec(spec: dict, lines: dict | None = None) -> None:
     """Check an engine YAML: keys, scale, activation, rows (engine modules, literal arguments), a Detect last row."""
     from ultralytics.nn.tasks import _SafeLoad
 
-    from lwdet.backbones import suggest
-    from lwdet.models import ModelConfigError, _where, validate_rows
-
     lines = lines or {}
     for key in spec:
         if key not in ENGINE_KEYS | ADDED_KEYS:
@@ -144,8 +145,6 @@ def _restricted():
 def build(spec: dict, ch: int = 3, nc: int | None = None, verbose: bool = True):
     """The engine's DetectionModel for a validated engine spec, built in restricted mode."""
     from ultralytics.nn.tasks import DetectionModel
-
-    from lwdet.models import ModelConfigError, _where
 
     try:
         with _restricted():

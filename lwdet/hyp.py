@@ -36,6 +36,8 @@ FLAG_KEYS: dict[str, str] = {
     "plots": "--no-plots",
     "distill_model": "--teacher",
     "dis": "--distill-weight",
+    # the engine's `pretrained` is a .pt it would unpickle past lwdet's checkpoint allow-list; lwdet's are the backbone's
+    "pretrained": "--pretrained / --backbone-weights",
 }
 # Keys lwdet sets for every run (the run folder's model and data copies, training mode): never the caller's.
 LWDET_KEYS: dict[str, str] = {

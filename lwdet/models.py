@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from copy import deepcopy
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -19,9 +20,25 @@ from ultralytics.utils.torch_utils import initialize_weights
 
 from lwdet import cfg
 from lwdet.backbones import BACKBONES, FAMILIES, suggest
+from lwdet.model_spec import ModelConfigError, validate_rows
+from lwdet.model_spec import row_lines as _row_lines
+from lwdet.model_spec import where as _where
 from lwdet.modules import HEADS, MODULES, RowError
 
 LOGGER = logging.getLogger(__name__)
+
+__all__ = [
+    "ModelConfigError",
+    "LwdetModel",
+    "ModelSource",
+    "build_model",
+    "load_spec",
+    "parse_model",
+    "read_model",
+    "model_yaml",
+    "resolve_yaml",
+    "shipped_yamls",
+]
 
 MODEL_DIR = cfg.MODELS  # the shipped model YAMLs (lwdet/cfg/models; models/yaml in a clone)
 BASELINE = "yolov5n"
@@ -43,27 +60,6 @@ KEYS = {"nc", "activation", "backbone", "head", "backbone_weights"}
 ENGINE_KEYS = {"scale", "yaml_file", "channels"}  # added by the engine's loader and trainer; accepted, unused
 
 
-class ModelConfigError(ValueError):
-    """A model YAML that cannot be built; the message names the file, line and row."""
-
-
-def _row_lines(text: str) -> dict:
-    """Line numbers (1-based) of top-level keys and of each row of 'backbone' and 'head'."""
-    lines = {}
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
-        return lines
-    if not isinstance(root, yaml.MappingNode):
-        return lines
-    for key, value in root.value:
-        lines[key.value] = key.start_mark.line + 1
-        if key.value in ("backbone", "head") and isinstance(value, yaml.SequenceNode):
-            for j, row in enumerate(value.value):
-                lines[(key.value, j)] = row.start_mark.line + 1
-    return lines
-
-
 def resolve_yaml(name: str | Path) -> Path:
     """The file a model name means: a path, else a YAML shipped in models/yaml/, else the engine's (yolo26n.yaml)."""
     from lwdet.engine_models import engine_names, engine_yaml
@@ -82,53 +78,61 @@ def resolve_yaml(name: str | Path) -> Path:
     return found
 
 
-def load_spec(path: str | Path) -> dict:
-    """Read and validate a model YAML; raise ModelConfigError naming file and line on any problem.
+@dataclass(frozen=True)
+class ModelSource:
+    """A model YAML read once: the file, its text, the validated spec and the line of each key and row (for errors).
 
-    ``path`` may also name a shipped YAML or one of the engine's (``yolo26n.yaml``): see ``resolve_yaml``. An engine
-    YAML (one with ``scales``) is validated by ``lwdet.engine_models``; its scale comes from the name, as the engine
-    reads it.
+    ``lwdet train`` reads its model YAML once into this, builds from it (``build_model(source)``) and copies its
+    ``text`` into the run folder; nothing further down reads the file again.
+    """
+
+    file: Path
+    text: str
+    spec: dict
+    lines: dict
+
+    def with_key(self, key: str, value) -> ModelSource:
+        """The same model with one more top-level ``key: value`` line appended to its text (checked again)."""
+        return parse_model(f"{self.text.rstrip()}\n{key}: {value}\n", self.file, self.spec["yaml_file"])
+
+
+def read_model(path: str | Path) -> ModelSource:
+    """Read and validate a model YAML (a path, a shipped name or the engine's ``yolo26n.yaml``: ``resolve_yaml``)."""
+    file = resolve_yaml(path)
+    return parse_model(file.read_text(encoding="utf-8"), file, path)
+
+
+def parse_model(text: str, file: Path, name: str | Path | None = None) -> ModelSource:
+    """Validate a model YAML's ``text`` (read from ``file``; ``name`` as the caller gave it); no file is read.
+
+    An engine YAML (one with ``scales``) is validated by ``lwdet.engine_models``; its scale comes from ``name``, as
+    the engine reads it.
     """
     from lwdet import engine_models
 
-    file = resolve_yaml(path)
-    text = file.read_text(encoding="utf-8")
+    name = file if name is None else name
     try:
         spec = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
-        where = f"{file}:{mark.line + 1}" if mark else str(file)
-        raise ModelConfigError(f"{where}: not valid YAML ({getattr(e, 'problem', e)})") from None
+        at = f"{file}:{mark.line + 1}" if mark else str(file)
+        raise ModelConfigError(f"{at}: not valid YAML ({getattr(e, 'problem', e)})") from None
     if not isinstance(spec, dict):
         raise ModelConfigError(f"{file}: a model YAML must be a mapping with 'backbone' and 'head' sections")
+    lines = _row_lines(text)
     if engine_models.is_engine_spec(spec):
-        spec["scale"] = engine_models.scale_of(path)
-        spec["yaml_file"] = str(path)  # the name as given: the engine reads the scale from it again
-        engine_models.validate_spec(spec, _row_lines(text))
-        return spec
-    spec["yaml_file"] = str(file)
-    validate_spec(spec, _row_lines(text))
-    return spec
+        spec["scale"] = engine_models.scale_of(name)
+        spec["yaml_file"] = str(name)  # the name as given: the engine reads the scale from it again
+        engine_models.validate_spec(spec, lines)
+    else:
+        spec["yaml_file"] = str(file)
+        validate_spec(spec, lines)
+    return ModelSource(Path(file), text, spec, lines)
 
 
-def _where(spec: dict, lines: dict, key) -> str:
-    file = spec.get("yaml_file", "<model dict>")
-    line = lines.get(key)
-    return f"{file}:{line}" if line else file
-
-
-def _check_literal(value, where: str):
-    """Arguments are data: numbers, booleans, null, short names and lists of these. Never code."""
-    if isinstance(value, list):
-        for v in value:
-            _check_literal(v, where)
-    elif isinstance(value, str):
-        if not value.replace("_", "").replace(".", "").isalnum():
-            raise ModelConfigError(
-                f"{where}: argument {value!r} is not a plain name; YAML arguments are never evaluated"
-            )
-    elif not (value is None or isinstance(value, (int, float, bool))):
-        raise ModelConfigError(f"{where}: argument {value!r} of type {type(value).__name__} is not allowed")
+def load_spec(path: str | Path) -> dict:
+    """Read and validate a model YAML; raise ModelConfigError naming file and line on any problem (``read_model``)."""
+    return read_model(path).spec
 
 
 def validate_spec(spec: dict, lines: dict | None = None) -> None:
@@ -156,49 +160,6 @@ def validate_spec(spec: dict, lines: dict | None = None) -> None:
         heads=HEADS,
         known_names=MODULES,
     )
-
-
-def validate_rows(spec: dict, lines: dict, known, multi_input, heads, known_names=(), what: str = "") -> None:
-    """Rows are [from, repeats, module, args] with earlier sources, a known module and literal args; a head last."""
-    for key in ("nc", "backbone", "head"):
-        if key not in spec:
-            raise ModelConfigError(f"{_where(spec, lines, None)}: missing key '{key}'")
-    nc = spec["nc"]
-    if not isinstance(nc, int) or isinstance(nc, bool) or nc < 1:
-        raise ModelConfigError(f"{_where(spec, lines, 'nc')}: 'nc' must be a positive integer, got {nc!r}")
-    i = 0
-    for section in ("backbone", "head"):
-        rows = spec[section]
-        if not isinstance(rows, list) or not rows:
-            raise ModelConfigError(f"{_where(spec, lines, section)}: '{section}' must be a non-empty list of rows")
-        for j, row in enumerate(rows):
-            where = f"{_where(spec, lines, (section, j))}: {section} row {j} (layer {i})"
-            if not isinstance(row, list) or len(row) != 4:
-                raise ModelConfigError(f"{where}: a row is [from, repeats, module, args], got {row!r}")
-            src, n, module, args = row
-            srcs = src if isinstance(src, list) else [src]
-            if not srcs or not all(isinstance(s, int) and not isinstance(s, bool) for s in srcs):
-                raise ModelConfigError(f"{where}: 'from' must be a layer index or a list of them, got {src!r}")
-            for s in srcs:
-                if not (-i <= s < i or (i == 0 and s == -1)):
-                    raise ModelConfigError(f"{where}: 'from' {s} does not name an earlier layer")
-            if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-                raise ModelConfigError(f"{where}: repeats must be a positive integer, got {n!r}")
-            if not known(module):
-                listed = f" Known: {', '.join(known_names)}" if known_names else f" Expected {what}."
-                raise ModelConfigError(
-                    f"{where}: module {module!r} is not known{suggest(str(module), known_names)}{listed}"
-                )
-            if isinstance(src, list) and not multi_input(module):
-                raise ModelConfigError(f"{where}: {module} takes one input, got 'from' {src!r}")
-            if not isinstance(args, list):
-                raise ModelConfigError(f"{where}: args must be a list, got {args!r}")
-            _check_literal(args, where)
-            i += 1
-    if spec["head"][-1][2] not in heads:
-        raise ModelConfigError(
-            f"{_where(spec, lines, ('head', len(spec['head']) - 1))}: the last row must be one of {', '.join(heads)}"
-        )
 
 
 def build_layers(spec: dict, ch: int = 3, lines: dict | None = None, verbose: bool = False):
@@ -260,9 +221,13 @@ def _set_activation(module: nn.Module, act_cls) -> None:
 class LwdetModel(DetectionModel):
     """The engine's DetectionModel built by lwdet's row parser (so lwdet modules declare their channels)."""
 
-    def __init__(self, cfg: str | Path | dict = MODEL_DIR / "yolov5n.yaml", ch: int = 3, nc=None, verbose=True):
+    def __init__(
+        self, cfg: str | Path | dict | ModelSource = MODEL_DIR / "yolov5n.yaml", ch: int = 3, nc=None, verbose=True
+    ):
         nn.Module.__init__(self)  # DetectionModel.__init__ would run the engine's parse_model
-        if isinstance(cfg, dict):
+        if isinstance(cfg, ModelSource):
+            spec, lines = deepcopy(cfg.spec), cfg.lines
+        elif isinstance(cfg, dict):
             spec, lines = deepcopy(cfg), {}
             file = Path(spec.get("yaml_file", ""))
             if file.is_file():  # the engine's loader drops positions; recover them when the file still matches
@@ -271,8 +236,8 @@ class LwdetModel(DetectionModel):
                 lines = _row_lines(text) if same == {k: spec.get(k) for k in same} else {}
             validate_spec(spec, lines)
         else:
-            spec = load_spec(cfg)
-            lines = _row_lines(resolve_yaml(cfg).read_text(encoding="utf-8"))
+            source = read_model(cfg)
+            spec, lines = source.spec, source.lines
         if "scales" in spec:
             raise ModelConfigError(f"{spec.get('yaml_file')}: an engine YAML; build it with lwdet.models.build_model")
         spec["channels"] = ch
@@ -319,15 +284,20 @@ class LwdetModel(DetectionModel):
         return self
 
 
-def build_model(cfg: str | Path | dict, ch: int = 3, nc: int | None = None, verbose: bool = True) -> DetectionModel:
-    """The detector a model YAML (path, shipped name or engine name such as 'yolo26n.yaml') or spec dict describes.
+def build_model(
+    cfg: str | Path | dict | ModelSource, ch: int = 3, nc: int | None = None, verbose: bool = True
+) -> DetectionModel:
+    """The detector a model YAML (path, shipped name or engine name such as 'yolo26n.yaml'), a spec dict or a
+    ``ModelSource`` (a YAML read once: ``read_model``) describes.
 
     lwdet YAMLs build an ``LwdetModel``; engine YAMLs (with ``scales``) the engine's own ``DetectionModel``, see
-    ``lwdet.engine_models``.
+    ``lwdet.engine_models``. A path is read once.
     """
     from lwdet import engine_models
 
-    spec = cfg if isinstance(cfg, dict) else load_spec(cfg)
+    if isinstance(cfg, (str, Path)):
+        cfg = read_model(cfg)
+    spec = cfg.spec if isinstance(cfg, ModelSource) else cfg
     if engine_models.is_engine_spec(spec):
         if isinstance(cfg, dict):
             engine_models.validate_spec(spec)

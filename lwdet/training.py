@@ -25,7 +25,7 @@ from ultralytics.utils import RANK
 from lwdet.artifacts import last_weights
 from lwdet.checkpoints import vet
 from lwdet.distill import DIS_LOSS, check_teacher
-from lwdet.models import build_model, load_spec, resolve_yaml
+from lwdet.models import ModelSource, build_model, read_model
 
 LOGGER = logging.getLogger(__name__)
 
@@ -105,6 +105,7 @@ class LwdetTrainer(DetectionTrainer):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._final_eval = False
+        self.student = None  # a model train() built already (one build per run): get_model hands it over once
         self.interrupted = None  # the signal's name once SIGINT/SIGTERM asked training to stop
         self._tb = None
         self.add_callback("on_fit_epoch_end", _tensorboard_epoch)
@@ -117,7 +118,9 @@ class LwdetTrainer(DetectionTrainer):
             self.args.epochs = epochs
 
     def get_model(self, cfg=None, weights=None, verbose=True):
-        model = build_model(cfg, nc=self.data["nc"], ch=self.data["channels"], verbose=verbose and RANK == -1)
+        model, self.student = self.student, None
+        if model is None or (model.yaml["nc"], model.yaml["channels"]) != (self.data["nc"], self.data["channels"]):
+            model = build_model(cfg, nc=self.data["nc"], ch=self.data["channels"], verbose=verbose and RANK == -1)
         model = self.set_model_names_for_load(model)
         if weights:
             model.load(weights)
@@ -295,32 +298,29 @@ def train(
         vet(last, trust_checkpoint)  # the engine unpickles it in full; only let allow-listed classes through
         trainer = LwdetTrainer(overrides={"resume": str(last), "save_dir": str(run_dir), **overrides})
     else:
-        spec = load_spec(model_yaml)
-        student = build_model(model_yaml, verbose=False)  # a width mistake fails here, before the run folder exists
+        source = read_model(model_yaml)  # the one read of the model YAML; the run folder gets a copy of its text
+        weights_src = None  # where --pretrained found the weights (lwdet.pretrained.WeightsSource)
+        if pretrained:
+            from lwdet.pretrained import resolve, spec_backbone
+
+            # --backbone-weights FILE, an installed weights package, the timm / torchvision cache, a download
+            weights_src = resolve(spec_backbone(source.spec), backbone_weights)
+            backbone_weights = weights_src.path
+        if backbone_weights:
+            if not Path(backbone_weights).is_file():
+                raise FileNotFoundError(f"backbone weights not found: {backbone_weights}")
+            if "backbone_weights" in source.spec:
+                raise ValueError(f"{model_yaml} sets backbone_weights already; drop --backbone-weights or the key")
+            source = source.with_key("backbone_weights", Path(backbone_weights).resolve())
+        # The one build, for the data's classes, seeded as the engine's trainer seeds its own build (so a run's
+        # weights are what the engine would have initialised); a width mistake, or backbone weights that do not fit,
+        # fail here, before the run folder.
+        student = _build_student(source, data_yaml, overrides)
         if teacher is not None:
             path = check_teacher(teacher, student.stride.tolist(), Path(model_yaml).name, trust=trust_checkpoint)
             overrides = {**overrides, "distill_model": str(path)}
             if distill_weight is not None:
                 overrides["dis"] = float(distill_weight)
-        text = resolve_yaml(model_yaml).read_text(encoding="utf-8")
-        source = None
-        if pretrained:
-            from lwdet.pretrained import resolve, spec_backbone
-
-            # --backbone-weights FILE, an installed weights package, the timm / torchvision cache, a download
-            source = resolve(spec_backbone(spec), backbone_weights)
-            backbone_weights = source.path
-        if backbone_weights:
-            if not Path(backbone_weights).is_file():
-                raise FileNotFoundError(f"backbone weights not found: {backbone_weights}")
-            if "backbone_weights" in spec:
-                raise ValueError(f"{model_yaml} sets backbone_weights already; drop --backbone-weights or the key")
-            text += f"\nbackbone_weights: {Path(backbone_weights).resolve()}\n"
-            from lwdet.backbones import load_pretrained
-            from lwdet.pretrained import spec_backbone
-
-            body = next(m for m in student.model if hasattr(m, "reductions"))  # the Backbone row's module
-            load_pretrained(body, backbone_weights, spec_backbone(spec))  # a wrong file fails before the run folder
         ensure_dataset(data_yaml)  # builds the embedded dataset on first use
         report = check_dataset(
             data_yaml, imgsz=overrides.get("imgsz", 640)
@@ -332,12 +332,12 @@ def train(
             raise DataCheckError(f"{data_yaml}: {len(report.errors)} errors in the dataset (see report)", report)
         run_dir.mkdir(parents=True)
         model_copy = run_dir / Path(model_yaml).name
-        model_copy.write_text(text, encoding="utf-8")
-        load_spec(model_copy)
+        model_copy.write_text(source.text, encoding="utf-8")
+        student.yaml["yaml_file"] = str(model_copy)  # as if built from the copy: the run folder is self-contained
         if backbone_weights:  # where the weights came from, and which file exactly
             from lwdet.pretrained import record_weights
 
-            record_weights(run_dir, source, spec, backbone_weights)
+            record_weights(run_dir, weights_src, source.spec, backbone_weights)
         engine_data = write_engine_yaml(data_yaml, run_dir / "data.yaml")
         if report.errors:
             engine_data = write_good_yaml(report, run_dir / "data-good")
@@ -347,6 +347,7 @@ def train(
         if backbone_weights:  # fine-tuning: lwdet's measured recipe for ImageNet weights
             overrides = {**fine_tune_defaults(overrides), **overrides}
         trainer = LwdetTrainer(overrides={**args, **overrides})
+        trainer.student = student
     try:
         with _stop_on_signals(trainer):
             trainer.train()
@@ -358,6 +359,20 @@ def train(
     if trainer.interrupted:
         raise TrainingInterrupted(trainer.interrupted, run_dir, trainer.epoch + 1)
     return metrics
+
+
+def _build_student(source: ModelSource, data_yaml, overrides: dict):
+    """Build the run's model once, for the data's classes and channels, under the seed the engine's trainer sets
+    before its own build (``init_seeds(seed + 1 + RANK)``), so the initial weights are the ones it would build."""
+    from ultralytics.cfg import DEFAULT_CFG_DICT
+    from ultralytics.utils.torch_utils import init_seeds
+
+    from lwdet.data import data_classes
+
+    nc, ch = data_classes(data_yaml)
+    seed = overrides.get("seed", DEFAULT_CFG_DICT["seed"])
+    init_seeds(seed + 1 + RANK, deterministic=overrides.get("deterministic", DEFAULT_CFG_DICT["deterministic"]))
+    return build_model(source, nc=nc, ch=ch, verbose=RANK == -1)
 
 
 class TrainingInterrupted(Exception):

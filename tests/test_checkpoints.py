@@ -94,3 +94,38 @@ def test_library_loaders_refuse_an_untrusted_pickle(loader, tmp_path, monkeypatc
     with pytest.raises(UntrustedCheckpointError, match="outside lwdet's allow-list"):
         fn(*args)
     assert not (tmp_path / "pwned").exists()
+
+
+def test_yolo_vets_a_checkpoint_once_per_load(tmp_path, monkeypatch):
+    """``lwdet.YOLO(pt)`` is the checked way to evaluate a .pt: the allow-list runs once, then the engine loads it."""
+    from lwdet import YOLO, checkpoints
+
+    model = LwdetModel(model_yaml("yolov5n"), nc=2, verbose=False)
+    path = tmp_path / "ok.pt"
+    torch.save({"model": model, "train_args": {}}, path)
+    calls = []
+    real = checkpoints.check_checkpoint
+    monkeypatch.setattr(checkpoints, "check_checkpoint", lambda p: calls.append(p) or real(p))
+    YOLO(str(path))
+    assert len(calls) == 1
+    assert not hasattr(checkpoints, "load_yolo")  # one loader path, not two (issue 34: the import cycle)
+
+    evil = tmp_path / "evil.pt"
+    monkeypatch.chdir(tmp_path)
+    torch.save({"model": Payload()}, evil)
+    with pytest.raises(UntrustedCheckpointError):
+        YOLO(str(evil))
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_checkpoints_imports_nothing_of_lwdet_above_it():
+    """checkpoints is below training/distill/yolo: no load_yolo -> yolo -> training -> distill -> checkpoints cycle."""
+    import ast
+    import inspect
+
+    from lwdet import checkpoints
+
+    tree = ast.parse(inspect.getsource(checkpoints))
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert not {m for m in imported if m.startswith("lwdet")}

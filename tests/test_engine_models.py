@@ -242,3 +242,27 @@ def test_lwdet_best_pt_fine_tunes_through_lwdet_yolo(tmp_path):
         if v.dtype.is_floating_point and v.ndim == 4
     ]
     assert 0 < np.median(moved) < 0.5
+
+
+def test_model_spec_is_below_models_and_engine_models():
+    """models -> engine_models, and both -> model_spec; never engine_models -> models (issue 34: no import cycle)."""
+    import ast
+    import inspect
+
+    from lwdet import engine_models, model_spec
+
+    def imported(module):
+        names = set()
+        for node in ast.walk(ast.parse(inspect.getsource(module))):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names.add(node.module)
+            elif isinstance(node, ast.Import):
+                names.update(a.name for a in node.names)
+        return {n for n in names if n.startswith("lwdet")}
+
+    assert "lwdet.models" not in imported(engine_models)
+    assert imported(model_spec) <= {"lwdet.errors", "lwdet.backbones"}
+    assert issubclass(model_spec.ModelConfigError, ValueError)
+    from lwdet.models import ModelConfigError
+
+    assert ModelConfigError is model_spec.ModelConfigError

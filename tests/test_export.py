@@ -325,7 +325,9 @@ def test_cli_parity_failure_exits_1_and_writes_nothing(trained_run, monkeypatch,
     out = trained_run / "weights" / "best_ncnn_model"
     before = digest(out) if out.exists() else None  # the end-to-end test may have exported it already
     monkeypatch.setattr(lx_parity, "TOLERANCES", {False: lx.Tolerance(box_rel=-1.0, score=-1.0)})
+    counts = count_loads(monkeypatch)
     status = cli.main([str(trained_run), "--format", "ncnn", "--imgsz", str(SIZE), "--no-map", "--overwrite"])
+    assert counts == {"load": 1, "check": 1}  # was 1 load, 2 checks (the CLI vetted, then the loader again)
     captured = capsys.readouterr()
     assert status == 1 and "fails the parity check" in captured.err and "nothing was written" in captured.err
     assert "boxes max|d|" in captured.out  # the table still shows the numbers
@@ -361,14 +363,36 @@ def test_fp16_export_of_a_trained_run_passes_the_looser_check(fmt, trained_run, 
         assert yaml.safe_load((out / "metadata.yaml").read_text())["args"]["quantize"] == 16
 
 
+def count_loads(monkeypatch) -> dict:
+    """Count weights-file loads and allow-list checks (issue 34 point 5: one load per ``lwdet export``)."""
+    from lwdet import checkpoints
+
+    counts = {"load": 0, "check": 0}
+    load, check = checkpoints.load_weights, checkpoints.check_checkpoint
+
+    def counted_load(*a, **k):
+        counts["load"] += 1
+        return load(*a, **k)
+
+    def counted_check(*a, **k):
+        counts["check"] += 1
+        return check(*a, **k)
+
+    monkeypatch.setattr(checkpoints, "load_weights", counted_load)
+    monkeypatch.setattr(checkpoints, "check_checkpoint", counted_check)
+    return counts
+
+
 @pytest.mark.train
-def test_cli_int8_export_is_a_complete_proven_export(trained_run, capsys):
+def test_cli_int8_export_is_a_complete_proven_export(trained_run, capsys, monkeypatch):
     from lwdet.edge.runner import NcnnDetector, read_export_meta
     from lwdet.export import val_map
 
     data = trained_run / "data.yaml"
     argv = [str(trained_run), "--int8", "--calib", str(data), "--calib-images", "16", "--imgsz", str(SIZE)]
+    counts = count_loads(monkeypatch)
     status = cli.main(argv)
+    assert counts == {"load": 1, "check": 1}  # was 2 loads, 3 checks: the int8 export and its fp32 stage each loaded
     out = trained_run / "weights" / "best_int8_ncnn_model"
     err = capsys.readouterr().err
     if status == 1:  # refused: the numbers are in the one error line, and nothing was written

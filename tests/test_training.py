@@ -340,3 +340,75 @@ def test_fine_tuning_steps_every_batch_unless_the_caller_says_otherwise():
     assert fine_tune_defaults({}) == {"nbs": 16}
     assert fine_tune_defaults({"batch": 8, "nbs": 64}) == {}
     assert fine_tune_defaults({"batch": -1}) == {}  # the engine's auto batch keeps its own nbs
+
+
+class _Stop(Exception):
+    pass
+
+
+def _train_until_the_model(tmp_path, monkeypatch, model="ghostnet", student=True):
+    """Run ``lwdet.training.train`` up to the trainer's model set-up; return (trainer, model YAML reads, builds)."""
+    import builtins
+
+    from ultralytics.engine.trainer import BaseTrainer
+
+    from lwdet import models
+    from lwdet.data import DEFAULT_DATA
+    from lwdet.training import LwdetTrainer, train
+
+    monkeypatch.chdir(ROOT)  # the embedded dataset, as the CLI tests use it
+    yaml_path = models.model_yaml(model)
+    reads, builds, seen = [], [], {}
+    real_read_text, real_open, real_init = Path.read_text, builtins.open, models.LwdetModel.__init__
+
+    def is_model_yaml(p):
+        return isinstance(p, (str, Path)) and Path(p).name == yaml_path.name
+
+    def read_text(self, *a, **k):
+        if is_model_yaml(self):
+            reads.append(str(self))
+        return real_read_text(self, *a, **k)
+
+    def open_(file, *a, **k):
+        if is_model_yaml(file) and "w" not in (a[0] if a else k.get("mode", "r")):
+            reads.append(str(file))
+        return real_open(file, *a, **k)
+
+    def init(self, *a, **k):
+        builds.append(1)
+        real_init(self, *a, **k)
+
+    def setup_model(self):
+        if not student:
+            self.student = None
+        BaseTrainer.setup_model(self)  # calls get_model
+        seen["trainer"] = self
+        raise _Stop
+
+    monkeypatch.setattr(Path, "read_text", read_text)
+    monkeypatch.setattr(builtins, "open", open_)
+    monkeypatch.setattr(models.LwdetModel, "__init__", init)
+    monkeypatch.setattr(LwdetTrainer, "setup_model", setup_model)
+    with pytest.raises(_Stop):
+        train(yaml_path, DEFAULT_DATA, tmp_path / "r", epochs=1, imgsz=64, batch=8, plots=False)
+    return seen["trainer"], reads, len(builds)
+
+
+def test_one_read_of_the_model_yaml_and_one_build_per_train(tmp_path, monkeypatch):
+    """Issue 34 point 5: before, one run read its model YAML 9 times and built the student twice (strides)."""
+    trainer, reads, builds = _train_until_the_model(tmp_path, monkeypatch)
+    assert len(reads) == 1, reads
+    assert builds == 1
+    assert trainer.student is None  # handed over: the trainer's model is the one train() built and checked
+    assert trainer.model.yaml["yaml_file"] == str(tmp_path / "r" / "yolov5n-ghostnet_100.yaml")  # the run's copy
+
+
+def test_the_one_build_has_the_weights_the_trainer_would_build(tmp_path, monkeypatch):
+    """The model built before the run folder is seeded as the engine seeds its own build: the same initial weights."""
+    import torch
+
+    ours, _, _ = _train_until_the_model(tmp_path / "a", monkeypatch)
+    engine, _, builds = _train_until_the_model(tmp_path / "b", monkeypatch, student=False)
+    assert builds == 2  # without the hand-over the trainer builds again
+    a, b = ours.model.state_dict(), engine.model.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -93,8 +93,7 @@ def _int8_args(args) -> str | None:
 
 def _export(args) -> int:
     from lwdet.artifacts import resolve_source
-    from lwdet.checkpoints import vet
-    from lwdet.export import EXPORTERS, ExportError, ParityError, output_path, parity_file, read_parity
+    from lwdet.export import EXPORTERS, ExportError, ParityError, load_model, output_path, parity_file, read_parity
     from lwdet.export.int8 import CalibrationError, calibration_images, export_ncnn_int8, int8_path
 
     if problem := _int8_args(args):
@@ -106,7 +105,6 @@ def _export(args) -> int:
             return fail(str(e), common.EXIT_USAGE)
     src = resolve_source(args.source, args.data)
     weights, data = src.weights, src.data
-    vet(weights, args.trust_checkpoint)  # a .pt is a pickle: refuse classes outside the allow-list up front
     formats = ("ncnn", "onnx") if args.format == "all" else (args.format,)
     where = (
         (lambda f: int8_path(weights, name=args.name))
@@ -116,12 +114,16 @@ def _export(args) -> int:
     taken = [str(p) for p in (where(f) for f in formats) if p.exists()]
     if taken and not args.overwrite:
         return fail(f"{', '.join(taken)} already exist(s); pass --overwrite to replace", common.EXIT_USAGE)
+    # The one load of this export (a .pt is a pickle: the allow-list check comes first, in load_model); every format
+    # and the int8 export's fp32 stage start from this model.
+    model, _ = load_model(weights, trust=args.trust_checkpoint)
     reports, status = [], 0
     for fmt in formats:
         try:
             if args.int8:
                 path = export_ncnn_int8(
-                    weights,
+                    model,
+                    source=weights,
                     imgsz=args.imgsz,
                     calib=args.calib,
                     data=data,
@@ -131,19 +133,18 @@ def _export(args) -> int:
                     max_float=args.int8_max_float,
                     overwrite=args.overwrite,
                     name=args.name,
-                    trust=args.trust_checkpoint,
                     progress=common.progress_bar(),
                 )
             else:
                 path = EXPORTERS[fmt](
-                    weights,
+                    model,
+                    source=weights,
                     imgsz=args.imgsz,
                     half=args.half,
                     data=data,
                     map_check=not args.no_map,
                     overwrite=args.overwrite,
                     name=args.name,
-                    trust=args.trust_checkpoint,
                 )
             reports.append(read_parity(path))
         except ParityError as e:

@@ -21,6 +21,7 @@ import yaml
 
 from lwdet import cfg
 
+from .layout import dataset_root
 from .recipe import IMPORT_KEY, check_section
 from .synth import build_detection_set
 
@@ -28,6 +29,7 @@ __all__ = [
     "DEFAULT_DATA",
     "SYNTH_KEY",
     "IMPORT_KEY",
+    "data_classes",
     "dataset_root",
     "ensure_dataset",
     "write_engine_yaml",
@@ -139,17 +141,6 @@ def _split_paths(root: Path, entry: Any) -> list[Path]:
     return [p if p.is_absolute() else root / p for p in (Path(str(e)) for e in entries)]
 
 
-def dataset_root(data_yaml: str | os.PathLike, data: dict[str, Any]) -> Path:
-    """The dataset folder a data YAML names: its ``path`` (relative: to the YAML's folder, or for a data YAML shipped
-    in the package to :func:`lwdet.cfg.datasets_root`, so generated data never lands in the package); no ``path``:
-    the YAML's folder."""
-    data_yaml = Path(data_yaml).expanduser().absolute()
-    root = Path(os.path.expanduser(str(data.get("path") or data_yaml.parent)))
-    if not root.is_absolute():
-        root = (cfg.datasets_root() if cfg.is_shipped(data_yaml) else data_yaml.parent) / root
-    return root.resolve()
-
-
 def ensure_dataset(data_yaml: str | os.PathLike) -> dict[str, Any]:
     """Load a data YAML, generating its dataset first if it is a missing synthetic one.
 
@@ -199,6 +190,16 @@ def ensure_dataset(data_yaml: str | os.PathLike) -> dict[str, Any]:
             if not p.exists():
                 raise FileNotFoundError(f"{data_yaml}: '{key}' not found: {p}")
     return data
+
+
+def data_classes(data_yaml: str | os.PathLike) -> tuple[int, int]:
+    """(classes, image channels) of a data YAML, as the engine's trainer reads them (``len(names)``, ``channels``
+    or 3), without building or checking its dataset: what a model is built for before training starts."""
+    data_yaml = Path(data_yaml).expanduser().absolute()
+    data = _load_yaml(data_yaml)
+    if data.get("names") in (None, "", [], {}):
+        raise ValueError(f"{data_yaml}: missing required key 'names'")
+    return len(_normalise_names(data_yaml, data["names"])), int(data.get("channels", 3))
 
 
 def build_missing(data_yaml: str | os.PathLike) -> Path | None:

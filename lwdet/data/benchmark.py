@@ -2,8 +2,9 @@
 
 Larger and harder than the embedded default set (``lwdet.data.synth``, whose renderer it reuses): the similar
 t-shirt / shirt / pullover / coat classes are all in, images hold 3-12 objects whose long side spans 10-200 px.
-Items come from Debian's full Fashion-MNIST files (``/usr/share/datasets/fashion-mnist``, package
-dataset-fashion-mnist; (c) 2017 Zalando SE, MIT licence) and the three splits share no object source:
+Items come from the full Fashion-MNIST files ((c) 2017 Zalando SE, MIT licence): Debian's dataset-fashion-mnist
+package, ``LWDET_FMNIST_DIR``, or torchvision's download into a cache (``lwdet.data.fmnist``; the same bytes whichever
+way, so the same set). The three splits share no object source:
 
     train: Fashion-MNIST train images [0, 50000)     val: train images [50000, 60000)     test: t10k images
 
@@ -19,7 +20,6 @@ The folder holds the YOLO layout (``images|labels/{train,val,test}``), ``data.ya
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import logging
 import multiprocessing
@@ -35,12 +35,11 @@ import numpy as np
 import yaml
 
 from lwdet.data import synth
+from lwdet.data.fmnist import check_raw, fmnist_dir
 from lwdet.data.synth import ItemBank, render_image
 
 LOGGER = logging.getLogger(__name__)
 
-# LWDET_FMNIST_DIR points elsewhere (a machine without the Debian package, e.g. a rented GPU box).
-FMNIST_DIR = Path(os.environ.get("LWDET_FMNIST_DIR", "/usr/share/datasets/fashion-mnist"))
 CLASS_NAMES = ("t_shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle_boot")
 LICENCE = "Fashion-MNIST, Copyright (c) 2017 Zalando SE, MIT licence (https://github.com/zalandoresearch/fashion-mnist)"
 # split -> (Fashion-MNIST file prefix, [start, stop) of its images)
@@ -52,25 +51,31 @@ SIZE_BUCKETS = (0, 8, 16, 32, 64, 128, 256)  # px, on sqrt(box w * box h)
 
 @lru_cache(maxsize=4)
 def _read_idx(path: Path) -> np.ndarray:
-    """An IDX file (gzip) as a uint8 array: (N, 28, 28) images or (N,) labels."""
-    with gzip.open(path, "rb") as f:
-        raw = f.read()
+    """An IDX file (gzip) as a uint8 array: (N, 28, 28) images or (N,) labels; refused unless it is the published
+    file's content (``lwdet.data.fmnist.check_raw``)."""
+    raw = check_raw(path)
     ndim = raw[3]
     dims = np.frombuffer(raw, ">u4", count=ndim, offset=4).astype(int)
     return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
-@lru_cache(maxsize=4)
-def split_bank(split: str, root: str | os.PathLike = FMNIST_DIR) -> ItemBank:
-    """The items of one split as an ItemBank (every item tagged source split 0, which is what render_image draws)."""
+def split_bank(split: str, root: str | os.PathLike | None = None) -> ItemBank:
+    """The items of one split as an ItemBank (every item tagged source split 0, which is what render_image draws).
+
+    ``root``: the folder with the four Fashion-MNIST .gz files (default: ``lwdet.data.fmnist.fmnist_dir()``, which
+    downloads them with torchvision when neither Debian's package nor ``LWDET_FMNIST_DIR`` has them)."""
     if split not in SOURCES:
         raise ValueError(f"split must be one of {tuple(SOURCES)}, got {split!r}")
+    return _split_bank(split, Path(root) if root is not None else fmnist_dir())
+
+
+@lru_cache(maxsize=4)
+def _split_bank(split: str, root: Path) -> ItemBank:
     prefix, start, stop = SOURCES[split]
-    root = Path(root)
     files = [root / f"{prefix}-{kind}-idx{n}-ubyte.gz" for kind, n in (("images", 3), ("labels", 1))]
     for f in files:
         if not f.is_file():
-            raise FileNotFoundError(f"{f} not found: install Debian's dataset-fashion-mnist package")
+            raise FileNotFoundError(f"{f} not found (a folder with Fashion-MNIST's four .gz files)")
     images, labels = (_read_idx(f)[start:stop] for f in files)
     keep = np.flatnonzero(images.reshape(len(images), -1).max(1) > 0)  # a blank item has no box
     return ItemBank(
@@ -197,7 +202,7 @@ def dataset_stats(data_yaml: str | os.PathLike, root: str | os.PathLike | None =
     if root:
         base = Path(root) if Path(root).is_absolute() else data_yaml.parent / root
     else:
-        from lwdet.data import dataset_root
+        from lwdet.data.layout import dataset_root
 
         base = dataset_root(data_yaml, data)
     names = data["names"] if isinstance(data["names"], dict) else dict(enumerate(data["names"]))

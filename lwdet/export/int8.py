@@ -18,6 +18,7 @@ import shutil
 import tempfile
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -35,6 +36,9 @@ from lwdet.export.parity import (
     val_map,
 )
 from lwdet.export.prepare import check_imgsz, load_model, model_name
+
+if TYPE_CHECKING:
+    from torch import nn
 
 LOGGER = logging.getLogger(__name__)
 
@@ -110,7 +114,7 @@ def int8_path(weights: str | Path, out_dir=None, name: str | None = None) -> Pat
 
 
 def export_ncnn_int8(
-    weights: str | Path,
+    weights: str | Path | nn.Module,
     out_dir: str | Path | None = None,
     imgsz: int | tuple[int, int] = 320,
     *,
@@ -124,9 +128,13 @@ def export_ncnn_int8(
     name: str | None = None,
     trust: bool = False,
     progress=None,
+    source: str | Path | None = None,
 ) -> Path:
     """The int8 export of ``weights`` (see the module docstring); returns its folder. ``ParityError`` (the numbers in
-    its report) when no allowed set of float layers meets ``tolerance``; ``CalibrationError`` for bad input."""
+    its report) when no allowed set of float layers meets ``tolerance``; ``CalibrationError`` for bad input.
+
+    ``weights`` may be a model loaded already (``load_model``) with ``source`` its file: it is loaded once, and the
+    fp32 export inside is made from the same model."""
     from lwdet.quantize import (
         METHODS,
         blob_scales,
@@ -144,12 +152,13 @@ def export_ncnn_int8(
     if data is None:
         raise CalibrationError("int8 needs a data YAML for its accuracy proof (the run's data.yaml, or --data)")
     images = calibration_images(calib, calib_images)  # bad input fails before any work
-    model, source = load_model(weights, trust=trust)
+    model, source = load_model(weights, trust=trust, source=source)
     hw = check_imgsz(imgsz, model)
-    dst = _destination(source, model_name(model), out_dir, name or f"{Path(weights).stem}{INT8_SUFFIX}", "ncnn")
+    stem = (source or Path(model_name(model))).stem
+    dst = _destination(source, model_name(model), out_dir, name or f"{stem}{INT8_SUFFIX}", "ncnn")
     load = _loader(hw)
     with _staging(dst, overwrite) as tmp:
-        fp32_dir = export_ncnn(weights, tmp, hw, data=data, map_check=True, name="fp32", trust=trust)
+        fp32_dir = export_ncnn(model, tmp, hw, data=data, map_check=True, name="fp32", source=source)
         fp32 = read_parity(fp32_dir)
         graph = read_graph(fp32_dir / NCNN_PARAM, fp32_dir / NCNN_BIN)
         layers = graph.quantizable()

@@ -89,15 +89,17 @@ def export_ncnn(
     overwrite: bool = False,
     name: str | None = None,
     trust: bool = False,
+    source: str | Path | None = None,
 ) -> Path:
     """Export to ``<out_dir>/<name>_ncnn_model/`` (default: beside the weights, named after them) via pnnx.
 
     The folder holds model.ncnn.param/bin, the engine's metadata.yaml (AutoBackend loads it), lwdet.json (for the
     torch-free runtime, ``lwdet.artifacts.ExportMeta``) and parity.json. It appears only after ``check_parity``
-    passed; see ``lwdet.export``. ``trust`` loads a weights file outside the checkpoint allow-list.
+    passed; see ``lwdet.export``. ``trust`` loads a weights file outside the checkpoint allow-list;
+    ``source`` names the weights file of a model given loaded already (``load_model``).
     """
     _require("pnnx", "ncnn")
-    model, source = load_model(weights_or_model, trust=trust)
+    model, source = load_model(weights_or_model, trust=trust, source=source)
     hw = check_imgsz(imgsz, model)
     dst = _destination(source, model_name(model), out_dir, name, "ncnn")
     with _staging(dst, overwrite) as tmp:

@@ -55,19 +55,21 @@ def export_onnx(
     name: str | None = None,
     opset: int | None = None,
     trust: bool = False,
+    source: str | Path | None = None,
 ) -> Path:
     """Export to ``<out_dir>/<name>.onnx`` (default: beside the weights) with the parity report beside it.
 
     The engine's metadata goes into the file's metadata_props (AutoBackend reads it). ``half`` stores fp16 weights
     and keeps float32 input/output, as the engine's CPU fp16 export does. The file appears only after
     ``check_parity`` passed; its report ``<name>.onnx.parity.json`` is moved in right after it. ``trust`` loads a
-    weights file outside the checkpoint allow-list.
+    weights file outside the checkpoint allow-list;
+    ``source`` names the weights file of a model given loaded already (``load_model``).
     """
     _require("onnx", "onnxslim", "onnxruntime")
     import onnx
     from ultralytics.utils.export.engine import best_onnx_opset
 
-    model, source = load_model(weights_or_model, trust=trust)
+    model, source = load_model(weights_or_model, trust=trust, source=source)
     hw = check_imgsz(imgsz, model)
     dst = _destination(source, model_name(model), out_dir, name, "onnx")
     opset = opset or best_onnx_opset(onnx)

@@ -23,18 +23,21 @@ class ExportError(RuntimeError):
 
 
 # ----------------------------------------------------------------------------------------------------------- model
-def load_model(weights_or_model: str | Path | nn.Module, trust: bool = False) -> tuple[nn.Module, Path | None]:
+def load_model(
+    weights_or_model: str | Path | nn.Module, trust: bool = False, source: str | Path | None = None
+) -> tuple[nn.Module, Path | None]:
     """A float eval-mode detector (a copy when given a module) and the weights file it came from.
 
     A weights file goes through ``lwdet.checkpoints.load_weights``: classes outside the allow-list are refused
-    (``UntrustedCheckpointError``) unless ``trust``.
+    (``UntrustedCheckpointError``) unless ``trust``. A module loaded already (one load per ``lwdet export``) is
+    copied; ``source`` then names the file it was loaded from (the export's default place, name and checksum).
     """
     from ultralytics.nn.modules import Detect
 
     from lwdet.checkpoints import load_weights
 
     if isinstance(weights_or_model, nn.Module):
-        model, source = deepcopy(weights_or_model).float().eval(), None
+        model, source = deepcopy(weights_or_model).float().eval(), (Path(source) if source else None)
     else:
         source = Path(weights_or_model)
         model, _ = load_weights(source, trust=trust)

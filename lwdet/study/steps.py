@@ -102,10 +102,10 @@ def evaluate(weights: Path, data_yaml: Path, split: str, budget: dict) -> dict:
     """P, R, mAP50, mAP50-95 and F1 (as lwdet.training.mean_f1) of ``weights`` on ``split``."""
     import numpy as np
 
-    from lwdet.checkpoints import load_yolo
+    from lwdet import YOLO
 
     with tempfile.TemporaryDirectory(prefix="lwdet-study-val-") as tmp:
-        m = load_yolo(weights).val(
+        m = YOLO(weights).val(
             data=str(data_yaml),
             split=split,
             imgsz=budget["imgsz"],
