@@ -64,7 +64,6 @@ from lwdet.report.rows import (
     read_rows,
     with_density,
 )
-from lwdet.report.rows import fmt as _fmt  # noqa: F401  (benchmarks/edge_latency.py formats cells with it)
 
 __all__ = [
     "ACCURACY",
