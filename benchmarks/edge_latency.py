@@ -1,11 +1,12 @@
-"""ncnn latency of lwdet detectors and the peers of ../shared/peers, side by side in one run (bench_edge.py).
+"""ncnn latency of lwdet detectors and the peers of ../shared/peers, side by side in one run.
 
     python benchmarks/edge_latency.py --imgsz 320 --threads 1,2 --loops 50 --out build/edge-latency
     python benchmarks/edge_latency.py --models yolov5n yolov5n-shufflenetv2_050-litepan-litehead --half
 
 Each detector is built from its shipped YAML (random weights: latency does not depend on their values),
-exported to ncnn through lwdet.export (fp32, and fp16 weights too with --half; raw-output parity checked), then
-every export and every peer graph, the peers fed the same --imgsz input, is timed by bench_edge.py in one process;
+exported to ncnn (lwdet.experiment.timing.random_graph; fp32, and fp16 weights too with --half), then every export
+and every peer graph, the peers fed the same --imgsz input, is timed in one fresh torch-free process per pass
+(lwdet.experiment.timing.time_graphs, the study's and the search's side-by-side timing);
 the table gives median ms and the ratio to yolov5n. The peers are then timed once more at their own input sizes.
 With --md, each detector's paper costs (params, GFLOPs, memory-access cost from lwdet.profile) join its latency,
 and the file says how well each cost orders the detectors by latency (Kendall's tau) and which detectors have
@@ -27,7 +28,6 @@ reads as the study's latency when it lies beside the study's results.csv; --reus
 
 import argparse
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
@@ -63,7 +63,7 @@ def main() -> None:
         "--passes",
         type=int,
         default=1,
-        help="bench_edge.py runs over all graphs, one after another; ratios are taken within each",
+        help="timing processes over all graphs, one after another; ratios are taken within each",
     )
     ap.add_argument("--peers", type=Path, default=ROOT.parent / "shared" / "peers" / "ncnn")
     ap.add_argument("--out", type=Path, default=ROOT / "build" / "edge-latency")
@@ -78,9 +78,9 @@ def main() -> None:
         sys.exit(f"error: {args.md} exists; move it away or name another --md (nothing is overwritten)")
 
     import lwdet  # noqa: F401
-    from lwdet.edge.bench import merge_rounds
-    from lwdet.export import export_ncnn
-    from lwdet.models import build_model, model_yaml
+    from lwdet.edge.bench import find_params, merge_rounds
+    from lwdet.experiment.timing import random_graph, time_graphs
+    from lwdet.models import model_yaml
 
     if args.study:
         import yaml
@@ -110,42 +110,26 @@ def main() -> None:
         if args.study_latency is not None:
             write_study_latency(args, cfg, passes)
         return
-    for path in paths:
-        for half in (False, True) if args.half else (False,):
-            name = f"{path.stem}-fp16" if half else path.stem
-            if not (exports / f"{name}_ncnn_model").exists():
-                export_ncnn(
-                    build_model(path, nc=args.nc, verbose=False),
-                    exports,
-                    args.imgsz,
-                    half=half,
-                    map_check=False,
-                    name=name,
-                )
-    passes = [bench_pass(args, exports, i) for i in range(args.passes)]
+    graphs = {
+        name: random_graph(path, args.nc, args.imgsz, exports, name, half=half)
+        for path in paths
+        for half in ((False, True) if args.half else (False,))
+        for name in [f"{path.stem}-fp16" if half else path.stem]
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    peers = find_params(args.peers) if args.peers.is_dir() else []
+    threads = [int(t) for t in args.threads.split(",")]
+    passes = []
+    for i in range(args.passes):  # one process per pass: each ratio is taken within one
+        print(f"pass {i + 1} of {args.passes}", flush=True)
+        path = args.out / f"bench-{args.imgsz}-pass{i + 1}.csv"
+        time_graphs(graphs, peers, args.imgsz, threads, args.loops, args.warmup, 1, path)
+        passes.append(read_pass(path))
     if args.study_latency is not None:
         write_study_latency(args, cfg, passes)
-    if args.peers.is_dir():  # and at the sizes their authors published
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "lwdet",
-                "bench",
-                "--peers",
-                str(args.peers),
-                "--threads",
-                args.threads,
-                "--loops",
-                str(args.loops),
-                "--warmup",
-                str(args.warmup),
-                "--csv",
-                str(args.out / "bench-peers-native.csv"),
-            ],
-            check=True,
-            cwd=ROOT,
-        )
+    if peers:  # and at the sizes their authors published
+        native = args.out / "bench-peers-native.csv"
+        time_graphs({}, peers, args.imgsz, threads, args.loops, args.warmup, 1, native, native_peers=True)
     rows = merge_rounds(passes)
     ratios = pass_ratios(passes)
     print("\n| model | input | threads | median ms | min ms | p90 ms | ratio to yolov5n | ratio range | peak MB |")
@@ -162,32 +146,6 @@ def main() -> None:
     if args.md is not None:
         write_md(args, paths, rows, passes, machine)
         print(f"markdown: {args.md}")
-
-
-def bench_pass(args, exports: Path, i: int) -> list[dict]:
-    """One bench_edge.py process over every export (and peer); its rows, numbers parsed, exports named by folder."""
-    path = args.out / f"bench-{args.imgsz}-pass{i + 1}.csv"
-    cmd = [
-        sys.executable,
-        "-m",
-        "lwdet",
-        "bench",
-        "--all",
-        str(exports),
-        "--threads",
-        args.threads,
-        "--loops",
-        str(args.loops),
-        "--warmup",
-        str(args.warmup),
-        "--csv",
-        str(path),
-    ]
-    if args.peers.is_dir():
-        cmd += ["--peers", str(args.peers), "--input-shape", f"{args.imgsz},{args.imgsz},3"]
-    print(f"pass {i + 1} of {args.passes}", flush=True)
-    subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
-    return read_pass(path)
 
 
 def read_pass(path: Path) -> list[dict]:
@@ -236,7 +194,8 @@ def write_md(args, paths, rows, passes, machine: str) -> None:
     """Latency per thread count beside the paper costs, the costs' rank agreement with latency, and the pairs
     where fewer GFLOPs run slower (with how many passes each held in)."""
     from lwdet.profile import profile_detector
-    from lwdet.report import PROXIES, _fmt, cost_vs_latency, markdown_table
+    from lwdet.report import PROXIES, cost_vs_latency, markdown_table
+    from lwdet.report.rows import fmt as _fmt
 
     threads = sorted({r["threads"] for r in rows if r["kind"] == "lwdet"})
     ratios = pass_ratios(passes)
@@ -269,8 +228,8 @@ def write_md(args, paths, rows, passes, machine: str) -> None:
     md = [
         f"# ncnn latency and paper costs at {args.imgsz} px, side by side\n",
         f"Machine: {machine}. Each detector built from its YAML (random weights, {args.nc} classes), exported "
-        f"to ncnn fp32 and timed by bench_edge.py: {len(passes)} passes, each one process timing every graph in "
-        f"turn ({args.loops} loops after {args.warmup} warm-up).\n",
+        f"to ncnn fp32 and timed side by side (lwdet.experiment.timing): {len(passes)} passes, each one "
+        f"process timing every graph in turn ({args.loops} loops after {args.warmup} warm-up).\n",
         "- `fastest_ms_tN`: the fastest loop at N threads over all passes. Noise on a shared machine only ever "
         "adds time, so this is the steadiest estimate of what the graph costs; `vs_yolov5n_tN` is its ratio.\n"
         "- `median_vs_yolov5n_tN`: the median over the passes of (median ms / yolov5n's median ms in the same "

@@ -34,7 +34,7 @@ $PY -m lwdet.cli.sliced_eval "$OUT/runs/v5n/weights/best_ncnn_model" --images "$
     --tile 320 --overlap 64 --json "$OUT/sliced-eval-ncnn.json"
 $PY - "$OUT/runs/v5n/weights/best_ncnn_model" "$SRC/$BIG" <<'PYEOF'
 import sys, cv2
-from lwdet.edge.slicing import bench_sliced
+from lwdet.edge.bench.sliced import bench_sliced
 for threads in (1, 2):
     row = bench_sliced(sys.argv[1], cv2.imread(sys.argv[2]), tile=320, overlap=64, threads=threads, loops=5, warmup=1)
     print(f"sliced ncnn t{threads}: {row['image']} -> {row['tiles']} tiles, {row['sliced_median_ms']:.0f} ms/image "

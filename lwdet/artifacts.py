@@ -15,6 +15,7 @@ Exports (written by ``lwdet.export`` beside the weights they came from)::
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import NamedTuple
@@ -131,8 +132,11 @@ class ExportMeta:
         return json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
 
     def save(self, folder: str | Path) -> Path:
+        """Write ``<folder>/lwdet.json`` atomically (the one writer of that file)."""
         file = Path(folder) / EXPORT_META
-        file.write_text(self.to_json(), encoding="utf-8")
+        tmp = file.with_name(f".{file.name}.tmp")
+        tmp.write_text(self.to_json(), encoding="utf-8")
+        os.replace(tmp, file)
         return file
 
     @classmethod

@@ -7,12 +7,12 @@ the x86 run (tag ``x86``) and puts each mAP beside the PyTorch figure from the e
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 from pathlib import Path
 
 import numpy as np
+
+from lwdet.coco import coco_map
 
 REFERENCE = "x86"
 
@@ -80,28 +80,15 @@ def coco_ground_truth(labels: str | Path, sizes: dict[str, tuple[int, int]], nam
     }
 
 
-def coco_map(gt: dict, detections: dict[str, list]) -> float:
-    """mAP50-95 by pycocotools' COCOeval for detections {image name: [[x1, y1, x2, y2, score, class], ...]}."""
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
+def board_map(gt: dict, detections: dict[str, list]) -> float:
+    """mAP50-95 (``lwdet.coco.coco_map``: every detection counts) of {image name: [[x1, y1, x2, y2, score, class]]}."""
     ids = {im["file_name"]: im["id"] for im in gt["images"]}
     dets = [
         {"image_id": ids[name], "category_id": int(d[5]), "bbox": [d[0], d[1], d[2] - d[0], d[3] - d[1]], "score": d[4]}
         for name, rows in detections.items()
         for d in rows
     ]
-    if not dets:
-        return 0.0
-    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its progress and summary
-        coco = COCO()
-        coco.dataset = gt
-        coco.createIndex()
-        ev = COCOeval(coco, coco.loadRes(dets), "bbox")
-        ev.evaluate()
-        ev.accumulate()
-        ev.summarize()
-    return float(ev.stats[0])
+    return coco_map(gt, dets)["mAP50-95"]
 
 
 def board_table(results: str | Path, labels: str | Path, names: list[str], parity: dict | None = None) -> list[dict]:
@@ -127,7 +114,7 @@ def board_table(results: str | Path, labels: str | Path, names: list[str], parit
                 **run["info"],
                 **raw_difference(ref, np.load(results / f"{tag}.npy")),
                 **detection_changes(ref_dets, dets),
-                "map50_95": coco_map(gt, dets),
+                "map50_95": board_map(gt, dets),
                 "map_torch": (parity or {}).get("map_torch"),
                 "map_export_x86_validator": (parity or {}).get("map_export"),
                 "box_tolerance_px": (parity or {}).get("box_tolerance"),

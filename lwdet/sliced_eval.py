@@ -3,8 +3,8 @@
 The detector is an ncnn export (:class:`lwdet.edge.NcnnDetector`) or a PyTorch run / weights file through the
 engine's own predictor (:class:`EngineDetector`); both go through the same merge code
 (:func:`lwdet.edge.slicing.sliced_predict`). Matching and mAP are the engine's (``DetectionValidator``'s
-``_process_batch`` and ``DetMetrics``); :func:`coco_map` is pycocotools' figure for the same detections, as an
-independent check.
+``_process_batch`` and ``DetMetrics``); ``lwdet.coco.coco_map`` is pycocotools' figure for the same detections, as
+an independent check.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from lwdet.artifacts import NCNN_PARAM, best_weights
+from lwdet.coco import coco_map
 from lwdet.edge.slicing import OVERLAP, TILE, sliced_predict
 
 LOGGER = logging.getLogger(__name__)
@@ -75,15 +77,14 @@ class EngineDetector:
 def load_detector(model: str | Path, imgsz: int | None = None, threads: int = 1, trust: bool = False):
     """An ncnn export folder -> NcnnDetector; a run folder (its weights/best.pt) or a .pt -> EngineDetector."""
     from lwdet.edge import NcnnDetector
-    from lwdet.edge.runner import PARAM
 
     model = Path(model)
-    if (model / PARAM).is_file():
+    if (model / NCNN_PARAM).is_file():
         det = NcnnDetector(model, threads=threads)
         if imgsz and tuple(det.imgsz) != (imgsz, imgsz):
             raise ValueError(f"{model}: exported at {det.imgsz[1]}x{det.imgsz[0]}, not --imgsz {imgsz}")
         return det
-    weights = model / "weights" / "best.pt" if model.is_dir() else model
+    weights = best_weights(model) if model.is_dir() else model
     if not weights.is_file() or weights.suffix != ".pt":
         raise FileNotFoundError(f"{model}: not an ncnn export folder, a run folder with weights/best.pt, or a .pt")
     return EngineDetector(weights, imgsz or 640, trust=trust)
@@ -133,7 +134,8 @@ class Evaluation:
         return engine_map(self.truths, self.preds, self.names)
 
     def coco_metrics(self) -> dict[str, float]:
-        return coco_map(self.truths, self.preds, self.names)
+        """mAP50, mAP50-95 through pycocotools (``lwdet.coco.coco_map``: every detection counts)."""
+        return coco_map(*coco_inputs(self.truths, self.preds, self.names))
 
 
 def engine_map(
@@ -170,16 +172,10 @@ def engine_map(
     return {"precision": p, "recall": r, "mAP50": map50, "mAP50-95": map5095}
 
 
-def coco_map(
+def coco_inputs(
     truths: Sequence[tuple[np.ndarray, np.ndarray]], preds: Sequence[np.ndarray], names: Sequence[str]
-) -> dict[str, float]:
-    """The same detections through pycocotools' COCOeval (every detection counted: maxDets = the most per image)."""
-    import contextlib
-    import io
-
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
+) -> tuple[dict, list[dict]]:
+    """(COCO ground truth, COCO results) of per-image (cls, xyxy) truths and (n, 6) detections, for ``coco_map``."""
     images, anns, dets = [], [], []
     for i, ((cls, boxes), det) in enumerate(zip(truths, preds)):
         images.append({"id": i})
@@ -203,21 +199,8 @@ def coco_map(
             }
             for d in det
         ]
-    if not dets:
-        return {"mAP50": 0.0, "mAP50-95": 0.0}
-    gt = COCO()
-    gt.dataset = {"images": images, "annotations": anns, "categories": [{"id": i} for i in range(len(names))]}
-    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its progress
-        gt.createIndex()
-        ev = COCOeval(gt, gt.loadRes(dets), "bbox")
-        ev.params.maxDets = [max(len(d) for d in preds)]  # every detection counts (COCO's default: 100)
-        ev.evaluate()
-        ev.accumulate()
-    # what summarize() prints as AP @[IoU=0.50:0.95 | area=all] and AP @[IoU=0.50], read at our maxDets (its
-    # summary lines hard-code maxDets=100 for the first one)
-    p = ev.eval["precision"][:, :, :, 0, -1]  # (IoU thresholds, recall points, classes), -1 where undefined
-    mean = lambda a: float(a[a > -1].mean()) if (a > -1).any() else 0.0  # noqa: E731
-    return {"mAP50": mean(p[0]), "mAP50-95": mean(p)}
+    gt = {"images": images, "annotations": anns, "categories": [{"id": i} for i in range(len(names))]}
+    return gt, dets
 
 
 def evaluate(

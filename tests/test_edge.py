@@ -448,7 +448,7 @@ def test_edge_imports_without_torch(no_torch_env):
     assert r.returncode == 0, r.stderr
 
 
-MOVED = {  # lwdet 0.1.0 split lwdet.edge into the runtime, the bench and the Pi app; the old names alias one release
+MOVED = {  # lwdet 0.1.0 split lwdet.edge into the runtime, the bench and the Pi app; no release had the old names
     "timing": "bench",
     "sysinfo": "bench",
     "projection": "bench",
@@ -460,21 +460,20 @@ MOVED = {  # lwdet 0.1.0 split lwdet.edge into the runtime, the bench and the Pi
 
 
 @pytest.mark.parametrize("old", sorted(MOVED))
-def test_moved_edge_modules_keep_their_old_names_for_one_release(old):
+def test_edge_modules_live_only_under_their_part(old):
     import importlib
 
-    new = importlib.import_module(f"lwdet.edge.{MOVED[old]}.{old}")
-    sys.modules.pop(f"lwdet.edge.{old}", None)
-    with pytest.warns(DeprecationWarning, match=f"lwdet.edge.{old} moved to lwdet.edge.{MOVED[old]}.{old}"):
-        alias = importlib.import_module(f"lwdet.edge.{old}")
-    assert alias is new  # the same module object: a monkeypatch through either name reaches the other
+    importlib.import_module(f"lwdet.edge.{MOVED[old]}.{old}")
+    assert not (ROOT / "lwdet" / "edge" / f"{old}.py").exists()  # no alias module for a name no release had
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module(f"lwdet.edge.{old}")
 
 
 def test_runtime_modules_do_not_import_the_bench_or_the_app():
     runtime = ["boards", "numerics", "postprocess", "preprocess", "runner", "slicing"]
     for name in runtime:
         text = (ROOT / "lwdet" / "edge" / f"{name}.py").read_text()
-        assert not re.search(r"lwdet\.edge\.(bench|app)\b", text.split("def __getattr__")[0]), name
+        assert not re.search(r"lwdet\.edge\.(bench|app)\b", text), name
 
 
 def test_bench_cli_without_torch(exported, no_torch_env, tmp_path):

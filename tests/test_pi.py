@@ -249,14 +249,14 @@ def test_raw_difference_and_detection_changes_by_hand():
 
 def test_coco_map_is_one_for_the_ground_truth_itself(tmp_path):
     pytest.importorskip("pycocotools")
-    from lwdet.pi_numerics import coco_ground_truth, coco_map
+    from lwdet.pi_numerics import board_map, coco_ground_truth
 
     (tmp_path / "a.txt").write_text("0 0.5 0.5 0.2 0.4\n1 0.25 0.25 0.1 0.1\n")
     gt = coco_ground_truth(tmp_path, {"a.jpg": (100, 200)}, ["x", "y"])
     assert gt["annotations"][0]["bbox"] == pytest.approx([80, 30, 40, 40])
     perfect = {"a.jpg": [[80, 30, 120, 70, 0.9, 0], [40, 20, 60, 30, 0.8, 1]]}
-    assert coco_map(gt, perfect) == pytest.approx(1.0)
-    assert coco_map(gt, {"a.jpg": [[0, 0, 5, 5, 0.9, 0]]}) == pytest.approx(0.0)
+    assert board_map(gt, perfect) == pytest.approx(1.0)
+    assert board_map(gt, {"a.jpg": [[0, 0, 5, 5, 0.9, 0]]}) == pytest.approx(0.0)
 
 
 # ---------------------------------------------------------------------------------------- the numerics tool's CLI

@@ -9,8 +9,9 @@ import torch
 from torch import nn
 
 from lwdet.backbones import BACKBONES, BackboneSpec
+from lwdet.cli.profile import main
 from lwdet.models import MODEL_DIR, LwdetModel, shipped_yamls
-from lwdet.profile import CATEGORIES, main, measure, profile_classifier, profile_detector, profile_model
+from lwdet.profile import CATEGORIES, measure, profile_classifier, profile_detector, profile_model
 
 
 def _paper(title, authors, venue, table):

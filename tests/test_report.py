@@ -1,8 +1,11 @@
 import csv
+import re
+from pathlib import Path
 
 import pytest
 
 from lwdet import report
+from lwdet.cli import report as report_cli
 from lwdet.report import COLUMNS, apply_bench, best_under, pareto_front, read_rows, write_report
 
 
@@ -200,7 +203,7 @@ def test_cli_with_bench_csv(tmp_path, capsys):
     )
     out = tmp_path / "docs"
     assert (
-        report.main(
+        report_cli.main(
             [str(_study_csv(tmp_path)), "--out", str(out), "--bench-csv", str(bench), "--max-latency-ms", "100"]
         )
         == 0
@@ -387,7 +390,9 @@ def test_report_keeps_its_data_and_can_be_written_again_without_the_runs(tmp_pat
     out = tmp_path / "docs"
     first = write_report(path, out).read_text()
     data = out / report.DATA
-    assert (data / "results.csv").read_bytes() == path.read_bytes()
+    kept, original = (list(csv.DictReader(f.open())) for f in (data / "results.csv", path))
+    assert [{**r, "run_dir": ""} for r in kept] == [{**r, "run_dir": ""} for r in original]
+    assert [r["run_dir"] for r in kept] == [r["model"] for r in kept]  # the copy's own subfolders: portable
     assert (data / "yolov5n" / "results.csv").is_file() and (data / "yolov5n-ghostnet_100" / "results.csv").is_file()
     assert (data / "yolov5n" / "ncnn_layer_type_ms.json").is_file()
     shutil.rmtree(tmp_path / "runs")  # the run folders are gone (a new checkout): the report's own copy suffices
@@ -396,9 +401,29 @@ def test_report_keeps_its_data_and_can_be_written_again_without_the_runs(tmp_pat
     text = write_report(data / "results.csv", again).read_text()
     assert {f"curve_{k}.png" for k in report.CURVES} <= {p.name for p in again.glob("*.png")}
     assert (again / "time_by_layer_type.png").is_file()
-    assert text.split("## Accuracy", 1)[1] == first.split("## Accuracy", 1)[1]  # only the Source line differs
+    # the same tables; run_dir is shown as the table stores it: relative to the CSV, in the copy its own subfolder
+    assert tables(text, drop=("run_dir",)) == tables(first, drop=("run_dir",))
+    assert "| yolov5n |" in text.split("## Training", 1)[1] and "| runs/yolov5n |" in first.split("## Training", 1)[1]
     assert write_report(data / "results.csv", out).is_file()  # into its own folder: nothing copied onto itself
     assert (data / "results.csv").is_file()
+
+
+def tables(markdown: str, drop: tuple[str, ...] = ()) -> dict[str, list[list[str]]]:
+    """Every table of a report: section title -> rows of cells (header first), the columns named in ``drop`` out."""
+    found: dict[str, list[list[str]]] = {}
+    title = ""
+    for line in markdown.splitlines():
+        if line.startswith("#"):
+            title = line.lstrip("# ").strip()
+        elif line.startswith("|") and not set(line) <= set("|-: "):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            rows = found.setdefault(title, [])
+            if not rows:
+                keep = [i for i, c in enumerate(cells) if c not in drop]
+                found[title + "\0keep"] = [[str(i) for i in keep]]
+            keep = [int(i) for i in found[title + "\0keep"][0]]
+            rows.append([cells[i] for i in keep if i < len(cells)])
+    return {k: v for k, v in found.items() if not k.endswith("\0keep")}
 
 
 def test_cli_missing_csv_is_one_line_and_exit_2(tmp_path):
@@ -414,15 +439,15 @@ def test_cli_missing_csv_is_one_line_and_exit_2(tmp_path):
 def test_cli_writes_under_runs_by_default_and_never_into_a_folder_with_files(tmp_path, monkeypatch, capsys):
     path = _study_csv(tmp_path)
     monkeypatch.chdir(tmp_path)
-    assert report.main([str(path)]) == 0
+    assert report_cli.main([str(path)]) == 0
     assert (tmp_path / "runs" / "report" / tmp_path.name / "report.md").is_file()  # <study folder>'s name
     assert not (tmp_path / "docs").exists()
     out = tmp_path / "taken"
     out.mkdir()
     (out / "notes.md").write_text("mine")
-    assert report.main([str(path), "--out", str(out)]) == 2
+    assert report_cli.main([str(path), "--out", str(out)]) == 2
     assert "--overwrite" in capsys.readouterr().err and not (out / "report.md").exists()
-    assert report.main([str(path), "--out", str(out), "--overwrite"]) == 0
+    assert report_cli.main([str(path), "--out", str(out), "--overwrite"]) == 0
     assert (out / "report.md").is_file() and (out / "notes.md").read_text() == "mine"
 
 
@@ -620,3 +645,32 @@ def test_failed_study_rows_are_listed_not_ranked(tmp_path):
     text = write_report(path, tmp_path / "docs").read_text()
     assert "Failed (not in the tables; the study tries them again when it is run again): broken: ValueError" in text
     assert "| broken |" not in text and "2 detectors" in text
+
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+ABSOLUTE = re.compile(r"(^|[,\"'])(/|[A-Za-z]:[\\/]|~/)")  # a cell that starts like a path of one machine
+
+
+@pytest.mark.parametrize("path", sorted(DOCS.glob("**/*.csv")), ids=lambda p: str(p.relative_to(DOCS)))
+def test_no_committed_csv_holds_an_absolute_path(path):
+    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        assert not ABSOLUTE.search(line), f"{path.relative_to(DOCS)} line {i}: an absolute path ({line[:120]}...)"
+
+
+REPORTS = sorted(
+    p.parent.parent.name for p in DOCS.glob("*/data/results.csv") if (p.parent.parent / "report.md").is_file()
+)
+
+
+@pytest.mark.parametrize(
+    "name", [n if n == "head-ablation-sgd" else pytest.param(n, marks=pytest.mark.slow) for n in REPORTS]
+)
+def test_a_committed_report_renders_from_a_copy_of_its_data_anywhere(name, tmp_path):
+    """The committed data folder copied elsewhere renders the committed report's tables (run_dir: as each report was
+    first written, relative to the working folder of the study; from the copy, the copy's own subfolders)."""
+    import shutil
+
+    data = tmp_path / "elsewhere" / "data"
+    shutil.copytree(DOCS / name / "data", data)
+    text = write_report(data / "results.csv", tmp_path / "out").read_text()
+    assert tables(text, drop=("run_dir",)) == tables((DOCS / name / "report.md").read_text(), drop=("run_dir",))

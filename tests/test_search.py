@@ -90,7 +90,8 @@ def test_a_search_screens_trains_only_the_feasible_and_writes_a_study_with_a_win
     for row in rows:
         assert row["status"] == "done" and int(row["epochs"]) >= 1 and row["map5095"] != ""
         assert float(row["latency_ms_t1"]) == float(screen["shufflenetv2_050"]["latency_ms_t1"])
-        assert (Path(row["run_dir"]) / "results.csv").is_file()  # the engine's epoch log, for the report's curves
+        assert not Path(row["run_dir"]).is_absolute()  # stored relative to the search's out
+        assert (out / row["run_dir"] / "results.csv").is_file()  # the engine's epoch log, for the report's curves
     side = _csv(out / "latency.csv")  # the screen's pass, rows named by trial: the report's latency
     assert {s["model"] for s in side} >= {row["model"] for row in rows} | {"reference-yolov5n"}
     report = (out / "report" / "report.md").read_text()

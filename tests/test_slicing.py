@@ -161,7 +161,11 @@ def _truth(objects):
 
 
 def test_evaluation_perfect_and_shifted_predictions():
-    from lwdet.sliced_eval import coco_map, engine_map
+    from lwdet.coco import coco_map as pycoco
+    from lwdet.sliced_eval import coco_inputs, engine_map
+
+    def coco_map(truths, preds, names):  # the one pycocotools mAP, on the sliced evaluation's inputs
+        return pycoco(*coco_inputs(truths, preds, names))
 
     objects = [(10, 10, 60, 50, 0), (100, 80, 190, 140, 1), (300, 300, 340, 330, 0)]
     truths = [_truth(objects), _truth(objects[:1])]
@@ -184,10 +188,13 @@ def test_evaluation_perfect_and_shifted_predictions():
     assert ours["mAP50"] == pytest.approx(0.995) and ours["mAP50-95"] == pytest.approx(0.995 / 2)
     assert coco == pytest.approx({"mAP50": 1.0, "mAP50-95": 0.5})
 
-    # 150 objects in one image (more than COCOeval's default maxDets of 100): every detection still counts
+    # 150 objects in one image (more than COCOeval's default maxDets of 100): every detection still counts, unless
+    # the cap is asked for
     many = [(10 * i, 0, 10 * i + 8, 8, 0) for i in range(150)]
     det = [np.array([[*o[:4], 0.9, 0] for o in many], np.float32)]
     assert coco_map([_truth(many)], det, ["red"]) == pytest.approx({"mAP50": 1.0, "mAP50-95": 1.0})
+    capped = pycoco(*coco_inputs([_truth(many)], det, ["red"]), max_dets=100)
+    assert capped["mAP50-95"] == pytest.approx(100 / 150, abs=0.02)
 
 
 def test_evaluate_sliced_vs_letterbox_on_files(tmp_path):

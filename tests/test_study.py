@@ -326,13 +326,13 @@ def test_tiny_study_completes_rows_then_skips(tmp_path):
         ]
         assert not empty, f"{row['model']}: empty {empty}"
         assert row["status"] == "done" and row["parity_ok"] == "True"
-        assert (Path(row["run_dir"]) / "study_trained.json").is_file()
+        assert (tmp_path / "out" / row["run_dir"] / "study_trained.json").is_file()
         assert row["imgsz"] == "64" and "cores)" in row["machine"]  # what the report writes on its plots
     assert (tmp_path / "docs" / "report.md").is_file() and (tmp_path / "docs" / "pareto_latency_map.png").is_file()
     assert (tmp_path / "docs" / "time_by_part.png").is_file() and (
         tmp_path / "docs" / "time_by_layer_type.png"
     ).is_file()
-    layer_ms = json.loads((Path(rows[1]["run_dir"]) / "ncnn_layer_type_ms.json").read_text())
+    layer_ms = json.loads(((tmp_path / "out" / rows[1]["run_dir"]) / "ncnn_layer_type_ms.json").read_text())
     assert "ConvolutionDepthWise" in layer_ms and "Swish" not in layer_ms  # lite: depthwise convs, ReLU fused
     if PEERS.is_dir():  # the peers are timed at the study's input size, beside its results
         peers = list(csv.DictReader((tmp_path / "out" / "peers.csv").open()))
@@ -356,15 +356,17 @@ def test_tiny_study_completes_rows_then_skips(tmp_path):
         w = csv.DictWriter(f, fieldnames=COLUMNS)
         w.writeheader()
         w.writerows(rows)
-    epochs = (Path(rows[1]["run_dir"]) / "results.csv").read_text()
-    (Path(rows[1]["run_dir"]) / "study_trained.json").unlink()  # finished, unmarked: resume says nothing left
+    epochs = ((tmp_path / "out" / rows[1]["run_dir"]) / "results.csv").read_text()
+    (
+        (tmp_path / "out" / rows[1]["run_dir"]) / "study_trained.json"
+    ).unlink()  # finished, unmarked: resume says nothing left
     r = _study(config)
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stderr.count("complete, skipped") == 1
     again = list(csv.DictReader(results.open()))
     assert again[1]["status"] == "done" and again[1]["map5095"] != "" and again[0] == rows[0]
-    assert (Path(rows[1]["run_dir"]) / "results.csv").read_text() == epochs
-    assert (Path(rows[1]["run_dir"]) / "study_trained.json").is_file()
+    assert ((tmp_path / "out" / rows[1]["run_dir"]) / "results.csv").read_text() == epochs
+    assert ((tmp_path / "out" / rows[1]["run_dir"]) / "study_trained.json").is_file()
 
 
 def test_train_only_trains_then_a_second_pass_times_without_retraining(tmp_path):
@@ -413,7 +415,7 @@ def test_train_only_trains_then_a_second_pass_times_without_retraining(tmp_path)
     assert "adopted 1 finished detectors" in r.stderr
     kept = next(csv.DictReader((tmp_path / "out" / "results.csv").open()))
     assert kept["latency_graph"] == "rebuilt" and float(kept["latency_ms_t1"]) > 0
-    assert kept["map5095"] == row["map5095"] and kept["run_dir"] == str(run_dir)
+    assert kept["map5095"] == row["map5095"] and kept["run_dir"] == run_dir.name  # relative to out
     assert (run_dir / "results.csv").read_text() == epochs and (run_dir / "study_adopted.json").is_file()
     assert (run_dir / "rebuilt" / "random_ncnn_model" / "model.ncnn.param").is_file()
     assert not (run_dir / "weights").exists()
@@ -464,9 +466,7 @@ def test_kept_rows_are_adopted_once_and_only_when_they_match_the_config(tmp_path
     assert adopt(cfg, order) == ["yolov5n"]
     assert "trained at 96 px, the study is at 64 px" in caplog.text and "not a run of this config" in caplog.text
     rows = list(csv.DictReader((tmp_path / "out" / "results.csv").open()))
-    assert [(r["model"], r["map5095"], r["run_dir"]) for r in rows] == [
-        ("yolov5n", "0.25", str(tmp_path / "out" / "yolov5n"))
-    ]
+    assert [(r["model"], r["map5095"], r["run_dir"]) for r in rows] == [("yolov5n", "0.25", "yolov5n")]  # relative
     assert (tmp_path / "out" / "yolov5n" / "results.csv").read_text().count("\n") == 4
     assert adopt(cfg, order) == []  # done here already
 

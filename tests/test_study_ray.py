@@ -114,13 +114,14 @@ def test_rows_run_as_concurrent_ray_tasks_a_failure_stays_in_its_row_and_a_rerun
     assert "one side-by-side pass after training" in report
 
     # again: the finished rows are skipped (nothing trains, their epoch logs are untouched); the failed one is retried
-    epochs = {n: (Path(rows[n]["run_dir"]) / "results.csv").read_text() for n in ("a", "b", "a-student")}
+    assert all(rows[n]["run_dir"] == n for n in rows)  # stored relative to the study's out
+    epochs = {n: (tmp_path / "out" / rows[n]["run_dir"] / "results.csv").read_text() for n in ("a", "b", "a-student")}
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=900)
     assert r.returncode == 0, r.stderr[-4000:]
     assert r.stderr.count("complete, skipped") == 3 and "broken: submitted" in r.stderr
     again = _rows(tmp_path)
     assert {n: again[n] for n in epochs} == {n: rows[n] for n in epochs}
-    assert {n: (Path(rows[n]["run_dir"]) / "results.csv").read_text() for n in epochs} == epochs
+    assert {n: (tmp_path / "out" / rows[n]["run_dir"] / "results.csv").read_text() for n in epochs} == epochs
     assert again["broken"]["status"] == "failed"
 
 

@@ -12,7 +12,6 @@ lwdet.json under ``board_numerics`` (a new file next to it is written first, the
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -61,7 +60,9 @@ def main(argv=None) -> int:
             from lwdet.pi_numerics import board_table, markdown
 
             meta = read_export_meta(args.export)
-            parity_path = args.export / "parity.json"
+            from lwdet.artifacts import parity_file
+
+            parity_path = parity_file(args.export)
             parity = json.loads(parity_path.read_text()) if parity_path.is_file() else None
             rows = board_table(args.results, args.labels, meta.names, parity)
             print(markdown(rows), end="")
@@ -78,26 +79,24 @@ def main(argv=None) -> int:
 def record(export: Path, rows: list[dict]) -> None:
     """lwdet.json gains one key, ``board_numerics``: the measured rows, the mAP tolerance, and the default each
     board gets from them (``lwdet.edge.boards.board_default``, which the runtime applies to the rows itself)."""
-    from lwdet.artifacts import MAP_TOLERANCE
+    from dataclasses import replace
+
+    from lwdet.artifacts import MAP_TOLERANCE, ExportMeta
     from lwdet.edge.boards import _run_part, board_default
 
-    path = export / "lwdet.json"
-    meta = json.loads(path.read_text(encoding="utf-8"))
+    meta = ExportMeta.load(export)
     keys = ("run", "cpu_part", "asimdhp", "fp16_used", "box_max_px", "score_max", "anchors_over_1px", "map50_95",
             "map_torch")  # fmt: skip
     numerics = {
         "how": "tools/pi_emulated.sh + tools/pi_numerics.py report (qemu-user, QEMU_CPU per board; emulated: numbers, "
         "not latencies)",
-        "precision": "int8" if meta.get("int8") else "fp16" if meta.get("fp16") else "fp32",
+        "precision": "int8" if meta.int8 else "fp16" if meta.fp16 else "fp32",
         "map_tolerance": MAP_TOLERANCE,
         "runs": [{k: r[k] for k in keys} for r in rows],
     }
     parts = sorted({p for r in rows if (p := _run_part(r))})
     numerics["defaults"] = {p: board_default(numerics, p, True)._asdict() for p in parts}
-    meta["board_numerics"] = numerics
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    replace(meta, board_numerics=numerics).save(export)  # ExportMeta: the one writer of lwdet.json
 
 
 if __name__ == "__main__":

@@ -34,7 +34,6 @@ LOGGER = logging.getLogger(__name__)
 PARAM_MAGIC = "7767517"
 FILL = 0.01  # benchncnn's input value
 # file names: lwdet.artifacts (the one contract for export folders)
-PARAM, BIN, META = NCNN_PARAM, NCNN_BIN, EXPORT_META
 
 
 class Detection(NamedTuple):
@@ -106,7 +105,9 @@ def _engine_metadata(path: Path) -> dict:
             meta["names"][int(m.group(1))] = m.group(2).strip().strip("'\"")
     names = [meta["names"][i] for i in sorted(meta["names"])]
     if len(meta["imgsz"]) != 2 or not names:
-        raise ValueError(f"{path}: could not read imgsz and names; export with lwdet's export.py (writes {META})")
+        raise ValueError(
+            f"{path}: could not read imgsz and names; export with lwdet's export.py (writes {EXPORT_META})"
+        )
     return {"names": names, "imgsz": meta["imgsz"]}
 
 
@@ -116,17 +117,19 @@ def read_export_meta(folder: str | Path) -> ExportMeta:
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: ncnn export folder not found")
-    for f in (PARAM, BIN):
+    for f in (NCNN_PARAM, NCNN_BIN):
         if not (folder / f).is_file():
             raise FileNotFoundError(f"{folder}: no {f}; is this an ncnn export folder (<stem>{NCNN_SUFFIX}/)?")
-    if (folder / META).is_file():
+    if (folder / EXPORT_META).is_file():
         return ExportMeta.load(folder)
     if not (folder / ENGINE_META).is_file():
-        raise FileNotFoundError(f"{folder}: neither {META} nor {ENGINE_META}; cannot tell the classes and input size")
+        raise FileNotFoundError(
+            f"{folder}: neither {EXPORT_META} nor {ENGINE_META}; cannot tell the classes and input size"
+        )
     meta = _engine_metadata(folder / ENGINE_META)
-    graph = parse_param(folder / PARAM)
+    graph = parse_param(folder / NCNN_PARAM)
     if len(graph.outputs) != 1:
-        raise ValueError(f"{folder / PARAM}: expected one output blob, found {graph.outputs}")
+        raise ValueError(f"{folder / NCNN_PARAM}: expected one output blob, found {graph.outputs}")
     h, w = meta["imgsz"]
     return ExportMeta(
         format="ncnn",
@@ -208,7 +211,7 @@ class NcnnDetector(_NcnnNet):
         self.strides: list[int] = list(self.meta.strides)
         self.input_name, self.output_names = self.meta.input.blob, [self.meta.output.blob]
         self.conf, self.iou, self.max_det = conf, iou, max_det
-        self.files = {"param": self.folder / PARAM, "bin": self.folder / BIN}
+        self.files = {"param": self.folder / NCNN_PARAM, "bin": self.folder / NCNN_BIN}
         # None: the board's default (lwdet.edge.boards: by the mAP recorded for this board, else ncnn's defaults)
         self.fp16, self.fp16_why = fp16, "asked for"
         if fp16 is None:
@@ -244,7 +247,7 @@ class NcnnDetector(_NcnnNet):
         if out.shape != expected:
             raise RuntimeError(
                 f"{self.name}: output shape {out.shape}, expected {expected} for imgsz {self.imgsz} "
-                f"and strides {self.strides}; the export folder's {META} does not match its graph"
+                f"and strides {self.strides}; the export folder's {EXPORT_META} does not match its graph"
             )
         return out
 

@@ -137,15 +137,3 @@ def sliced_predict(
         parts.append(_rows(detector.predict(image, **kw)))
         cuts.append(np.zeros(len(parts[-1]), bool))
     return merge_detections(np.concatenate(parts), np.concatenate(cuts), merge_iou, cut_ios, max_det)
-
-
-def __getattr__(name: str):
-    """``time_sliced`` / ``bench_sliced`` moved to ``lwdet.edge.bench.sliced`` (lwdet 0.1.0); aliased one release."""
-    if name in ("time_sliced", "bench_sliced"):
-        import warnings
-
-        from lwdet.edge.bench import sliced
-
-        warnings.warn(f"lwdet.edge.slicing.{name} moved to lwdet.edge.bench.sliced", DeprecationWarning, stacklevel=2)
-        return getattr(sliced, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

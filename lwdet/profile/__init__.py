@@ -30,7 +30,7 @@ Conventions (each report repeats them under ``conventions``):
   visible there and not included.
 
 Layers: ``counting`` (the forward hooks and the aten-level tracker), ``profiles`` (the ``Profile`` record and the
-detector / classifier / backbone entry points), ``text`` (the console report and the CLI).
+detector / classifier / backbone entry points), ``text`` (the console report).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from lwdet.profile.profiles import (
     profile_model,
     resolve_detector,
 )
-from lwdet.profile.text import format_profile, main
+from lwdet.profile.text import format_profile
 
 __all__ = [
     "BYTES_PER_ELEMENT",
@@ -60,7 +60,6 @@ __all__ = [
     "conv_macs",
     "file_sizes",
     "format_profile",
-    "main",
     "measure",
     "profile_backbone",
     "profile_classifier",

@@ -1,5 +1,8 @@
+"""``python -m lwdet.profile MODEL``: the same as ``lwdet profile`` (see ``lwdet.cli.profile``)."""
+
 import sys
 
-from lwdet.profile import main
+from lwdet.cli.profile import main
 
-sys.exit(main())
+if __name__ == "__main__":
+    sys.exit(main())

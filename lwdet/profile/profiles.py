@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from lwdet.artifacts import NCNN_BIN, NCNN_SUFFIX, check_imgsz, parity_file, resolve_source
+from lwdet.artifacts import NCNN_BIN, NCNN_SUFFIX, ONNX_SUFFIX, WEIGHTS_DIR, check_imgsz, parity_file, resolve_source
 from lwdet.backbones import BackboneSpec, get_spec
 from lwdet.profile.counting import BYTES_PER_ELEMENT, CATEGORIES, measure
 from lwdet.reparam import fold_all, fold_timm
@@ -201,7 +201,7 @@ def file_sizes(folder: str | Path) -> list[dict]:
     folder = Path(folder)
     found = []
     for p in sorted(folder.iterdir()):
-        if p.suffix in (".pt", ".onnx") and p.is_file():
+        if p.suffix in (".pt", ONNX_SUFFIX) and p.is_file():
             fmt, file = p.suffix[1:], p
         elif p.is_dir() and p.name.endswith(NCNN_SUFFIX) and (p / NCNN_BIN).is_file():
             fmt, file = "ncnn", p / NCNN_BIN
@@ -213,8 +213,8 @@ def file_sizes(folder: str | Path) -> list[dict]:
 
 
 def _folders_of(source: Path, weights: Path | None) -> list[Path]:
-    if source.is_dir() and (source / "weights").is_dir():
-        return [source / "weights"]
+    if source.is_dir() and (source / WEIGHTS_DIR).is_dir():
+        return [source / WEIGHTS_DIR]
     if weights is not None:
         return [weights.parent]
     return []

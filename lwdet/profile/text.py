@@ -1,4 +1,4 @@
-"""The console report of a ``Profile`` and the ``python -m lwdet.profile`` command."""
+"""The console report of a ``Profile`` (``lwdet profile`` prints it)."""
 
 from __future__ import annotations
 
@@ -60,10 +60,3 @@ def format_profile(p: Profile, layers: bool = True) -> str:
             precision = "" if f["format"] == "pt" else " fp16" if f["fp16"] else " fp32"
             lines.append(f"  {f['bytes'] / MB:9.2f} MB  {f['format']}{precision:<5}  {f['path']}")
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m lwdet.profile``: the same as ``lwdet profile`` (lwdet.cli.profile)."""
-    from lwdet.cli.profile import main as cli_main
-
-    return cli_main(argv)

@@ -1,6 +1,6 @@
 """Comparison report: tables, Pareto plot and training curves from a study results CSV.
 
-Input: one row per detector (``COLUMNS``, as written by ``lwdet.study``) plus each row's run folder
+Input: one row per detector (``COLUMNS``: the schema of ``lwdet.experiment.table``, as a study or search writes it) plus each row's run folder
 (``run_dir/results.csv`` for the curves). Output, in one folder: ``report.md``, small PNGs and ``data/`` (a copy
 of what it was written from, so it can be written again anywhere).
 
@@ -9,12 +9,13 @@ latency and memory columns: rows are matched by model name, ``infer_median_ms`` 
 ``latency_ms_t1`` / ``latency_ms_t2`` and ``mem_peak_mb`` (threads 1) becomes ``ncnn_peak_mb``. Bench rows that
 match no detector (e.g. ``kind=peer`` networks) are drawn as labelled vertical lines on the Pareto plot.
 
-    python -m lwdet.report runs/study/results.csv --out runs/report/study --max-latency-ms 80 --bench-csv pi.csv
+    lwdet report runs/study/results.csv --out runs/report/study --max-latency-ms 80 --bench-csv pi.csv
 
 Layers: ``rows`` (read and merge the inputs), ``analysis`` (frontier, noise, rankings, plateau), ``targets`` (the
 study's speed / accuracy targets, met or not), ``plots`` / ``curves`` (figures), ``markdown`` (the report).
 """
 
+from lwdet.experiment.table import CONTEXT_COLUMNS, PEERS_CSV, SLICED_COLUMNS, TEXT_COLUMNS
 from lwdet.report.analysis import (
     CURVES,
     PROXIES,
@@ -46,17 +47,13 @@ from lwdet.report.plots import (
 from lwdet.report.rows import (
     ACCURACY,
     COLUMNS,
-    CONTEXT_COLUMNS,
     DATA,
     DENSITY,
     LATENCY,
     LAYER_TIMES,
     MEMORY,
-    PEERS_CSV,
     SEED_RUN,
     SLICED_ACCURACY,
-    SLICED_COLUMNS,
-    TEXT_COLUMNS,
     apply_bench,
     epoch_curves,
     keep_data,
@@ -67,7 +64,6 @@ from lwdet.report.rows import (
     read_rows,
     with_density,
 )
-from lwdet.report.rows import fmt as _fmt  # noqa: F401  (benchmarks/edge_latency.py formats cells with it)
 
 __all__ = [
     "ACCURACY",
@@ -118,14 +114,6 @@ __all__ = [
     "seed_groups",
     "seed_noise",
     "short_name",
-    "main",
     "with_density",
     "write_report",
 ]
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m lwdet.report``: see ``lwdet.cli.report``."""
-    from lwdet.cli.report import main as cli_main
-
-    return cli_main(argv)

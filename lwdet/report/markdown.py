@@ -7,6 +7,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+from lwdet.experiment.table import FAILED, SLICED_COLUMNS, relative_to
 from lwdet.report.analysis import (
     PLATEAU_EPOCHS,
     PLATEAU_SHARE,
@@ -26,11 +27,9 @@ from lwdet.report.plots import BASELINE, measured_on, plot_layer_types, plot_par
 from lwdet.report.rows import (
     ACCURACY,
     DENSITY,
-    FAILED,
     LATENCY,
     MEMORY,
     SLICED_ACCURACY,
-    SLICED_COLUMNS,
     _num,
     epoch_curves,
     keep_data,
@@ -66,6 +65,13 @@ def _shown(path: Path) -> str:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
         return str(path)
+
+
+def _shown_run(run_dir, base: Path) -> str:
+    """A row's run folder as the table stores it (relative to the results CSV's folder: the same wherever the table
+    and its runs are copied to), else relative to the working directory."""
+    stored = str(relative_to(run_dir, base))
+    return stored if not Path(stored).is_absolute() else _shown(Path(stored))
 
 
 def _constraints_text(limits: dict) -> str:
@@ -135,7 +141,7 @@ def write_report(
         ]
     goals, converged = targets(rows, peers), plateau(curves)
     md += ["## Summary\n", *summary_lines(goals, converged, rows), ""]
-    shown = [{**r, "run_dir": _shown(Path(r["run_dir"]))} if r.get("run_dir") else r for r in rows]
+    shown = [{**r, "run_dir": _shown_run(r["run_dir"], results_csv.parent)} if r.get("run_dir") else r for r in rows]
     for title, cols in TABLES:
         md += [f"## {title}\n", markdown_table(shown, cols), ""]
     test = ("model", "test_map50", "test_map5095", "test_precision", "test_recall", "test_f1")

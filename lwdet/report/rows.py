@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import logging
 import math
 import re
@@ -11,62 +10,22 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lwdet import artifacts
+from lwdet.experiment.table import (
+    CORE_COLUMNS,
+    PEERS_CSV,
+    RESULTS,
+    SIDE_BY_SIDE,
+    SIDE_BY_SIDE_STAT,
+    TEXT_COLUMNS,
+    read_table,
+    resolve,
+    write_csv,
+)
 
 LOGGER = logging.getLogger(__name__)
 
-COLUMNS = (
-    "model",
-    "backbone",
-    "neck",
-    "head",
-    "params_m",
-    "gflops",
-    "macs_m",
-    "mac_mb",
-    "peak_act_mb",
-    "pt_mb",
-    "ncnn_bin_mb",
-    "train_s",
-    "epoch_s",
-    "map50",
-    "map5095",
-    "precision",
-    "recall",
-    "f1",
-    "latency_ms_t1",
-    "latency_ms_t2",
-    "ncnn_peak_mb",
-    "onnx_ms_t1",
-    "backbone_ms",
-    "neck_ms",
-    "head_ms",
-    "parity_ok",
-    "run_dir",
-)
-# written by lwdet.study beside COLUMNS; optional here (older results CSVs lack them)
-# latency_graph: "trained" (the run's own export) or "rebuilt" (its YAML with random weights: lwdet.study.kept)
-CONTEXT_COLUMNS = ("imgsz", "machine", "teacher", "latency_graph")
-# a study with a `sliced:` section: mAP on full-size images, sliced vs letterbox, and PyTorch ms per image
-SLICED_COLUMNS = (
-    "sliced_map50",
-    "sliced_map5095",
-    "letterbox_map50",
-    "letterbox_map5095",
-    "sliced_ms_per_image",
-    "letterbox_ms_per_image",
-)
+COLUMNS = CORE_COLUMNS  # what the report needs of every row (the whole table: lwdet.experiment.table.COLUMNS)
 SLICED_ACCURACY = "sliced_map50"  # the y axis of the full-size Pareto plot
-TEXT_COLUMNS = (
-    "model", "backbone", "neck", "head", "run_dir", "machine", "teacher", "latency_graph",
-    "started", "finished", "node", "error", "status",
-)  # fmt: skip
-FAILED = "failed"  # a study row's status when its run raised (its column error says why): listed, not ranked
-PEERS_CSV = "peers.csv"
-# beside a study's results.csv: its one side-by-side timing pass after training (lwdet.study.timing), a bench CSV
-# whose rows are named by run; the report's latency, memory and peers come from it when it is there, as the fastest
-# loop over the passes (SIDE_BY_SIDE_STAT)
-SIDE_BY_SIDE = "latency.csv"
-SIDE_BY_SIDE_STAT = "infer_min_ms"  # beside a study's results.csv: the peer graphs timed at the study's input size
 LAYER_TIMES = artifacts.LAYER_TIMES  # in a run folder: ncnn ms per layer type (lwdet.parts)
 DATA = "data"  # in a report folder: the study CSV and each run's epoch CSV, so the report can be written again
 LATENCY = "latency_ms_t1"  # the x axis of the Pareto plot and what --max-latency-ms limits
@@ -127,14 +86,6 @@ def fmt(v) -> str:
     return str(v)
 
 
-def _read_csv(path: str | Path, what: str) -> list[dict]:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: {what} not found")
-    with path.open(newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
-
-
 def with_density(row: dict) -> dict:
     """``row`` plus mAP50-95 per million parameters (None when either is missing)."""
     m, p = row.get(ACCURACY), row.get("params_m")
@@ -143,17 +94,19 @@ def with_density(row: dict) -> dict:
 
 
 def read_rows(path: str | Path) -> list[dict]:
-    """Rows of a study results CSV, numbers parsed (empty -> None), with the accuracy density added."""
+    """Rows of a study results CSV, numbers parsed (empty -> None), ``run_dir`` resolved against the CSV's folder (an
+    absolute one, from an older table, kept), with the accuracy density added."""
+    rows = [{k.strip(): v for k, v in r.items() if k} for r in read_table(path, "study results CSV")]
     return [
-        with_density({k.strip(): _value(k.strip(), v) for k, v in r.items() if k})
-        for r in _read_csv(path, "study results CSV")
+        with_density({k: _value(k, resolve(v, Path(path).parent) if k == "run_dir" else v) for k, v in r.items()})
+        for r in rows
     ]
 
 
 def read_bench(path: str | Path) -> list[dict]:
     """Rows of a ``bench_edge.py --csv`` file (numbers parsed)."""
     rows = [
-        {k: (v if k in BENCH_TEXT else _value(k, v)) for k, v in r.items() if k} for r in _read_csv(path, "bench CSV")
+        {k: (v if k in BENCH_TEXT else _value(k, v)) for k, v in r.items() if k} for r in read_table(path, "bench CSV")
     ]
     for r in rows:
         r["threads"] = int(r["threads"]) if isinstance(r.get("threads"), float) else r.get("threads")
@@ -162,7 +115,7 @@ def read_bench(path: str | Path) -> list[dict]:
 
 def _key(name: str) -> str:
     name = str(name).strip().lower()
-    for suffix in ("_ncnn_model", ".ncnn.param", ".param"):
+    for suffix in (artifacts.NCNN_SUFFIX, ".ncnn.param", ".param"):
         name = name.removesuffix(suffix)
     return name
 
@@ -238,7 +191,7 @@ def epoch_curves(rows: Sequence[dict], base: Path | None = None) -> dict[str, di
     """model -> its run's epoch CSV columns, for the rows whose run folder (or data copy) has one."""
     runs = {}
     for r in rows:
-        f = _run_file(r, base, "results.csv")
+        f = _run_file(r, base, artifacts.RESULTS_CSV)
         if f is None:
             LOGGER.warning(
                 "no results.csv for %s (run_dir %s); left out of the curves", r.get("model"), r.get("run_dir")
@@ -289,14 +242,21 @@ def keep_data(results_csv: Path, rows: Sequence[dict], out: Path) -> Path:
     if results_csv.resolve().parent == data.resolve():
         return data
     data.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(results_csv, data / "results.csv")
-    for name in (PEERS_CSV, SIDE_BY_SIDE):
-        if (results_csv.parent / name).is_file():
-            shutil.copyfile(results_csv.parent / name, data / name)
+    table = read_table(results_csv, "study results CSV")
+    kept = {}  # model -> the folder its run's files are copied into, relative to data/
     for r in rows:
-        for name in ("results.csv", LAYER_TIMES):
+        for name in (artifacts.RESULTS_CSV, LAYER_TIMES):
             f = _run_file(r, results_csv.parent, name)
             if f is not None:
                 (data / f.parent.name).mkdir(exist_ok=True)
                 shutil.copyfile(f, data / f.parent.name / name)
+                kept[str(r.get("model"))] = f.parent.name
+    # the copy's run folders are its own subfolders: it renders wherever it is copied to
+    for r in table:
+        run = resolve(r.get("run_dir"), results_csv.parent)
+        r["run_dir"] = kept.get(r.get("model")) or (Path(run).name if run else run)
+    write_csv(data / RESULTS, table, list(table[0]) if table else CORE_COLUMNS)
+    for name in (PEERS_CSV, SIDE_BY_SIDE):
+        if (results_csv.parent / name).is_file():
+            shutil.copyfile(results_csv.parent / name, data / name)
     return data

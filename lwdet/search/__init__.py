@@ -11,24 +11,34 @@
    its Pareto plot; plus ``winner.yaml`` (the best finished trial's model YAML) and ``winner.json``.
 
 Layers: ``config`` (the YAML), ``screen`` (latency before training), ``trials`` (Ray Tune), this module (the run and
-its outputs).
+its outputs); under them ``lwdet.experiment`` (the config reader, the results table, the side-by-side timing, Ray),
+which ``lwdet.study`` stands on too. The search imports nothing of the study.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import shutil
 from pathlib import Path
 
+from lwdet.experiment.table import (
+    COLUMNS,
+    DONE,
+    FAILED,
+    RESULTS,
+    SEARCH_COLUMNS,
+    SIDE_BY_SIDE,
+    relative_to,
+    write_csv,
+    write_results,
+)
+from lwdet.report.rows import read_bench
 from lwdet.search.config import SearchConfigError, load_search
 from lwdet.search.screen import STAT, candidates, screen
 
 LOGGER = logging.getLogger(__name__)
 
-# a search's results.csv: the study's columns, then these
-SEARCH_COLUMNS = ("arch", "epochs", "stopped_early", "lr0", "trial")
 WINNER = "winner.json"
 
 
@@ -66,7 +76,7 @@ def result_rows(cfg: dict, grid, screened: list[dict]) -> list[dict]:
                 "run_dir": str(Path(cfg["out"]) / "trials" / trial),
                 "latency_graph": "rebuilt",
                 "parity_ok": None,
-                "status": "failed" if res.error else "done",
+                "status": FAILED if res.error else DONE,
                 "error": str(res.error).strip().splitlines()[0] if res.error else "",
                 "arch": arch["arch"],
                 "epochs": epochs,
@@ -78,19 +88,9 @@ def result_rows(cfg: dict, grid, screened: list[dict]) -> list[dict]:
     return rows
 
 
-def _write_csv(path: Path, rows: list[dict], columns) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=list(columns), extrasaction="ignore")
-        w.writeheader()
-        w.writerows({k: ("" if r.get(k) is None else r.get(k)) for k in columns} for r in rows)
-    tmp.replace(path)
-
-
 def _latency_csv(cfg: dict, rows: list[dict]) -> Path:
     """The screen's timing as the study's side-by-side file: each trial named, with its architecture's rows."""
     from lwdet.edge.bench.output import FIELDS
-    from lwdet.report.rows import SIDE_BY_SIDE, read_bench
 
     out = Path(cfg["out"])
     timed = [b for f in sorted(out.glob("screen-latency-*.csv")) for b in read_bench(f)]
@@ -100,8 +100,7 @@ def _latency_csv(cfg: dict, rows: list[dict]) -> Path:
     named = [{**b, "model": r["model"]} for r in rows for b in by_model.get(r["arch"], [])]
     archs = {r["arch"] for r in rows} | {c["arch"] for c in candidates(cfg)}
     others = [b for b in timed if str(b["model"]) not in archs]  # the reference graph, the peers
-    _write_csv(out / SIDE_BY_SIDE, named + others, FIELDS)
-    return out / SIDE_BY_SIDE
+    return write_csv(out / SIDE_BY_SIDE, named + others, FIELDS)
 
 
 def _pin_datasets(cfg: dict) -> None:
@@ -120,7 +119,7 @@ def _pin_datasets(cfg: dict) -> None:
 
 def run_search(config: str | Path, report: bool = True) -> Path:
     """Screen, train the feasible candidates under ASHA, write the study and the winner; returns results.csv."""
-    from lwdet.study.distributed import _connect, import_ray
+    from lwdet.experiment.cluster import connect, import_ray
 
     cfg = load_search(config)
     ray = import_ray()
@@ -137,10 +136,9 @@ def run_search(config: str | Path, report: bool = True) -> Path:
     LOGGER.info("%d of %d candidates within %s: %s", len(feasible), len(screened), cfg["max_latency"]["text"],
                 ", ".join(c["arch"] for c in feasible))  # fmt: skip
     from lwdet.search.trials import run_trials
-    from lwdet.study.results import COLUMNS
 
     _pin_datasets(cfg)
-    mine = _connect(ray, cfg["ray"]["address"], cfg["ray"])  # the study's: a local Ray, or the cluster at address
+    mine = connect(ray, cfg["ray"]["address"], cfg["ray"], SearchConfigError)  # a local Ray, or the cluster
     try:
         grid, interrupted = run_trials(cfg, feasible)
     finally:
@@ -151,17 +149,17 @@ def run_search(config: str | Path, report: bool = True) -> Path:
                        - grid.num_errors, len(grid), out / "tune")  # fmt: skip
         raise KeyboardInterrupt
     rows = result_rows(cfg, grid, screened)
-    results = out / "results.csv"
-    _write_csv(results, rows, [*COLUMNS, *SEARCH_COLUMNS])
+    results = write_results(out / RESULTS, rows, [*COLUMNS, *SEARCH_COLUMNS])
     _latency_csv(cfg, rows)
-    finished = [r for r in rows if r["status"] == "done" and not r["stopped_early"] and r["map5095"] is not None]
+    finished = [r for r in rows if r["status"] == DONE and not r["stopped_early"] and r["map5095"] is not None]
     pool = finished or [r for r in rows if r["map5095"] is not None]
     if pool:
         win = max(pool, key=lambda r: float(r["map5095"]))
         arch = next(c for c in screened if c["arch"] == win["arch"])
         shutil.copyfile(arch["yaml"], out / "winner.yaml")
         (out / WINNER).write_text(
-            json.dumps({**{k: win[k] for k in ("model", "arch", "map5095", "map50", "epochs", "run_dir", "lr0")},
+            json.dumps({**{k: win[k] for k in ("model", "arch", "map5095", "map50", "epochs", "lr0")},
+                        "run_dir": relative_to(win["run_dir"], out),
                         "latency_ms_t1": win["latency_ms_t1"], "budget": cfg["max_latency"]["text"],
                         "latency_stat": STAT, "finished_all_epochs": bool(finished)}, indent=1) + "\n",
             encoding="utf-8",

@@ -14,8 +14,8 @@
     trials: 8
     asha: {grace_period: 10, reduction_factor: 3}
 
-Paths follow the study config's rules (``lwdet.study.config``): inputs beside the config, outputs under the working
-folder, all made absolute.
+Paths follow the experiment config's rules (``lwdet.experiment.config``): inputs beside the config, outputs under the
+working folder, all made absolute.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ import re
 from pathlib import Path
 
 from lwdet.errors import ConfigError
-from lwdet.study.config import BUDGET_DEFAULTS, input_path, output_path, read_mapping
-from lwdet.study.config import strict as _strict
+from lwdet.experiment.config import header, read_mapping
+from lwdet.experiment.config import strict as _strict
 
 SEARCH_KEYS = {"name", "data", "out", "report", "budget", "space", "max_latency", "trials", "searcher", "asha", "ray",
                "bench"}  # fmt: skip
@@ -48,7 +48,7 @@ class SearchConfigError(ConfigError):
 
 
 def strict(section: str, got: dict, allowed) -> None:
-    """Unknown keys refused with a "did you mean" (the study config's rule), as a SearchConfigError."""
+    """Unknown keys refused with a "did you mean" (``lwdet.experiment.config.strict``), as a SearchConfigError."""
     _strict(section, got, allowed, SearchConfigError)
 
 
@@ -106,7 +106,8 @@ def load_search(path: str | Path) -> dict:
     space.setdefault("neck", {"choices": ["lite"]})
     space.setdefault("head", {"choices": ["slim"]})
     space.setdefault("rep", {"choices": [False]})
-    budget = {**BUDGET_DEFAULTS, **(raw.get("budget") or {})}
+    head = header(path, raw, BENCH_DEFAULTS)
+    budget = head["budget"]
     space.setdefault("imgsz", {"choices": [int(budget["imgsz"])]})
     from lwdet.models import model_yaml
 
@@ -127,24 +128,12 @@ def load_search(path: str | Path) -> dict:
     asha = {**ASHA_DEFAULTS, **(raw.get("asha") or {})}
     if not 1 <= int(asha["grace_period"]) <= int(budget["epochs"]) or float(asha["reduction_factor"]) < 2:
         raise SearchConfigError(f"{path}: asha needs 1 <= grace_period <= budget.epochs and reduction_factor >= 2")
-    from lwdet.data import DEFAULT_DATA
-
-    here = path.resolve().parent
-    bench = {**BENCH_DEFAULTS, **(raw.get("bench") or {})}
-    if bench["peers"]:
-        bench["peers"] = input_path(bench["peers"], here)
     return {
-        "config": str(path),
-        "name": raw.get("name", path.stem),
-        "data": input_path(raw.get("data") or DEFAULT_DATA, here, shipped=Path(DEFAULT_DATA).parent),
-        "out": output_path(raw.get("out") or f"runs/{path.stem}"),
-        "report": output_path(raw["report"]) if raw.get("report") else None,
-        "budget": budget,
+        **head,
         "space": space,
         "max_latency": parse_budget(str(path), raw["max_latency"]),
         "trials": trials,
         "searcher": searcher,
         "asha": asha,
         "ray": {**RAY_DEFAULTS, **(raw.get("ray") or {})},
-        "bench": bench,
     }

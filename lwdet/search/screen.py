@@ -10,11 +10,12 @@ candidate's figures and verdict; a rerun with the same candidates and budget reu
 
 from __future__ import annotations
 
-import csv
 import itertools
 import logging
 from pathlib import Path
 
+from lwdet.experiment.table import read_table, write_csv
+from lwdet.experiment.timing import random_graph, time_graphs
 from lwdet.report.rows import read_bench
 
 LOGGER = logging.getLogger(__name__)
@@ -53,33 +54,16 @@ def _reference_yaml(name: str) -> Path | str:
         return name if name.endswith((".yaml", ".yml")) else f"{name}.yaml"  # the engine's: yolo11n, yolo26n
 
 
-def _export(yaml_path, nc: int, imgsz: int, folder: Path, name: str) -> Path:
-    from lwdet.export import export_ncnn
-    from lwdet.models import build_model
-
-    out = folder / f"{name}_ncnn_model"
-    if not (out / "model.ncnn.param").is_file():
-        export_ncnn(build_model(yaml_path, nc=nc, verbose=False), folder, imgsz, half=False, map_check=False, name=name)
-    return out
-
-
-def _read(path: Path) -> list[dict]:
-    with path.open(newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
-
-
 def screen(cfg: dict) -> list[dict]:
     """Every candidate with its latency figures and ``feasible``; cached in ``<out>/screen.csv``."""
     import yaml
-
-    from lwdet.study.timing import time_graphs
 
     out = Path(cfg["out"])
     cands = candidates(cfg)
     budget = cfg["max_latency"]
     cached = out / SCREEN
     if cached.is_file():
-        rows = _read(cached)
+        rows = read_table(cached)
         if [r["arch"] for r in rows] == [c["arch"] for c in cands] and {r["budget"] for r in rows} == {budget["text"]}:
             LOGGER.info("latency screen: reusing %s", cached)
             return [{**r, "feasible": r["feasible"] == "True"} for r in rows]
@@ -89,11 +73,11 @@ def screen(cfg: dict) -> list[dict]:
     rows, b = [], cfg["bench"]
     for size in sorted({c["imgsz"] for c in cands}):
         here = [c for c in cands if c["imgsz"] == size]
-        graphs = {c["arch"]: _export(c["yaml"], nc, size, graphs_dir / str(size), c["arch"]) for c in here}
+        graphs = {c["arch"]: random_graph(c["yaml"], nc, size, graphs_dir / str(size), c["arch"]) for c in here}
         peers: list[Path] = []
         if budget["kind"] == "ratio":
             ref = f"reference-{budget['reference']}"
-            graphs[ref] = _export(_reference_yaml(budget["reference"]), nc, size, graphs_dir / str(size), ref)
+            graphs[ref] = random_graph(_reference_yaml(budget["reference"]), nc, size, graphs_dir / str(size), ref)
         else:
             from lwdet.edge.bench.output import find_params
 
@@ -127,10 +111,5 @@ def screen(cfg: dict) -> list[dict]:
                 f"{row['ratio']:.2f}x {budget['reference']}" if budget["kind"] == "ratio"
                 else f"{budget['target']} {row['projected_ms']:.1f} ms projected",
             )  # fmt: skip
-    tmp = cached.with_name(f".{cached.name}.tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
-        w.writeheader()
-        w.writerows({k: ("" if r.get(k) is None else r.get(k)) for k in COLUMNS} for r in rows)
-    tmp.replace(cached)
+    write_csv(cached, rows, COLUMNS)
     return rows

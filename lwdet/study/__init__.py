@@ -1,6 +1,6 @@
 """Comparison study: train, profile, export and bench a list of detectors on one dataset and budget, resumably.
 
-    python -m lwdet.study STUDY.yaml [--only yolov5n,yolov5n-ghostnet_100] [--no-report]
+    lwdet study STUDY.yaml [--only yolov5n,yolov5n-ghostnet_100] [--no-report]   # or: python -m lwdet.study
 
 Per detector (run folder ``<out>/<name>/``): train (an unfinished run, i.e. ``weights/last.pt`` without the
 ``study_trained.json`` marker, resumes; a row with ``teacher: <another row's id>`` is distilled from that run's
@@ -18,14 +18,16 @@ its rows into ``results.csv`` under a lock, and at the end waits for the runs th
 Once every run is done, ``timing`` times every detector and peer side by side in one process (``latency.csv``):
 the study's latency. ``--ray`` runs the runs as Ray tasks instead (``distributed``).
 
-Layers: ``config`` (the YAML), ``plan`` (the runs, teachers first), ``results`` (the CSV and locks), ``steps``
+Layers: ``config`` (the YAML), ``plan`` (the runs, teachers first), ``steps``
 (train / evaluate / export / time one run), ``sliced`` (full-size accuracy of one run), ``timing`` (the side-by-side
-pass), ``runner`` (the loop), ``distributed`` (the runs as Ray tasks).
+pass), ``runner`` (the loop), ``distributed`` (the runs as Ray tasks); under them ``lwdet.experiment`` (the config
+reader, the results table and its locks, the side-by-side timing, Ray), which ``lwdet.search`` stands on too.
 """
 
+from lwdet.experiment.config import BUDGET_DEFAULTS
+from lwdet.experiment.table import COLUMNS, TEST_COLUMNS, claim, merge_result, read_results, write_results
 from lwdet.study.config import (
     BENCH_DEFAULTS,
-    BUDGET_DEFAULTS,
     CONFIG_KEYS,
     DETECTOR_KEYS,
     EXPORT_DEFAULTS,
@@ -34,7 +36,6 @@ from lwdet.study.config import (
     load_config,
 )
 from lwdet.study.plan import plan, select
-from lwdet.study.results import COLUMNS, TEST_COLUMNS, claim, merge_result, read_results, write_results
 from lwdet.study.runner import rebench, run_study
 from lwdet.study.steps import (
     TRAINED,
@@ -47,14 +48,6 @@ from lwdet.study.steps import (
     train_run,
     training_time,
 )
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m lwdet.study``: see ``lwdet.cli.study``."""
-    from lwdet.cli.study import main as cli_main
-
-    return cli_main(argv)
-
 
 __all__ = [
     "BENCH_DEFAULTS",
@@ -74,7 +67,6 @@ __all__ = [
     "evaluate",
     "export",
     "load_config",
-    "main",
     "merge_result",
     "plan",
     "read_results",

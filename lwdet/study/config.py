@@ -1,18 +1,16 @@
 """A study config (YAML): strict keys with "did you mean", defaults filled in, paths resolved.
 
-Where relative paths point: inputs (``data``, ``bench.peers``, a detector's ``model`` file) are looked up beside
-the config file first, then in the working folder, then (``data``) among lwdet's shipped dataset YAMLs by file
-name; outputs (``out``, ``report``) are relative to the working folder, as the engine's ``runs/``.
+Paths follow the experiment config's rules (``lwdet.experiment.config``): inputs (``data``, ``bench.peers``, a
+detector's ``model`` file) beside the config file first, outputs (``out``, ``report``) under the working folder.
 """
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 
-import yaml
-
 from lwdet.errors import ConfigError
+from lwdet.experiment.config import header, read_mapping
+from lwdet.experiment.config import strict as _strict
 
 CONFIG_KEYS = {
     "name", "data", "out", "budget", "detectors", "baseline_seeds", "bench", "export", "report", "sliced", "ray"
@@ -23,7 +21,6 @@ CONFIG_KEYS = {
 # re-parameterizable neck and head (lwdet train --rep); resources: Ray custom resources its task needs (a study run
 # on Ray: e.g. {gpu_box: 1} places the row on the node started with that resource)
 DETECTOR_KEYS = {"backbone", "neck", "head", "rep", "model", "id", "teacher", "distill_weight", "seeds", "resources"}
-BUDGET_DEFAULTS = {"epochs": 30, "imgsz": 320, "batch": 16, "seed": 0, "device": "cpu", "workers": 2, "plots": False}
 # parts: lwdet.parts split timing; peers: a folder of peer .param graphs timed at the study's imgsz ("" for none)
 # onnx: also export ONNX and time it in onnxruntime at 1 thread (the column onnx_ms_t1); passes: round-robin passes of
 # the side-by-side timing after training (lwdet.study.timing), whose fastest loop is the study's latency
@@ -59,31 +56,9 @@ class StudyConfigError(ConfigError):
     """A study config is wrong; the message names the file and the key or detector row."""
 
 
-def strict(section: str, got: dict, allowed, error: type[ConfigError] | None = None) -> None:
-    """Unknown keys refused, with a "did you mean"; ``error``: the ConfigError subclass raised (StudyConfigError)."""
-    for k in got:
-        if k not in allowed:
-            hint = difflib.get_close_matches(str(k), list(allowed), n=1)
-            raise (error or StudyConfigError)(
-                f"{section}: unknown key '{k}'{f'; did you mean {hint[0]!r}?' if hint else ''} "
-                f"Known: {', '.join(sorted(allowed))}"
-            )
-
-
-def input_path(value: str | Path, config_dir: Path, shipped: Path | None = None) -> str:
-    """An input file or folder: absolute; beside the config; in the working folder; shipped with lwdet (by name)."""
-    p = Path(value).expanduser()
-    if p.is_absolute():
-        return str(p)
-    for cand in (config_dir / p, Path.cwd() / p, (shipped / p.name) if shipped else None):
-        if cand is not None and cand.exists():
-            return str(cand.resolve())
-    return str((Path.cwd() / p).resolve())  # not there (yet): e.g. a benchmark set built on first use
-
-
-def output_path(value: str | Path) -> str:
-    p = Path(value).expanduser()
-    return str(p if p.is_absolute() else (Path.cwd() / p).resolve())
+def strict(section: str, got: dict, allowed) -> None:
+    """Unknown keys refused with a "did you mean" (``lwdet.experiment.config.strict``), as a StudyConfigError."""
+    _strict(section, got, allowed, StudyConfigError)
 
 
 def _detector(path: Path, i: int, d) -> dict:
@@ -133,28 +108,10 @@ def _detector(path: Path, i: int, d) -> dict:
     }
 
 
-def read_mapping(path: Path, kind: str, keys, error: type[ConfigError] | None = None) -> dict:
-    """A config file's top-level mapping, its keys checked against ``keys``: FileNotFoundError when missing, ``error``
-    (file and line) when not YAML, not a mapping, or with an unknown key. ``kind``: "study", "search", ..."""
-    error = error or StudyConfigError
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: {kind} config not found")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        at = f" line {mark.line + 1}" if mark is not None else ""
-        raise error(f"{path}:{at} not valid YAML ({getattr(e, 'problem', None) or e})") from None
-    if not isinstance(raw, dict):
-        raise error(f"{path}: a {kind} config is a mapping of {', '.join(sorted(keys))}")
-    strict(str(path), raw, keys, error)
-    return raw
-
-
 def load_config(path: str | Path) -> dict:
     """The study config with defaults filled in and paths resolved (see the module docstring)."""
     path = Path(path)
-    cfg = read_mapping(path, "study", CONFIG_KEYS)
+    cfg = read_mapping(path, "study", CONFIG_KEYS, StudyConfigError)
     if not cfg.get("detectors") or not isinstance(cfg["detectors"], list):
         raise StudyConfigError(f"{path}: 'detectors' must list at least one {{backbone, neck, head}} or {{model}}")
     for key in ("budget", "bench", "export"):
@@ -162,31 +119,20 @@ def load_config(path: str | Path) -> dict:
             raise StudyConfigError(f"{path}: '{key}' must be a mapping")
     strict(f"{path}: bench", cfg.get("bench") or {}, BENCH_DEFAULTS)
     strict(f"{path}: export", cfg.get("export") or {}, EXPORT_DEFAULTS)
-    budget = {**BUDGET_DEFAULTS, **(cfg.get("budget") or {})}
     try:
         seeds = [int(s) for s in cfg.get("baseline_seeds") or []]
     except (TypeError, ValueError):
         raise StudyConfigError(f"{path}: baseline_seeds must be a list of integers") from None
-
-    from lwdet.data import DEFAULT_DATA
-
-    here = path.resolve().parent
-    bench = {**BENCH_DEFAULTS, **(cfg.get("bench") or {})}
-    if isinstance(bench["passes"], bool) or not isinstance(bench["passes"], int) or bench["passes"] < 1:
-        raise StudyConfigError(f"{path}: bench.passes must be a whole number >= 1, got {bench['passes']!r}")
-    if bench["peers"]:
-        bench["peers"] = input_path(bench["peers"], here)
+    passes = {**BENCH_DEFAULTS, **(cfg.get("bench") or {})}["passes"]
+    if isinstance(passes, bool) or not isinstance(passes, int) or passes < 1:
+        raise StudyConfigError(f"{path}: bench.passes must be a whole number >= 1, got {passes!r}")
+    head = header(path, cfg, BENCH_DEFAULTS)
+    budget = head["budget"]
     return {
-        "config": str(path),
-        "name": cfg.get("name", path.stem),
-        "data": input_path(cfg.get("data") or DEFAULT_DATA, here, shipped=Path(DEFAULT_DATA).parent),
-        "out": output_path(cfg.get("out") or f"runs/{path.stem}"),
-        "budget": budget,
+        **head,
         "detectors": [_detector(path, i, d) for i, d in enumerate(cfg["detectors"])],
         "baseline_seeds": seeds,
-        "bench": bench,
         "export": {**EXPORT_DEFAULTS, **(cfg.get("export") or {})},
-        "report": output_path(cfg["report"]) if cfg.get("report") else None,
         "sliced": _sliced(path, cfg["sliced"], budget) if cfg.get("sliced") is not None else None,
         "ray": _ray(path, cfg["ray"]) if cfg.get("ray") is not None else None,
     }

@@ -26,37 +26,16 @@ import platform
 import warnings
 from pathlib import Path
 
-from lwdet.errors import ConfigError
-from lwdet.report import PEERS_CSV
-from lwdet.report.rows import FAILED
+from lwdet.experiment.cluster import RAY_EXTRA, RayMissing, connect, import_ray, one_line
+from lwdet.experiment.table import DONE, FAILED, PEERS_CSV, RESULTS, claim, merge_result, read_results
 from lwdet.study.config import RAY_DEFAULTS, StudyConfigError, load_config
 from lwdet.study.kept import adopt
 from lwdet.study.plan import plan, select
-from lwdet.study.results import claim, merge_result, read_results
 from lwdet.study.steps import bench_peers, bench_row, do_run, identity
-from lwdet.units import MB
 
 LOGGER = logging.getLogger(__name__)
 
-RAY_EXTRA = 'pip install "lwdet[ray]"'  # the pinned Ray of constraints.txt with Ray Tune
-
-
-class RayMissing(ConfigError):
-    """``--ray`` without Ray installed: one line naming the extra (exit 2)."""
-
-
-def import_ray():
-    try:
-        import ray
-    except ImportError:
-        raise RayMissing(f"a study on Ray needs Ray, which is not installed: {RAY_EXTRA}") from None
-    return ray
-
-
-def _one_line(e: BaseException) -> str:
-    cause = getattr(e, "cause", None) or e  # a RayTaskError carries the task's own exception
-    text = str(cause).strip().splitlines()
-    return f"{type(cause).__name__}: {text[0] if text else ''}".rstrip(": ")
+__all__ = ["RAY_EXTRA", "RayMissing", "import_ray", "run_study_ray"]
 
 
 def _row_task(run: dict, cfg: dict, train_only: bool, threads: int, *teacher_done) -> dict | None:
@@ -80,21 +59,6 @@ def _bench_task(rows: list[dict], cfg: dict, runs: dict) -> list[dict]:
     return [bench_row(r, cfg, runs.get(r["model"])) for r in rows]
 
 
-def _connect(ray, address: str, section: dict) -> bool:
-    """Connect (True) unless this process is connected already (a caller's Ray: a test, a notebook; False)."""
-    if ray.is_initialized():
-        return False
-    kwargs = {"include_dashboard": False, "log_to_driver": True}
-    if address == "local":
-        kwargs.update(num_cpus=section["num_cpus"], object_store_memory=int(section["object_store_mb"] * MB))
-    try:
-        ray.init(address=address, **kwargs)
-    except ConnectionError as e:
-        raise StudyConfigError(f"ray address {address!r}: {_one_line(e)}") from None
-    LOGGER.info("Ray at %s: %s", address, ray.cluster_resources())
-    return True
-
-
 def failed_row(run: dict, cfg: dict, reason: str) -> dict:
     return {**identity(run, Path(cfg["out"]) / run["name"], cfg), "error": reason, "status": FAILED}
 
@@ -114,7 +78,7 @@ def run_study_ray(
     section = cfg["ray"] or dict(RAY_DEFAULTS)
     address = address or section["address"]
     out = Path(cfg["out"])
-    results = out / "results.csv"
+    results = out / RESULTS
     everything = plan(cfg)
     order = [r["name"] for r in everything]
     runs = {r["name"]: r for r in everything}
@@ -123,7 +87,7 @@ def run_study_ray(
         from lwdet.study.sliced import dataset_folder, folders
 
         folders(dataset_folder(cfg["data"]), cfg["sliced"], cfg["config"])
-    done = {n for n, r in read_results(results).items() if r.get("status") == "done"}
+    done = {n for n, r in read_results(results).items() if r.get("status") == DONE}
     todo = [r for r in select(everything, only) if r["name"] not in done]
     for name in sorted(done & {r["name"] for r in select(everything, only)}, key=order.index):
         LOGGER.info("%s: complete, skipped", name)
@@ -132,7 +96,7 @@ def run_study_ray(
         if not todo:
             LOGGER.info("every run is done; nothing to submit to Ray")
         else:
-            mine = _connect(ray, address, section)
+            mine = connect(ray, address, section, StudyConfigError)
             _submit_and_collect(ray, todo, cfg, section, results, order, train_only)
         if not train_only:
             _timing_pass(ray, cfg, section, results, order, runs)
@@ -169,7 +133,7 @@ def _submit_and_collect(ray, todo, cfg, section, results, order, train_only) -> 
             row = ray.get(ready[0])
         except Exception as e:  # the task raised (or its worker died): the row fails, the others go on
             teacher = run.get("teacher")
-            reason = f"its teacher {teacher} failed" if teacher in failed else _one_line(e)
+            reason = f"its teacher {teacher} failed" if teacher in failed else one_line(e)
             failed.add(name)
             LOGGER.error("%s: failed: %s", name, reason)
             merge_result(results, failed_row(run, cfg, reason), order)
@@ -191,7 +155,7 @@ def _timing_pass(ray, cfg, section, results, order, runs) -> None:
     rows = [
         r
         for r in read_results(results).values()
-        if r.get("status") == "done" and r.get("parity_ok") in ("True", True) and r.get("latency_ms_t1") in ("", None)
+        if r.get("status") == DONE and r.get("parity_ok") in ("True", True) and r.get("latency_ms_t1") in ("", None)
     ]
     if rows:
         LOGGER.info("timing %d new detectors one after another here (onnxruntime, per part)", len(rows))

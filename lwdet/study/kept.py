@@ -19,8 +19,10 @@ import shutil
 import time
 from pathlib import Path
 
-from lwdet.report import DATA, LAYER_TIMES
-from lwdet.study.results import claim, merge_result, read_results
+from lwdet.artifacts import LAYER_TIMES, RESULTS_CSV
+from lwdet.experiment.table import DONE, RESULTS, claim, merge_result, read_results
+from lwdet.report.rows import DATA
+from lwdet.report.rows import read_results as read_curves
 
 LOGGER = logging.getLogger(__name__)
 
@@ -31,15 +33,13 @@ def kept_results(cfg: dict) -> Path | None:
     """The committed data CSV of the study's report, when there is one."""
     if not cfg.get("report"):
         return None
-    path = Path(cfg["report"]) / DATA / "results.csv"
+    path = Path(cfg["report"]) / DATA / RESULTS
     return path if path.is_file() else None
 
 
 def _epochs(csv_path: Path) -> int | None:
     if not csv_path.is_file():
         return None
-    from lwdet.report import read_results as read_curves
-
     return len(read_curves(csv_path).get("epoch", []))
 
 
@@ -59,12 +59,12 @@ def adopt(cfg: dict, order: list[str]) -> list[str]:
     if kept is None:
         return []
     out = Path(cfg["out"])
-    results = out / "results.csv"
+    results = out / RESULTS
     adopted = []
     with claim(out / ".adopt.lock", wait=True):  # two study processes starting together adopt once
         have = read_results(results)
         for name, row in read_results(kept).items():
-            if row.get("status") != "done" or have.get(name, {}).get("status") == "done":
+            if row.get("status") != DONE or have.get(name, {}).get("status") == DONE:
                 continue
             run_dir = out / name
             if name not in order:
@@ -72,12 +72,12 @@ def adopt(cfg: dict, order: list[str]) -> list[str]:
                 continue
             if run_dir.exists():
                 continue
-            why = _mismatch(row, kept.parent / name / "results.csv", cfg["budget"])
+            why = _mismatch(row, kept.parent / name / RESULTS_CSV, cfg["budget"])
             if why:
                 LOGGER.warning("%s: %s %s; not adopted (it will train again)", kept, name, why)
                 continue
             run_dir.mkdir(parents=True)
-            for f in ("results.csv", LAYER_TIMES):
+            for f in (RESULTS_CSV, LAYER_TIMES):
                 if (kept.parent / name / f).is_file():
                     shutil.copyfile(kept.parent / name / f, run_dir / f)
             (run_dir / ADOPTED).write_text(

@@ -6,11 +6,10 @@ import logging
 from pathlib import Path
 
 from lwdet.artifacts import best_weights
-from lwdet.report import PEERS_CSV
+from lwdet.experiment.table import DONE, PEERS_CSV, RESULTS, claim, merge_result, read_results, write_results
 from lwdet.study.config import StudyConfigError, load_config
 from lwdet.study.kept import ADOPTED, adopt
 from lwdet.study.plan import plan, select
-from lwdet.study.results import claim, merge_result, read_results, write_results
 from lwdet.study.steps import TRAINED, bench_peers, bench_row, do_run, sliced_row
 
 LOGGER = logging.getLogger(__name__)
@@ -25,14 +24,14 @@ def _write_report(results: Path, cfg: dict) -> None:
 def rebench(config: str | Path, report: bool = True) -> Path:
     """Time every finished detector again in one pass (e.g. on a quiet machine, after a study that shared it)."""
     cfg = load_config(config)
-    results = Path(cfg["out"]) / "results.csv"
+    results = Path(cfg["out"]) / RESULTS
     runs = {r["name"]: r for r in plan(cfg)}
     adopt(cfg, list(runs))
     rows = list(read_results(results).values())
     if not rows:
         raise StudyConfigError(f"{results}: no finished detectors to bench")
     for i, row in enumerate(rows):
-        if row.get("status") == "done" and row.get("parity_ok") in ("True", True):
+        if row.get("status") == DONE and row.get("parity_ok") in ("True", True):
             if not best_weights(row["run_dir"]).is_file() and row["model"] not in runs:
                 LOGGER.warning("%s: no weights here and not a run of this config; not timed again", row["model"])
                 continue
@@ -56,7 +55,7 @@ def run_study(config: str | Path, only: list[str] | None = None, report: bool = 
     """
     cfg = load_config(config)
     out = Path(cfg["out"])
-    results = out / "results.csv"
+    results = out / RESULTS
     everything = plan(cfg)
     order = [r["name"] for r in everything]
     pending, wait = select(everything, only), False
@@ -83,7 +82,7 @@ def run_study(config: str | Path, only: list[str] | None = None, report: bool = 
                     held.append(run)
                     continue
                 done = read_results(results).get(run["name"], {})
-                if done.get("status") == "done":
+                if done.get("status") == DONE:
                     if (
                         cfg["sliced"]
                         and not train_only
@@ -114,7 +113,7 @@ def _after_training(cfg: dict, order: list[str], whole: bool) -> None:
     would share the machine with it). ``whole``: this invocation covered the whole plan (no --only)."""
     from lwdet.study.timing import time_study
 
-    done = {n for n, r in read_results(Path(cfg["out"]) / "results.csv").items() if r.get("status") == "done"}
+    done = {n for n, r in read_results(Path(cfg["out"]) / RESULTS).items() if r.get("status") == DONE}
     if missing := [n for n in order if n not in done]:
         LOGGER.info("side-by-side timing: after the last run (%d of %d not done: %s)", len(missing), len(order),
                     ", ".join(missing[:3]) + (" ..." if len(missing) > 3 else ""))  # fmt: skip

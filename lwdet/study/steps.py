@@ -1,25 +1,33 @@
 """The steps of one study run: train (or resume; with a teacher: distil), evaluate, profile, export, time.
 
-Timing runs in a fresh interpreter (``multiprocessing`` spawn) that calls ``lwdet.edge.bench`` directly: no torch in
-that process, so its peak memory is the ncnn runtime's, as on the Pi.
+Timing runs in a fresh interpreter (``lwdet.experiment.timing.in_fresh_process``) that calls ``lwdet.edge.bench``
+directly: no torch in that process, so its peak memory is the ncnn runtime's, as on the Pi.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
 import platform
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
 import yaml
 
-from lwdet.artifacts import best_weights, last_weights, ncnn_folder
-from lwdet.report import LAYER_TIMES, PEERS_CSV
+from lwdet.artifacts import (
+    DATA_YAML,
+    LAYER_TIMES,
+    NCNN_BIN,
+    ONNX_SUFFIX,
+    RESULTS_CSV,
+    best_weights,
+    last_weights,
+    ncnn_folder,
+)
+from lwdet.experiment.table import DONE, PEERS_CSV
+from lwdet.experiment.timing import exit_with_parent, in_fresh_process, random_graph, stored_path
 from lwdet.report.rows import machine_of
 from lwdet.units import MB
 
@@ -88,9 +96,9 @@ def train_run(run: dict, run_dir: Path, data: str, budget: dict, teacher: Path |
 
 def training_time(run_dir: Path) -> tuple[float | None, float | None]:
     """(total, mean per epoch) seconds from the run's ``time/epoch_s`` column (survives resumes)."""
-    from lwdet.report import read_results as read_curves
+    from lwdet.report.rows import read_results as read_curves
 
-    cols = read_curves(run_dir / "results.csv")
+    cols = read_curves(run_dir / RESULTS_CSV)
     epochs = [t for t in cols.get("time/epoch_s", []) if t == t]
     if not epochs:
         total = (cols.get("time") or [None])[-1]
@@ -139,26 +147,11 @@ def load_onnx(path: Path, threads: int, x):
     return lambda: session.run(None, feed)
 
 
-def _exit_with_parent() -> None:
-    """In the timing process: exit when the study process is gone (killed), instead of lingering as an orphan."""
-    import os
-    import threading
-
-    parent = os.getppid()
-
-    def watch():
-        while os.getppid() == parent:
-            time.sleep(1.0)
-        os._exit(1)
-
-    threading.Thread(target=watch, daemon=True).start()
-
-
 def _time_export(folder: str, threads: int, loops: int, warmup: int, runtime: str) -> tuple[dict | None, str | None]:
     """In the timing process: one bench row of an ncnn export (or its .onnx), and the machine it ran on."""
     from lwdet.edge import bench
 
-    _exit_with_parent()
+    exit_with_parent()
     rows = bench.bench_all(
         [folder],
         threads=[threads],
@@ -174,17 +167,13 @@ def _time_peers(folder: str, size: int, threads: list[int], loops: int, warmup: 
     """In the timing process: every peer .param in ``folder`` at ``size`` px into a bench CSV (device columns on)."""
     from lwdet.edge import bench
 
-    _exit_with_parent()
+    exit_with_parent()
     rows = bench.bench_all(
         params=bench.find_params(folder), threads=threads, input_shape=(size, size, 3), loops=loops, warmup=warmup
     )
+    for r in rows:
+        r["path"] = stored_path(r["path"], Path(csv_path).parent)
     bench.write_csv(rows, csv_path, bench.device_info())
-
-
-def in_fresh_process(fn, *args):
-    """``fn(*args)`` in a new interpreter (spawned, so nothing of this process, torch included, is in it)."""
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(fn, *args).result()
 
 
 def bench(folder: Path, threads: int, loops: int, warmup: int, runtime: str = "ncnn") -> tuple[dict | None, str | None]:
@@ -217,7 +206,7 @@ def export(weights: Path, data: str, imgsz: int, opts: dict) -> tuple[Path | Non
 # ------------------------------------------------------------------------------------------------------ rows
 def engine_data_yaml(run_dir: Path, cfg: dict) -> tuple[Path, dict]:
     """(path, content) of the run's data YAML for the engine on this machine."""
-    engine_data = run_dir / "data.yaml"
+    engine_data = run_dir / DATA_YAML
     data = yaml.safe_load(engine_data.read_text(encoding="utf-8")) or {}
     if not Path(data.get("path", "")).is_dir():
         # trained on another machine (a GPU box): point the engine at this machine's copy of the dataset
@@ -279,10 +268,10 @@ def study_row(run: dict, run_dir: Path, cfg: dict, timed: bool = True) -> dict:
         row = sliced_row(row, cfg)
     folder, row["parity_ok"] = export(best, cfg["data"], budget["imgsz"], cfg["export"])
     if folder is not None:
-        row["ncnn_bin_mb"] = (folder / "model.ncnn.bin").stat().st_size / MB
+        row["ncnn_bin_mb"] = (folder / NCNN_BIN).stat().st_size / MB
         if timed:
             row = bench_row(row, cfg)
-    row["status"] = "done"
+    row["status"] = DONE
     return row
 
 
@@ -310,15 +299,12 @@ def do_run(run: dict, cfg: dict, train_only: bool = False, timed: bool = True) -
 def rebuilt(run: dict, cfg: dict) -> tuple[Path, object]:
     """(ncnn folder, model) of the run's detector built from its YAML with random weights, for a row whose weights
     are not here (``lwdet.study.kept``): ncnn's latency does not depend on the weights' values."""
-    from lwdet.export import export_ncnn
     from lwdet.models import build_model
 
     names = (yaml.safe_load(Path(cfg["data"]).read_text(encoding="utf-8")) or {})["names"]
     model = build_model(run["yaml"], nc=len(names), verbose=False)
     folder = Path(cfg["out"]) / run["name"] / REBUILT
-    if not (folder / "random_ncnn_model").is_dir():
-        export_ncnn(model, folder, int(cfg["budget"]["imgsz"]), half=False, map_check=False, name="random")
-    return folder / "random_ncnn_model", model
+    return random_graph(model, len(names), int(cfg["budget"]["imgsz"]), folder, "random"), model
 
 
 def bench_row(row: dict, cfg: dict, run: dict | None = None) -> dict:
@@ -349,7 +335,7 @@ def bench_row(row: dict, cfg: dict, run: dict | None = None) -> dict:
     elif cfg["bench"]["onnx"]:
         from lwdet.export import export_onnx
 
-        if not best.with_suffix(".onnx").is_file():
+        if not best.with_suffix(ONNX_SUFFIX).is_file():
             export_onnx(best, imgsz=cfg["budget"]["imgsz"], map_check=False)
         b, _ = bench(folder, 1, loops, warmup, runtime="onnx")
         row["onnx_ms_t1"] = b["infer_median_ms"] if b else None

@@ -5,7 +5,7 @@ Every finished row's ncnn export (a row trained in an earlier checkout: its YAML
 size are timed in one fresh, torch-free process (``lwdet.edge.bench.bench_all``), round-robin over ``bench.passes``
 passes: a slow minute on a shared machine hits every graph alike. The merged rows (lowest loop over the passes,
 median of the per-pass medians) go into ``<out>/latency.csv`` (a bench CSV: device columns on every row, model =
-the run's name); the report reads the study's latency from that file (``lwdet.report.rows.SIDE_BY_SIDE``), never from
+the run's name); the report reads the study's latency from that file (``lwdet.experiment.table.SIDE_BY_SIDE``), never from
 figures timed beside training.
 """
 
@@ -14,34 +14,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from lwdet.artifacts import best_weights, ncnn_folder
-from lwdet.report.rows import SIDE_BY_SIDE
+from lwdet.artifacts import NCNN_PARAM, best_weights, ncnn_folder
+from lwdet.experiment.table import DONE, RESULTS, SIDE_BY_SIDE, SIDE_BY_SIDE_STAT, merge_result, read_results
+from lwdet.experiment.timing import time_graphs
+from lwdet.report.rows import machine_of, read_bench
 
 LOGGER = logging.getLogger(__name__)
-
-
-def _time_all(graphs: dict[str, str], peers: list[str], size: int | None, threads: list[int], loops: int,
-              warmup: int, passes: int, csv_path: str) -> None:  # fmt: skip
-    """In the timing process (no torch): every graph and peer (at ``size``, or None: their own sizes), round-robin
-    passes, into a bench CSV."""
-    from lwdet.edge import bench
-    from lwdet.study.steps import _exit_with_parent
-
-    _exit_with_parent()
-    by_path = {str(Path(p).resolve()): name for name, p in graphs.items()}
-    rows = bench.bench_all(
-        list(graphs.values()),
-        params=peers,
-        threads=threads,
-        input_shape=(size, size, 3) if size else None,
-        loops=loops,
-        warmup=warmup,
-        rounds=passes,
-    )
-    for r in rows:
-        if r.get("kind") == "lwdet":  # a rebuilt export's metadata names it "random": the run names it here
-            r["model"] = by_path.get(str(Path(r["path"]).resolve()), r["model"])
-    bench.write_csv(rows, csv_path, bench.device_info())
 
 
 def graphs_of(cfg: dict, rows: list[dict]) -> dict[str, tuple[Path, str]]:
@@ -54,7 +32,7 @@ def graphs_of(cfg: dict, rows: list[dict]) -> dict[str, tuple[Path, str]]:
     graphs = {}
     for row in rows:
         name, best = row["model"], best_weights(row["run_dir"])
-        if best.is_file() and (ncnn_folder(best) / "model.ncnn.param").is_file():
+        if best.is_file() and (ncnn_folder(best) / NCNN_PARAM).is_file():
             graphs[name] = (ncnn_folder(best), "trained")
         elif name in runs:
             graphs[name] = (rebuilt(runs[name], cfg)[0], "rebuilt")
@@ -70,9 +48,7 @@ def _text(v) -> str:
 
 def finished(results: Path) -> list[dict]:
     """The rows of a study's results CSV that can be timed: done, with a parity-checked export."""
-    from lwdet.study.results import read_results
-
-    return [r for r in read_results(results).values() if r.get("status") == "done" and r.get("parity_ok") == "True"]
+    return [r for r in read_results(results).values() if r.get("status") == DONE and r.get("parity_ok") == "True"]
 
 
 def time_study(cfg: dict, order: list[str], force: bool = False, on=None) -> Path | None:
@@ -81,10 +57,7 @@ def time_study(cfg: dict, order: list[str], force: bool = False, on=None) -> Pat
 
     ``on(cfg, graphs)``: runs ``side_by_side`` where the timing belongs (a study on Ray: the bench node); default
     here. This process writes results.csv either way."""
-    from lwdet.report.rows import SIDE_BY_SIDE_STAT, machine_of, read_bench
-    from lwdet.study.results import merge_result
-
-    results = Path(cfg["out"]) / "results.csv"
+    results = Path(cfg["out"]) / RESULTS
     rows = finished(results)
     side = Path(cfg["out"]) / SIDE_BY_SIDE
     if not rows:
@@ -124,30 +97,3 @@ def side_by_side(cfg: dict, graphs: dict[str, Path]) -> Path:
         graphs, peers, int(cfg["budget"]["imgsz"]), b["threads"], b["loops"], b["warmup"], b["passes"],
         Path(cfg["out"]) / SIDE_BY_SIDE,
     )  # fmt: skip
-
-
-def time_graphs(graphs: dict[str, Path], peers: list[Path], imgsz: int, threads: list[int], loops: int, warmup: int,
-                passes: int, out: Path, native_peers: bool = False) -> Path:  # fmt: skip
-    """Time ncnn exports (name -> folder) and peer .params at ``imgsz`` (``native_peers``: the peers at their
-    published input sizes, for a Pi projection) in one fresh torch-free process, round-robin over ``passes``; the
-    merged rows, named by ``graphs``' keys, go into the bench CSV ``out`` (written atomically)."""
-    from lwdet.study.steps import in_fresh_process
-
-    tmp = out.with_name(f".{out.name}.tmp")
-    LOGGER.info(
-        "timing %d graphs and %d peers side by side at %d px: %d passes, threads %s, %d loops each",
-        len(graphs), len(peers), imgsz, passes, list(threads), loops,
-    )  # fmt: skip
-    in_fresh_process(
-        _time_all,
-        {k: str(v) for k, v in graphs.items()},
-        [str(p) for p in peers],
-        None if native_peers else int(imgsz),
-        [int(t) for t in threads],
-        int(loops),
-        int(warmup),
-        int(passes),
-        str(tmp),
-    )
-    tmp.replace(out)
-    return out

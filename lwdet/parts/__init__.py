@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import logging
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from lwdet.artifacts import NCNN_PARAM
 
 LOGGER = logging.getLogger(__name__)
 PARTS = ("backbone", "neck", "head")
@@ -70,7 +71,7 @@ def _export_graph(module: nn.Module, im: torch.Tensor, folder: Path) -> Path:
     folder.mkdir(parents=True)
     _trace(module, im).save(str(folder / "model.pt"))
     _run_pnnx(folder, im, half=False)
-    return folder / "model.ncnn.param"
+    return folder / NCNN_PARAM
 
 
 def part_latency(weights_or_model, imgsz: int = 320, threads: int = 1, loops: int = 50, warmup: int = 5) -> dict:
@@ -89,7 +90,7 @@ def part_latency(weights_or_model, imgsz: int = 320, threads: int = 1, loops: in
             param = _export_graph(module.eval(), im, Path(tmp) / name.replace("+", "_"))
             nets[name] = NcnnParamNet(param, (hw[1], hw[0], 3), threads=threads)
         layer_ms = layer_type_times(
-            Path(tmp) / "full" / "model.ncnn.param", (hw[1], hw[0], 3), threads, max(loops // 2, 1), warmup
+            Path(tmp) / "full" / NCNN_PARAM, (hw[1], hw[0], 3), threads, max(loops // 2, 1), warmup
         )
         try:
             mats = {k: n.input_mat() for k, n in nets.items()}
@@ -151,14 +152,3 @@ def layer_type_times(
     finally:
         net.clear()
     return dict(sorted(((k, v / loops) for k, v in totals.items()), key=lambda kv: -kv[1]))
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m lwdet.parts``: the same as ``lwdet parts`` (lwdet.cli.parts)."""
-    from lwdet.cli.parts import main as cli_main
-
-    return cli_main(argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
