@@ -16,8 +16,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lwdet.artifacts import EXPORT_META as RUNTIME_FILE
-from lwdet.artifacts import INPUT_LAYOUT, NCNN_FILES, NCNN_SUFFIX, OUTPUT_LAYOUT, PARITY_FILE, ExportMeta, parity_file
+from lwdet.artifacts import (
+    EXPORT_META,
+    INPUT_LAYOUT,
+    NCNN_FILES,
+    NCNN_SUFFIX,
+    OUTPUT_LAYOUT,
+    PARITY_FILE,
+    ExportMeta,
+    parity_file,
+)
 from lwdet.export.files import output_path
 from lwdet.export.ncnn import export_ncnn
 from lwdet.export.onnx import export_onnx
@@ -46,7 +54,7 @@ __all__ = [
     "NCNN_SUFFIX",
     "OUTPUT_LAYOUT",
     "PARITY_FILE",
-    "RUNTIME_FILE",
+    "EXPORT_META",
     "TOLERANCES",
     "VACUOUS",
     "ExportError",
