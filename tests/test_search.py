@@ -179,3 +179,24 @@ def test_the_dataset_is_built_once_by_the_driver_and_pinned_for_the_trials(tmp_p
     (tmp_path / "trial").mkdir()
     monkeypatch.chdir(tmp_path / "trial")  # as a trial does
     assert datasets_root() == tmp_path / "datasets"
+
+
+@pytest.mark.parametrize("command", ["lwdet.search", "lwdet.study"])
+def test_a_head_that_does_not_answer_is_one_line_and_exit_2_within_seconds(tmp_path, command):
+    """Ray alone retries an address that does not answer for minutes; lwdet knocks first (issue 35, point 6)."""
+    config = _config(tmp_path)
+    if command == "lwdet.study":
+        config.write_text(yaml.safe_dump({"out": str(tmp_path / "out"), "detectors": [{"backbone": "yolov5n"}]}))
+    t0 = time.monotonic()
+    r = subprocess.run(
+        [sys.executable, "-m", command, str(config), "--ray", "127.0.0.1:1"],
+        capture_output=True, text=True, cwd=ROOT, timeout=120,
+    )  # fmt: skip
+    took = time.monotonic() - t0
+    assert r.returncode == 2, r.stderr[-2000:]
+    lines = r.stderr.strip().splitlines()
+    assert (
+        len(lines) == 1 and lines[0].startswith("error: ") and "ray address '127.0.0.1:1': nothing answers" in lines[0]
+    )
+    assert took < 30, f"{took:.0f} s"  # interpreter and torch imports included
+    assert not (tmp_path / "out").exists()

@@ -15,6 +15,11 @@ def build_parser():
     p = common.parser("lwdet search", __doc__)
     p.add_argument("config", type=Path, help="search config YAML (e.g. the shipped search-fast.yaml)")
     p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    p.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="Ray to run the trials on, instead of the config's ray.address: local, auto or a head's HOST:PORT",
+    )
     return p
 
 
@@ -22,7 +27,7 @@ def _body(a) -> int:
     from lwdet.search import run_search
 
     try:
-        results = run_search(a.config, report=not a.no_report)
+        results = run_search(a.config, report=not a.no_report, address=a.ray)
     except KeyboardInterrupt:
         return common.interrupted("run the same command again to resume the search")
     print(f"results: {results}")

@@ -117,12 +117,16 @@ def _pin_datasets(cfg: dict) -> None:
     ensure_dataset(cfg["data"])
 
 
-def run_search(config: str | Path, report: bool = True) -> Path:
-    """Screen, train the feasible candidates under ASHA, write the study and the winner; returns results.csv."""
-    from lwdet.experiment.cluster import connect, import_ray
+def run_search(config: str | Path, report: bool = True, address: str | None = None) -> Path:
+    """Screen, train the feasible candidates under ASHA, write the study and the winner; returns results.csv.
+    ``address`` overrides the config's ``ray.address``."""
+    from lwdet.experiment.cluster import connect, import_ray, probe
 
     cfg = load_search(config)
+    if address:
+        cfg["ray"] = {**cfg["ray"], "address": address}
     ray = import_ray()
+    probe(cfg["ray"]["address"], SearchConfigError)  # a head that does not answer: one line now, not after the screen
     out = Path(cfg["out"])
     screened = screen(cfg)
     feasible = [c for c in screened if c["feasible"]]

@@ -26,7 +26,7 @@ import platform
 import warnings
 from pathlib import Path
 
-from lwdet.experiment.cluster import RAY_EXTRA, RayMissing, connect, import_ray, one_line
+from lwdet.experiment.cluster import RAY_EXTRA, RayMissing, connect, import_ray, one_line, probe
 from lwdet.experiment.table import DONE, FAILED, PEERS_CSV, RESULTS, claim, merge_result, read_results
 from lwdet.study.config import RAY_DEFAULTS, StudyConfigError, load_config
 from lwdet.study.kept import adopt
@@ -77,6 +77,7 @@ def run_study_ray(
     cfg = load_config(config)
     section = cfg["ray"] or dict(RAY_DEFAULTS)
     address = address or section["address"]
+    probe(address, StudyConfigError)  # a head that does not answer: one line within seconds, before any work
     out = Path(cfg["out"])
     results = out / RESULTS
     everything = plan(cfg)
