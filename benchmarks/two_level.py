@@ -82,7 +82,9 @@ def cmd_sizes(args) -> dict:
             below = {s: float((mn < s).mean()) for s in STRIDES}
             res[f"{split}@{imgsz}"] = dict(n=len(mn), bins=counts.tolist(), pct=pct, below_stride=below)
     print("\n### Object sizes (input px after the letterbox)\n")
-    print("| split @ imgsz | boxes | min side p5 / p25 / p50 / p75 / p95 | w p50 | h p50 | min side < 8 | < 16 | < 32 |")
+    print(
+        "| split @ imgsz | boxes | min side p5 / p25 / p50 / p75 / p95 | w p50 | h p50 | min side < 8 | < 16 | < 32 |"
+    )
     print("|---|---:|---|---:|---:|---:|---:|---:|")
     for k, v in res.items():
         p = v["pct"]
@@ -245,8 +247,10 @@ def cmd_assign(args) -> dict:
                     break
             key = f"{name}{' ' + Path(weights).parent.parent.name if weights else ''}@{imgsz}"
             res[key] = dict(rows=rows, levels=[s for s, _, _ in levels], loss=np.mean(losses, 0).tolist())
-            print(f"# {key}: {len(rows)} objects in {seen} images, loss/batch {np.round(np.mean(losses, 0), 3)}",
-                  file=sys.stderr)
+            print(
+                f"# {key}: {len(rows)} objects in {seen} images, loss/batch {np.round(np.mean(losses, 0), 3)}",
+                file=sys.stderr,
+            )
     report_assign(res)
     return res
 
@@ -272,10 +276,14 @@ def report_assign(res: dict) -> None:
         per = ", ".join(f"s{s} {np.mean([r[f'pos{s}'] > 0 for r in rows]):.0%}" for s in lv)
         sc = np.mean([max(r[f"score{s}"] for s in lv) for r in rows])
         loss = " / ".join(f"{x:.2f}" for x in v["loss"])
-        print(f"| {key} | {n} | {zs:.1%} | {zc:.1%} | {za:.1%} | {zt:.1%} | {zp:.1%} | {mp:.2f} | {per} | {sc:.3f} | {loss} |")
+        print(
+            f"| {key} | {n} | {zs:.1%} | {zc:.1%} | {za:.1%} | {zt:.1%} | {zp:.1%} | {mp:.2f} | {per} | {sc:.3f} | {loss} |"
+        )
 
-    print("\n### By object size (min side, input px): share of objects with ZERO positives (strict-centre zero "
-          "candidates in brackets), mean cls target\n")
+    print(
+        "\n### By object size (min side, input px): share of objects with ZERO positives (strict-centre zero "
+        "candidates in brackets), mean cls target\n"
+    )
     nb = len(BIN_EDGES) - 1
     print("| model @ imgsz | " + " | ".join(bin_label(i) for i in range(nb)) + " |")
     print("|---|" + "---|" * nb)
@@ -305,9 +313,7 @@ def report_assign(res: dict) -> None:
         for i in range(nb):
             sel = [r for r, k in zip(rows, bi) if k == i]
             tot = sum(sum(r[f"pos{s}"] for s in lv) for r in sel)
-            cells.append(
-                "-" if not tot else " ".join(f"s{s}:{sum(r[f'pos{s}'] for r in sel) / tot:.0%}" for s in lv)
-            )
+            cells.append("-" if not tot else " ".join(f"s{s}:{sum(r[f'pos{s}'] for r in sel) / tot:.0%}" for s in lv))
         print(f"| {key} | " + " | ".join(cells) + " |")
 
 

@@ -45,8 +45,12 @@ def _assign(assigner, strides, labels, boxes, mask):
 def _per_object(out, n):
     _, _, target_scores, fg, gt_idx = out
     pos = torch.stack([(fg[0] & (gt_idx[0] == j)).sum() for j in range(n)])
-    tgt = torch.stack([target_scores[0].sum(-1)[fg[0] & (gt_idx[0] == j)].max(0).values if pos[j] else
-                       torch.tensor(0.0) for j in range(n)])
+    tgt = torch.stack(
+        [
+            target_scores[0].sum(-1)[fg[0] & (gt_idx[0] == j)].max(0).values if pos[j] else torch.tensor(0.0)
+            for j in range(n)
+        ]
+    )
     return pos, tgt
 
 
