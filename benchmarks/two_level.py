@@ -212,6 +212,27 @@ def build(model_name: str, weights: str | None, nc: int):
     return model
 
 
+def dfl_bias(reg_max: int, bins: float):
+    """DFL logits ``-c * k`` (k = 0 .. reg_max-1) whose softmax expects ``bins``: the output bias that makes a fresh
+    head predict ``bins`` strides per side (the engine's init, 2.0 on every bin, is uniform: 7.5 bins, so boxes 15
+    strides wide)."""
+    import torch
+
+    k = torch.arange(reg_max, dtype=torch.float64)
+    lo, hi = -20.0, 20.0  # the expectation falls from 7.5 (c = 0) towards 0 as c grows
+    for _ in range(100):
+        c = (lo + hi) / 2
+        lo, hi = (c, hi) if float((torch.softmax(-c * k, 0) * k).sum()) > bins else (lo, c)
+    return (-c * k).float().repeat(4)
+
+
+def set_box_init(model, bins: float) -> None:
+    """Give a fresh model's DFL box branches the bias of :func:`dfl_bias`."""
+    head = model.model[-1]
+    for seq in head.cv2:
+        seq[-1].bias.data[:] = dfl_bias(head.reg_max, bins)
+
+
 def cmd_assign(args) -> dict:
     import torch
 
@@ -222,6 +243,8 @@ def cmd_assign(args) -> dict:
         for mi, name in enumerate(args.models):
             weights = args.weights[mi] if args.weights else None
             model = build(name, weights, len(data["names"]))
+            if args.box_init is not None:
+                set_box_init(model, args.box_init)
             model.train()  # the training forward (BN in batch mode), as in the trainer
             crit = model.init_criterion()
             if args.assigner == "lwdet":
@@ -245,7 +268,10 @@ def cmd_assign(args) -> dict:
                 seen += len(img)
                 if seen >= args.images:
                     break
-            key = f"{name}{' ' + Path(weights).parent.parent.name if weights else ''}@{imgsz}"
+            tag = f" {Path(weights).parent.parent.name}" if weights else ""
+            tag += f" box-init {args.box_init:g}" if args.box_init is not None else ""
+            tag += " lwdet assigner" if args.assigner == "lwdet" else ""
+            key = f"{name}{tag}@{imgsz}"
             res[key] = dict(rows=rows, levels=[s for s, _, _ in levels], loss=np.mean(losses, 0).tolist())
             print(
                 f"# {key}: {len(rows)} objects in {seen} images, loss/batch {np.round(np.mean(losses, 0), 3)}",
@@ -317,9 +343,40 @@ def report_assign(res: dict) -> None:
         print(f"| {key} | " + " | ".join(cells) + " |")
 
 
+# --------------------------------------------------------------------------------------------------- 3. curves
+def cmd_curves(args) -> dict:
+    """Per run folder (results.csv): the best val mAP50 / mAP50-95, the first epoch with mAP50 >= 0.02 (out of the
+    plateau), and the train losses at a few epochs."""
+    import csv
+
+    res = {}
+    print(
+        "\n| run | epochs | best mAP50 | best mAP50-95 | first epoch mAP50 >= 0.02 | train box / cls at 5, 10, last |"
+    )
+    print("|---|---:|---:|---:|---:|---|")
+    for run in args.runs:
+        path = Path(run) / "results.csv"
+        if not path.is_file():
+            print(f"| {run} | (no results.csv) | | | | |")
+            continue
+        rows = [
+            {k.strip(): float(v) for k, v in r.items() if k and v not in (None, "")}
+            for r in csv.DictReader(path.open())
+        ]
+        m50 = [r["metrics/mAP50(B)"] for r in rows]
+        m95 = [r["metrics/mAP50-95(B)"] for r in rows]
+        first = next((int(r["epoch"]) for r in rows if r["metrics/mAP50(B)"] >= 0.02), None)
+        at = [i for i in (4, 9, len(rows) - 1) if i < len(rows)]
+        losses = ", ".join(f"{rows[i]['train/box_loss']:.2f} / {rows[i]['train/cls_loss']:.2f}" for i in at)
+        res[run] = dict(epochs=len(rows), best50=max(m50), best5095=max(m95), first=first)
+        print(f"| {run} | {len(rows)} | {max(m50):.4f} | {max(m95):.4f} | {first or '-'} | {losses} |")
+    return res
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=("sizes", "assign"))
+    p.add_argument("what", choices=("sizes", "assign", "curves"))
+    p.add_argument("runs", nargs="*", help="curves: run folders")
     p.add_argument("--data", default="datasets/fmnist-bench-s.yaml")
     p.add_argument("--imgsz", type=int, nargs="+", default=[160, 320])
     p.add_argument("--splits", nargs="+", default=["train", "val"], help="sizes: the splits to read")
@@ -336,16 +393,17 @@ def main(argv=None) -> int:
     )
     p.add_argument("--weights", nargs="+", help="assign: checkpoints, one per --models entry")
     p.add_argument("--assigner", choices=("engine", "lwdet"), default="engine")
+    p.add_argument("--box-init", type=float, help="assign: DFL bias giving this many strides per side at init")
     p.add_argument("--images", type=int, default=256)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--augment", action="store_true", help="assign: the training pipeline (mosaic) instead of letterbox")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", help="write the numbers here")
-    args = p.parse_args(argv)
+    args = p.parse_intermixed_args(argv)
     if args.weights and len(args.weights) != len(args.models):
         p.error("--weights needs one checkpoint per --models entry")
-    res = cmd_sizes(args) if args.what == "sizes" else cmd_assign(args)
+    res = {"sizes": cmd_sizes, "assign": cmd_assign, "curves": cmd_curves}[args.what](args)
     if args.json:
         Path(args.json).write_text(json.dumps(res))
     return 0
