@@ -55,8 +55,7 @@ def main(argv=None) -> int:
     if args.box_init is not None:  # every Detect built in this process gets the bias after the engine's bias_init
         from ultralytics.nn.modules.head import Detect
 
-        sys.path.insert(0, str(Path(__file__).parent))
-        from two_level import dfl_bias
+        from two_level import dfl_bias  # beside this script (its folder is first on sys.path)
 
         engine_bias_init = Detect.bias_init
 
