@@ -53,9 +53,8 @@ def main(argv=None) -> int:
     model = args.model if args.model.endswith(".yaml") else args.model + ".yaml"
     name = args.name or f"{Path(model).stem}-{args.assigner}"
     if args.box_init is not None:  # every Detect built in this process gets the bias after the engine's bias_init
-        from ultralytics.nn.modules.head import Detect
-
         from two_level import dfl_bias  # beside this script (its folder is first on sys.path)
+        from ultralytics.nn.modules.head import Detect
 
         engine_bias_init = Detect.bias_init
 
