@@ -6,7 +6,7 @@
 #          (lwdet.assign), the small-box DFL init (--box-init 1) and both, seeds 0 and 1; RepGhostNet-0.5 p45 and
 #          PP-LCNet-0.5 lite, engine vs both (12 runs).
 # size-lr: the engine's assigner, 50 epochs: both backbones x {p45, lite} at 320 px (lr0 0.01) and at 160 px with
-#          lr0 0.02 (8 runs).
+#          lr0 0.02, and PP-LCNet-0.5 p45 at lr0 0.005 (9 runs).
 # Every run trains in its own process at once (the GPU is shared; WORKERS data workers each, default 2), under
 # TRAIN_LIMIT_S (default 540 s). OUT_DIR gets each run's results.csv and log, and a summary table
 # (benchmarks/two_level.py curves). Back here: docs/two-level.md says how to read it.
@@ -43,6 +43,7 @@ if [ "$block" = size-lr ] || [ "$block" = all ]; then
     set -- $m
     jobs+=("$1 --name $2-engine-320 $E imgsz=320" "$1 --name $2-engine-lr02 $E imgsz=160 lr0=0.02")
   done
+  jobs+=("$L-$P --name lcnet-p45-engine-lr005 $E imgsz=160 lr0=0.005")  # the step size, the other way
 fi
 [ ${#jobs[@]} -gt 0 ] || { echo "unknown block '$block' (fix | size-lr | all)" >&2; exit 2; }
 
