@@ -241,6 +241,36 @@ def test_inputs_resolve_beside_the_config_and_outputs_in_the_working_folder(tmp_
     assert Path(shipped["data"]).is_file() and Path(shipped["data"]).name == "fmnist-det.yaml"  # lwdet's own
 
 
+def test_a_rows_train_mapping_is_checked_planned_and_passed_to_the_trainer(tmp_path, monkeypatch):
+    cfg = load_config(_config(tmp_path, [{"backbone": "yolov5n", "train": {"lr0": 0.02, "scale": 0.5}, "seeds": [1]}]))
+    runs = plan(cfg)
+    assert [r["train"] for r in runs] == [{"lr0": 0.02, "scale": 0.5}] * 2
+    for bad, message in [
+        ({"lr": 0.02}, r"c.yaml: detectors\[0\]: train: 'lr' is not a training argument of the engine; did you mean"),
+        ({"seed": 3}, r"detectors\[0\]: train: seed is set by the budget's seed and the row's seeds"),
+        ({"lr0": "fast"}, r"detectors\[0\]: train: lr0='fast'"),
+    ]:
+        with pytest.raises(StudyConfigError, match=message):
+            load_config(_config(tmp_path, [{"backbone": "yolov5n", "train": bad}]))
+    with pytest.raises(StudyConfigError, match=r"c.yaml: budget: 'epoch' is not a training argument"):
+        load_config(_config(tmp_path, [{"backbone": "yolov5n"}], budget={"epoch": 3}))
+
+    import lwdet.training
+
+    calls = []
+
+    def fake_train(model, data, run_dir, **kw):
+        calls.append(kw)
+        (Path(run_dir) / "weights").mkdir(parents=True)
+        (Path(run_dir) / "weights" / "best.pt").write_bytes(b"")
+
+    monkeypatch.setattr(lwdet.training, "train", fake_train)
+    from lwdet.study import train_run
+
+    train_run({**runs[1], "yaml": "x.yaml"}, tmp_path / "r", "d.yaml", {"epochs": 1, "lr0": 0.01})
+    assert calls == [{"epochs": 1, "lr0": 0.02, "scale": 0.5, "seed": 1}]
+
+
 def test_train_run_passes_a_teacher_only_to_a_student(tmp_path, monkeypatch):
     import lwdet.training
 
@@ -302,7 +332,7 @@ def test_tiny_study_completes_rows_then_skips(tmp_path):
                 "budget": {"epochs": 1, "imgsz": 64, "batch": 32, "workers": 0, "fraction": 0.25},
                 "detectors": [
                     {"backbone": "yolov5n"},
-                    {"backbone": "shufflenetv2_050", "neck": "lite", "head": "lite"},
+                    {"backbone": "shufflenetv2_050", "neck": "lite", "head": "lite", "train": {"lrf": 0.02}},
                 ],
                 "bench": {"threads": [1, 2], "loops": 3, "warmup": 1},
                 "export": {"map_check": False},
@@ -315,6 +345,9 @@ def test_tiny_study_completes_rows_then_skips(tmp_path):
     rows = list(csv.DictReader(results.open()))
     assert [row["model"] for row in rows] == ["yolov5n", "yolov5n-shufflenetv2_050-litepan-litehead"]
     assert [(row["neck"], row["head"]) for row in rows] == [("sppf", "yolo"), ("lite", "lite")]
+    assert [row["train"] for row in rows] == ["", "lrf=0.02"]  # a row's engine arguments: recorded, and trained with
+    args = yaml.safe_load((tmp_path / "out" / rows[1]["run_dir"] / "args.yaml").read_text())
+    assert args["lrf"] == 0.02 and args["epochs"] == 1
     for row in rows:
         assert list(row) == list(COLUMNS)
         empty = [
@@ -322,7 +355,7 @@ def test_tiny_study_completes_rows_then_skips(tmp_path):
             for k, v in row.items()
             if v == ""
             and not k.startswith(("test_", "sliced_", "letterbox_"))  # no test split, no `sliced:` section
-            and k not in ("teacher", "distill_weight", "error")
+            and k not in ("teacher", "distill_weight", "error", "train")
         ]
         assert not empty, f"{row['model']}: empty {empty}"
         assert row["status"] == "done" and row["parity_ok"] == "True"

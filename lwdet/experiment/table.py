@@ -53,6 +53,7 @@ COLUMNS = (
     "seed",
     "teacher",
     "distill_weight",
+    "train",
     "imgsz",
     "machine",
     "latency_graph",
@@ -62,9 +63,17 @@ COLUMNS = (
     "error",
     "status",
 )
+# train: the engine training arguments a row set on top of the budget (its `train:` mapping), as `key=value ...`
+
+
+def train_text(train: dict | None) -> str:
+    """A row's ``train:`` mapping as the results column writes it: ``lr0=0.016 scale=0.5`` (the CLI's form)."""
+    return " ".join(f"{k}={v}" for k, v in sorted((train or {}).items()))
+
+
 SEARCH_COLUMNS = ("arch", "epochs", "stopped_early", "lr0", "trial")  # a search's table: COLUMNS, then these
 TEXT_COLUMNS = (
-    "model", "backbone", "neck", "head", "run_dir", "machine", "teacher", "latency_graph",
+    "model", "backbone", "neck", "head", "run_dir", "machine", "teacher", "train", "latency_graph",
     "started", "finished", "node", "error", "status",
 )  # fmt: skip
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from lwdet.errors import ConfigError
 from lwdet.experiment.config import header, read_mapping
 from lwdet.experiment.config import strict as _strict
+from lwdet.hyp import HypError, engine_overrides
 
 CONFIG_KEYS = {
     "name", "data", "out", "budget", "detectors", "baseline_seeds", "bench", "export", "report", "sliced", "ray"
@@ -20,7 +21,12 @@ CONFIG_KEYS = {
 # runs of the row with these seeds, named <id>-seed<N>, as baseline_seeds does for the first row); rep: true for the
 # re-parameterizable neck and head (lwdet train --rep); resources: Ray custom resources its task needs (a study run
 # on Ray: e.g. {gpu_box: 1} places the row on the node started with that resource)
-DETECTOR_KEYS = {"backbone", "neck", "head", "rep", "model", "id", "teacher", "distill_weight", "seeds", "resources"}
+DETECTOR_KEYS = {
+    "backbone", "neck", "head", "rep", "model", "id", "teacher", "distill_weight", "seeds", "resources", "train"
+}  # fmt: skip
+# train: the engine's training arguments for this row on top of the budget (lwdet.hyp: {lr0: 0.016, scale: 0.5});
+# the row's seed comes from budget.seed / seeds, its teacher from teacher / distill_weight
+ROW_OWNED = {"seed": "the budget's seed and the row's seeds", "distill_model": "teacher", "dis": "distill_weight"}
 # parts: lwdet.parts split timing; peers: a folder of peer .param graphs timed at the study's imgsz ("" for none)
 # onnx: also export ONNX and time it in onnxruntime at 1 thread (the column onnx_ms_t1); passes: round-robin passes of
 # the side-by-side timing after training (lwdet.study.timing), whose fastest loop is the study's latency
@@ -85,8 +91,16 @@ def _detector(path: Path, i: int, d) -> dict:
     seeds = d.get("seeds", [])
     if not isinstance(seeds, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in seeds):
         raise StudyConfigError(f"{where}: seeds must be a list of integers, got {seeds!r}")
+    train = d.get("train") or {}
+    if not isinstance(train, dict):
+        raise StudyConfigError(f"{where}: train must map engine training arguments to values, got {train!r}")
+    try:
+        train = engine_overrides(train, where=f"{where}: train", owned=ROW_OWNED)
+    except HypError as e:
+        raise StudyConfigError(str(e)) from None
     row = {
         "seeds": seeds,
+        "train": train,
         "resources": {str(k): float(v) for k, v in resources.items()},
         "id": str(d["id"]) if d.get("id") else None,
         "teacher": str(d["teacher"]) if d.get("teacher") else None,
@@ -128,6 +142,10 @@ def load_config(path: str | Path) -> dict:
         raise StudyConfigError(f"{path}: bench.passes must be a whole number >= 1, got {passes!r}")
     head = header(path, cfg, BENCH_DEFAULTS)
     budget = head["budget"]
+    try:  # every budget key is an engine training argument (epochs, imgsz, lr0, ...): checked as one
+        engine_overrides(budget, where=f"{path}: budget", owned={k: v for k, v in ROW_OWNED.items() if k != "seed"})
+    except HypError as e:
+        raise StudyConfigError(str(e)) from None
     return {
         **head,
         "detectors": [_detector(path, i, d) for i, d in enumerate(cfg["detectors"])],

@@ -56,6 +56,7 @@ def _rows(cfg: dict) -> list[dict]:
                     "seed": s,
                     "teacher": d.get("teacher"),
                     "distill_weight": d.get("distill_weight"),
+                    "train": d.get("train") or {},
                     "resources": d.get("resources") or {},
                     "row": i,
                 }

@@ -26,7 +26,7 @@ from lwdet.artifacts import (
     last_weights,
     ncnn_folder,
 )
-from lwdet.experiment.table import DONE, PEERS_CSV
+from lwdet.experiment.table import DONE, PEERS_CSV, train_text
 from lwdet.experiment.timing import exit_with_parent, in_fresh_process, random_graph, stored_path
 from lwdet.report.rows import machine_of
 from lwdet.units import MB
@@ -67,7 +67,7 @@ def train_run(run: dict, run_dir: Path, data: str, budget: dict, teacher: Path |
     marker = run_dir / TRAINED
     if marker.is_file():
         return
-    overrides = {**budget, "seed": run["seed"]}
+    overrides = {**budget, **(run.get("train") or {}), "seed": run["seed"]}
     last = last_weights(run_dir)
     if last.is_file():  # the engine resumes with the arguments saved in last.pt (the teacher included)
         LOGGER.info("%s: resuming %s", run["name"], last)
@@ -237,7 +237,8 @@ def identity(run: dict, run_dir: Path, cfg: dict) -> dict:
         "seed": run["seed"],
         "teacher": run.get("teacher"),
         "distill_weight": run.get("distill_weight"),
-        "imgsz": int(cfg["budget"]["imgsz"]),
+        "train": train_text(run.get("train")),
+        "imgsz": int((run.get("train") or {}).get("imgsz", cfg["budget"]["imgsz"])),
         "run_dir": str(run_dir),
     }
 
