@@ -213,7 +213,12 @@ def load_pretrained(module: nn.Module, path: str | Path, name: str) -> None:
     own = module.state_dict()
     matched = {k: state[k[len(prefix) :]] for k in own if k[len(prefix) :] in state}
     if not matched and isinstance(module, (TimmFeatures, TimmTaps)):  # another library's naming: map by order
-        state = by_order(state, _classifier_state(get_spec(name).model), str(path))
+        try:
+            state = by_order(state, _classifier_state(get_spec(name).model), str(path))
+        except ValueError as e:
+            raise ValueError(
+                f"no tensor name matches backbone '{name}', nor do its tensors map by order: {e}"
+            ) from None
         matched = {k: state[k[len(prefix) :]] for k in own if k[len(prefix) :] in state}
     wrong = [k for k, v in matched.items() if v.shape != own[k].shape]
     if wrong:

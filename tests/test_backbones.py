@@ -16,6 +16,7 @@ def test_outputs_match_declared_channels_and_strides(name):
 
 def test_every_family_default_is_registered():
     assert set(FAMILIES) == {
+        "efficientnet_lite",
         "ghostnet",
         "mnasnet",
         "mobilenetv3",

@@ -20,8 +20,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "lwdet"
 LAYERS = (
     ("errors", "units", "artifacts", "tilegrid", "coco", "edge"),  # torch-free (edge: runs on the Pi alone)
     ("cfg", "backbones", "necks", "heads", "modules", "reparam"),
-    ("models", "engine_models", "checkpoints", "pretrained"),
-    ("data", "yolo", "distill", "training"),
+    ("model_spec", "hyp", "models", "engine_models", "checkpoints", "pretrained"),
+    ("data", "yolo", "distill", "training", "assign"),
     ("export", "quantize", "profile", "parts", "sliced_eval", "pi_numerics"),
     ("experiment",),  # what study and search stand on
     ("report",),  # reads the results table's schema from experiment
