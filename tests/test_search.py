@@ -31,6 +31,7 @@ def _config(tmp_path, **over) -> Path:
         "asha": {"grace_period": 1, "reduction_factor": 2},
         "ray": RAY,
         "bench": QUICK_BENCH,
+        "reseed": {"top": 0},  # no re-seeding: the tests of it say so
         **over,
     }
     path = tmp_path / "search.yaml"
@@ -200,3 +201,132 @@ def test_a_head_that_does_not_answer_is_one_line_and_exit_2_within_seconds(tmp_p
     )
     assert took < 30, f"{took:.0f} s"  # interpreter and torch imports included
     assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------------------------------- no winner's curse (reseed)
+@pytest.mark.parametrize(
+    "reseed, message",
+    [
+        ({"tops": 3}, r"search.yaml: reseed: unknown key 'tops'; did you mean 'top'"),
+        ({"top": -1}, r"reseed.top and reseed.seeds must be whole numbers >= 0"),
+        ({"seeds": 1.5}, r"reseed.top and reseed.seeds must be whole numbers >= 0"),
+        ([3, 2], r"'reseed' must be a mapping"),
+    ],
+)
+def test_reseed_config_errors_name_the_file_and_key(tmp_path, reseed, message):
+    with pytest.raises(SearchConfigError, match=message):
+        load_search(_config(tmp_path, reseed=reseed))
+
+
+def test_reseed_defaults_to_the_best_three_on_two_fresh_seeds(tmp_path):
+    from lwdet.search.reseed import fresh_seeds
+
+    cfg = _config(tmp_path)
+    raw = yaml.safe_load(cfg.read_text())
+    del raw["reseed"]
+    cfg.write_text(yaml.safe_dump({**raw, "budget": {**raw["budget"], "seed": 5}}))
+    loaded = load_search(cfg)
+    assert loaded["reseed"] == {"top": 3, "seeds": 2} and fresh_seeds(loaded) == [6, 7]
+
+
+def _row(trial, seed, val, test=None, status="done", stopped_early=False):
+    """A results row as the table holds it (text): a trial's own run (seed 0) or one of its re-seeded runs."""
+    model = f"{trial}-arch" + (f"-seed{seed}" if seed else "")
+    return {"model": model, "trial": trial, "arch": "arch", "seed": str(seed), "map5095": str(val),
+            "test_map5095": "" if test is None else str(test), "status": status,
+            "stopped_early": str(stopped_early)}  # fmt: skip
+
+
+def test_the_winner_is_the_best_mean_over_seeds_on_the_test_split_not_the_best_val_draw():
+    """A hand-made table: t1 is the best val draw and the worst on fresh seeds; t2 wins on the test mean."""
+    from lwdet.search.reseed import judge, ranked
+
+    trials = [
+        _row("t1", 0, 0.30, test=0.26),
+        _row("t2", 0, 0.28, test=0.27),
+        _row("t3", 0, 0.40, stopped_early=True),  # stopped by ASHA: never a candidate
+        _row("t4", 0, 0.25, test=0.25),
+        _row("t5", 0, 0.10),
+    ]
+    assert [r["trial"] for r in ranked(trials)[:3]] == ["t1", "t2", "t4"]
+    rows = [
+        *trials,
+        _row("t1", 1, 0.27, test=0.24),
+        _row("t1", 2, 0.26, test=0.23),
+        _row("t2", 1, 0.29, test=0.28),
+        _row("t2", 2, 0.27, test=0.26),
+        _row("t4", 1, 0.30, test=0.30),
+        _row("t4", 2, 0.0, status="failed"),  # a failed run is not in the mean
+    ]
+    verdict = judge(rows, ["t1", "t2", "t4"], "test")
+    assert [c["trial"] for c in verdict] == ["t4", "t2", "t1"]
+    assert verdict[0]["seeds"] == [0, 1] and verdict[0]["scores"] == [0.25, 0.30]
+    assert verdict[1]["seeds"] == [0, 1, 2] and verdict[1]["mean"] == pytest.approx(0.27)
+    assert verdict[2]["mean"] == pytest.approx(0.2433, abs=1e-4)
+    # no test split: the runs' val mAP50-95 (their last epoch's)
+    assert [c["trial"] for c in judge(rows, ["t1", "t2"], "val")] == ["t2", "t1"]
+
+
+def test_a_data_yaml_without_a_test_split_is_said_in_one_line_and_scored_on_val(tmp_path, caplog):
+    from lwdet.search.reseed import split_of
+
+    (tmp_path / "with.yaml").write_text("path: /x\ntrain: a\nval: b\ntest: c\nnames: [x]\n")
+    (tmp_path / "without.yaml").write_text("path: /x\ntrain: a\nval: b\nnames: [x]\n")
+    with caplog.at_level("WARNING", logger="lwdet.search.reseed"):
+        assert split_of(tmp_path / "with.yaml") == "test" and not caplog.records
+        assert split_of(tmp_path / "without.yaml") == "val"
+    (said,) = caplog.records
+    assert "no test split" in said.getMessage() and "\n" not in said.getMessage()
+
+
+def _data_with_a_test_split(tmp_path) -> Path:
+    """lwdet's default dataset (no test split of its own) with its val images standing in for a test split."""
+    from lwdet.data import DEFAULT_DATA, ensure_dataset
+
+    data = ensure_dataset(DEFAULT_DATA)
+    path = tmp_path / "data-with-test.yaml"
+    path.write_text(yaml.safe_dump({"path": data["path"], "train": "images/train", "val": "images/val",
+                                    "test": "images/val", "names": data["names"]}))  # fmt: skip
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.train
+def test_a_search_retrains_its_best_on_fresh_seeds_and_picks_the_winner_by_the_test_mean(tmp_path):
+    config = _config(
+        tmp_path,
+        data=str(_data_with_a_test_split(tmp_path)),
+        space={"backbone": ["shufflenetv2_050"], "neck": ["lite"], "head": ["lite"], "lr0": [0.005, 0.02]},
+        reseed={"top": 1, "seeds": 1},
+    )
+    r = _search(config)
+    assert r.returncode == 0, r.stderr[-4000:]
+    out = tmp_path / "out"
+    rows = {row["model"]: row for row in _csv(out / "results.csv")}
+    trials = [row for row in rows.values() if row["seed"] == "0"]
+    assert len(rows) == 3 and len(trials) == 2
+    best = max(trials, key=lambda row: float(row["map5095"]))  # the best on val: the one candidate
+    again = rows[f"{best['model']}-seed1"]  # its configuration on a fresh seed: a row of the same table
+    assert again["trial"] == best["trial"] and again["arch"] == best["arch"] and again["train"] == best["train"]
+    assert again["lr0"] == best["lr0"] and best["train"] == f"lr0={float(best['lr0'])}"
+    assert again["status"] == "done" and again["stopped_early"] == "False" and int(again["epochs"]) == 2
+    assert again["run_dir"] == f"reseed/{best['trial']}-seed1" and (out / again["run_dir"] / "weights").is_dir()
+    for row in (best, again):  # both runs of the candidate scored on the test split, by the engine's validator
+        assert row["test_map5095"] != "" and row["test_map50"] != ""
+        assert json.loads((out / row["run_dir"] / "test_score.json").read_text())["split"] == "test"
+    other = next(row for row in trials if row is not best)
+    assert other["test_map5095"] == ""  # not a candidate: never read on the test split
+    winner = json.loads((out / "winner.json").read_text())
+    assert winner["model"] == best["model"] and winner["reseeded"] and winner["split"] == "test"
+    assert not winner["test_split_missing"] and winner["seeds"] == [0, 1] and winner["train"] == best["train"]
+    assert winner["mean_map5095"] == pytest.approx((float(best["test_map5095"]) + float(again["test_map5095"])) / 2)
+    assert "re-seeding the best 1 configuration(s)" in r.stderr and "2 of 2 run(s) to do" in r.stderr
+
+    # again: nothing is trained or scored again
+    kept = {p: p.read_text() for d in ("trials", "reseed") for p in [*out.glob(f"{d}/*/results.csv"),
+                                                                    *out.glob(f"{d}/*/test_score.json")]}  # fmt: skip
+    r = _search(config)
+    assert r.returncode == 0, r.stderr[-4000:]
+    assert "0 of 2 run(s) to do" in r.stderr
+    assert {p: p.read_text() for p in kept} == kept and len(kept) == 5
+    assert {row["model"]: row for row in _csv(out / "results.csv")} == rows

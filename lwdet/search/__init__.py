@@ -6,13 +6,16 @@
    before anything trains; candidates over the budget never train (``screen.csv``).
 2. ``trials``: the feasible ones train under ASHA (Ray Tune; epoch as time, val mAP50-95), with the space's
    training arguments sampled per trial.
-3. The result is a study: ``<out>/results.csv`` (one row per trial, the study's columns plus ``epochs``, ``arch``
-   and the sampled arguments), ``<out>/latency.csv`` (the screen's timing, rows named by trial) and the report with
-   its Pareto plot; plus ``winner.yaml`` (the best finished trial's model YAML) and ``winner.json``.
+3. ``reseed``, no winner's curse: the best ``reseed.top`` trials' configurations train again on ``reseed.seeds``
+   fresh seeds each, every run of them is scored on the test split, and ``winner.yaml`` (the model YAML) /
+   ``winner.json`` name the configuration with the best mean there.
+4. The result is a study: ``<out>/results.csv`` (one row per trial and per re-seeded run, the study's columns plus
+   ``epochs``, ``arch``, ``lr0`` and ``trial``), ``<out>/latency.csv`` (the screen's timing, rows named by run) and
+   the report with its Pareto plot.
 
-Layers: ``config`` (the YAML), ``screen`` (latency before training), ``trials`` (Ray Tune), this module (the run and
-its outputs); under them ``lwdet.experiment`` (the config reader, the results table, the side-by-side timing, Ray),
-which ``lwdet.study`` stands on too. The search imports nothing of the study.
+Layers: ``config`` (the YAML), ``screen`` (latency before training), ``trials`` (Ray Tune), ``reseed`` (fresh seeds,
+the test split), this module (the run and its outputs); under them ``lwdet.experiment`` (the config reader, the
+results table, the side-by-side timing, Ray), which ``lwdet.study`` stands on too. The search imports nothing of the study.
 """
 
 from __future__ import annotations
@@ -30,11 +33,13 @@ from lwdet.experiment.table import (
     SEARCH_COLUMNS,
     SIDE_BY_SIDE,
     relative_to,
+    train_text,
     write_csv,
     write_results,
 )
 from lwdet.report.rows import read_bench
 from lwdet.search.config import SearchConfigError, load_search
+from lwdet.search.reseed import ranked, reseed
 from lwdet.search.screen import STAT, candidates, screen
 
 LOGGER = logging.getLogger(__name__)
@@ -47,7 +52,10 @@ def _f1(p, r) -> float | None:
 
 
 def result_rows(cfg: dict, grid, screened: list[dict]) -> list[dict]:
-    """One study row per trial: its last reported metrics, its architecture's screened latency."""
+    """One study row per trial: its last reported metrics, its architecture's screened latency, its sampled training
+    arguments (``train``: as ``lwdet train`` takes them)."""
+    from lwdet.search.trials import overrides, trial_id
+
     by_arch = {c["arch"]: c for c in screened}
     max_t = int(cfg["budget"]["epochs"])
     rows = []
@@ -56,7 +64,7 @@ def result_rows(cfg: dict, grid, screened: list[dict]) -> list[dict]:
         if not c:  # a trial that never started
             continue
         arch = by_arch[c["arch"]]
-        trial = m.get("trial_id") or Path(res.path).name
+        trial = trial_id(res)
         epochs = int(m.get("epoch") or 0)
         p, r = m.get("metrics/precision(B)"), m.get("metrics/recall(B)")
         rows.append(
@@ -73,6 +81,7 @@ def result_rows(cfg: dict, grid, screened: list[dict]) -> list[dict]:
                 "latency_ms_t1": arch["latency_ms_t1"],
                 "imgsz": arch["imgsz"],
                 "seed": cfg["budget"]["seed"],
+                "train": train_text({k: v for k, v in overrides(c).items() if k != "imgsz"}),
                 "run_dir": str(Path(cfg["out"]) / "trials" / trial),
                 "latency_graph": "rebuilt",
                 "parity_ok": None,
@@ -117,6 +126,43 @@ def _pin_datasets(cfg: dict) -> None:
     ensure_dataset(cfg["data"])
 
 
+def _winner(cfg: dict, screened: list[dict], rows: list[dict], verdict: dict | None) -> None:
+    """``winner.yaml`` (the winning configuration's model YAML) and ``winner.json`` (its figures, its training
+    arguments, and how it was chosen: the best mean over its runs on the test split, or without re-seeding the best
+    trial on val)."""
+    out = Path(cfg["out"])
+    trials = [r for r in rows if r.get("trial") and r["model"] == f"{r['trial']}-{r['arch']}"]  # the trials' own
+    on_val = ranked(trials)
+    if not on_val:
+        return
+    by_trial = {r["trial"]: r for r in trials}
+    win = by_trial[verdict["candidates"][0]["trial"]] if verdict else on_val[0]
+    arch = next(c for c in screened if c["arch"] == win["arch"])
+    shutil.copyfile(arch["yaml"], out / "winner.yaml")
+    if verdict:
+        best = verdict["candidates"][0]
+        how = {"reseeded": True, "split": verdict["split"], "test_split_missing": verdict["test_split_missing"],
+               "seeds": best["seeds"], "scores": best["scores"],
+               "mean_map5095": best["mean"], "val_rank": 1 + on_val.index(win),
+               "candidates": [{**c, "model": by_trial[c["trial"]]["model"], "train": by_trial[c["trial"]]["train"]}
+                              for c in verdict["candidates"]]}  # fmt: skip
+    else:
+        how = {"reseeded": False, "split": "val", "seeds": [win["seed"]], "mean_map5095": win["map5095"], "val_rank": 1}
+    (out / WINNER).write_text(
+        json.dumps({**{k: win[k] for k in ("model", "trial", "arch", "train", "map5095", "map50", "epochs", "lr0")},
+                    "run_dir": relative_to(win["run_dir"], out),
+                    "latency_ms_t1": win["latency_ms_t1"], "budget": cfg["max_latency"]["text"],
+                    "latency_stat": STAT, "finished_all_epochs": win["status"] == DONE and not win["stopped_early"],
+                    **how}, indent=1) + "\n",
+        encoding="utf-8",
+    )  # fmt: skip
+    seeds = ", ".join(map(str, how["seeds"]))
+    LOGGER.info("winner: %s (%s mAP50-95 %.4f, %s over seed(s) %s; val rank %d) -> %s; train it: lwdet train "
+                "--model %s %s", win["model"], how["split"], float(how["mean_map5095"]),
+                "mean" if verdict else "one run", seeds, how["val_rank"], out / "winner.yaml", out / "winner.yaml",
+                win["train"])  # fmt: skip
+
+
 def run_search(config: str | Path, report: bool = True, address: str | None = None) -> Path:
     """Screen, train the feasible candidates under ASHA, write the study and the winner; returns results.csv.
     ``address`` overrides the config's ``ray.address``."""
@@ -142,34 +188,23 @@ def run_search(config: str | Path, report: bool = True, address: str | None = No
     from lwdet.search.trials import run_trials
 
     _pin_datasets(cfg)
+    columns = [*COLUMNS, *SEARCH_COLUMNS]
     mine = connect(ray, cfg["ray"]["address"], cfg["ray"], SearchConfigError)  # a local Ray, or the cluster
     try:
         grid, interrupted = run_trials(cfg, feasible)
+        if interrupted or grid.num_terminated + grid.num_errors < len(grid):  # Ctrl-C: saved, returned early
+            LOGGER.warning("%d of %d trials unfinished; the experiment is saved at %s", len(grid) - grid.num_terminated
+                           - grid.num_errors, len(grid), out / "tune")  # fmt: skip
+            raise KeyboardInterrupt
+        rows = result_rows(cfg, grid, screened)
+        write_results(out / RESULTS, rows, columns)  # the trials' rows, before the re-seeded runs train
+        rows, verdict = reseed(ray, cfg, grid, rows, lambda rs: write_results(out / RESULTS, rs, columns))
     finally:
         if mine:
             ray.shutdown()
-    if interrupted or grid.num_terminated + grid.num_errors < len(grid):  # Ctrl-C: saved, returned early
-        LOGGER.warning("%d of %d trials unfinished; the experiment is saved at %s", len(grid) - grid.num_terminated
-                       - grid.num_errors, len(grid), out / "tune")  # fmt: skip
-        raise KeyboardInterrupt
-    rows = result_rows(cfg, grid, screened)
-    results = write_results(out / RESULTS, rows, [*COLUMNS, *SEARCH_COLUMNS])
+    results = write_results(out / RESULTS, rows, columns)
     _latency_csv(cfg, rows)
-    finished = [r for r in rows if r["status"] == DONE and not r["stopped_early"] and r["map5095"] is not None]
-    pool = finished or [r for r in rows if r["map5095"] is not None]
-    if pool:
-        win = max(pool, key=lambda r: float(r["map5095"]))
-        arch = next(c for c in screened if c["arch"] == win["arch"])
-        shutil.copyfile(arch["yaml"], out / "winner.yaml")
-        (out / WINNER).write_text(
-            json.dumps({**{k: win[k] for k in ("model", "arch", "map5095", "map50", "epochs", "lr0")},
-                        "run_dir": relative_to(win["run_dir"], out),
-                        "latency_ms_t1": win["latency_ms_t1"], "budget": cfg["max_latency"]["text"],
-                        "latency_stat": STAT, "finished_all_epochs": bool(finished)}, indent=1) + "\n",
-            encoding="utf-8",
-        )  # fmt: skip
-        LOGGER.info("winner: %s (val mAP50-95 %.4f after %d epochs) -> %s", win["model"], float(win["map5095"]),
-                    win["epochs"], out / "winner.yaml")  # fmt: skip
+    _winner(cfg, screened, rows, verdict)
     if report:
         from lwdet.report import write_report
 

@@ -13,6 +13,7 @@
     max_latency: 0.5x yolov5n           # or: pi5-t4 <= 15 ms (projected from the peers timed in the same pass)
     trials: 8
     asha: {grace_period: 10, reduction_factor: 3}
+    reseed: {top: 3, seeds: 2}          # the best 3 trained again on 2 fresh seeds, the winner by test mean
 
 Paths follow the experiment config's rules (``lwdet.experiment.config``): inputs beside the config, outputs under the
 working folder, all made absolute.
@@ -28,7 +29,7 @@ from lwdet.experiment.config import header, read_mapping
 from lwdet.experiment.config import strict as _strict
 
 SEARCH_KEYS = {"name", "data", "out", "report", "budget", "space", "max_latency", "trials", "searcher", "asha", "ray",
-               "bench"}  # fmt: skip
+               "bench", "reseed"}  # fmt: skip
 ARCH_KEYS = ("backbone", "neck", "head", "rep")  # one exported graph per combination (and per imgsz)
 # engine training arguments a space may vary besides the architecture: the input size, the learning rate and the
 # augmentation strengths
@@ -38,6 +39,8 @@ DISTRIBUTIONS = ("uniform", "log_uniform")  # {uniform: [low, high]} / {log_unif
 SEARCHERS = ("random", "grid")  # Ray Tune's BasicVariantGenerator: sampled, or every combination (nothing to install)
 ASHA_DEFAULTS = {"grace_period": 10, "reduction_factor": 3}
 RAY_DEFAULTS = {"address": "local", "cpus_per_trial": 1, "gpus_per_trial": 0, "num_cpus": None, "object_store_mb": 100}
+# the search's best `top` configurations trained again on `seeds` fresh seeds each, scored on the test split
+RESEED_DEFAULTS = {"top": 3, "seeds": 2}
 BENCH_DEFAULTS = {"threads": [1, 2], "loops": 30, "warmup": 5, "passes": 3, "peers": "../shared/peers/ncnn"}
 RATIO = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*x\s+(\S+)\s*$")  # 0.5x yolov5n
 BOARD = re.compile(r"^\s*(pi[45]-t[14])\s*<=\s*([0-9]*\.?[0-9]+)\s*ms\s*$")  # pi5-t4 <= 15 ms
@@ -93,13 +96,14 @@ def load_search(path: str | Path) -> dict:
     for key in ("space", "max_latency"):
         if key not in raw:
             raise SearchConfigError(f"{path}: '{key}' is required")
-    for key in ("space", "budget", "asha", "ray", "bench"):
+    for key in ("space", "budget", "asha", "ray", "bench", "reseed"):
         if not isinstance(raw.get(key) or {}, dict):
             raise SearchConfigError(f"{path}: '{key}' must be a mapping")
     strict(f"{path}: space", raw["space"], SPACE_KEYS)
     strict(f"{path}: asha", raw.get("asha") or {}, ASHA_DEFAULTS)
     strict(f"{path}: ray", raw.get("ray") or {}, RAY_DEFAULTS)
     strict(f"{path}: bench", raw.get("bench") or {}, BENCH_DEFAULTS)
+    strict(f"{path}: reseed", raw.get("reseed") or {}, RESEED_DEFAULTS)
     if "backbone" not in raw["space"]:
         raise SearchConfigError(f"{path}: space.backbone is required (a list of lwdet backbones)")
     space = {k: _choices(f"{path}: space", k, v) for k, v in raw["space"].items()}
@@ -128,6 +132,9 @@ def load_search(path: str | Path) -> dict:
     asha = {**ASHA_DEFAULTS, **(raw.get("asha") or {})}
     if not 1 <= int(asha["grace_period"]) <= int(budget["epochs"]) or float(asha["reduction_factor"]) < 2:
         raise SearchConfigError(f"{path}: asha needs 1 <= grace_period <= budget.epochs and reduction_factor >= 2")
+    reseed = {**RESEED_DEFAULTS, **(raw.get("reseed") or {})}
+    if any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in reseed.values()):
+        raise SearchConfigError(f"{path}: reseed.top and reseed.seeds must be whole numbers >= 0, got {reseed}")
     return {
         **head,
         "space": space,
@@ -136,4 +143,5 @@ def load_search(path: str | Path) -> dict:
         "searcher": searcher,
         "asha": asha,
         "ray": {**RAY_DEFAULTS, **(raw.get("ray") or {})},
+        "reseed": reseed,
     }

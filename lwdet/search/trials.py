@@ -11,6 +11,7 @@ search killed or interrupted resumes with ``Tuner.restore``, and a trial that ha
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import signal
@@ -21,6 +22,16 @@ LOGGER = logging.getLogger(__name__)
 
 METRIC = "metrics/mAP50-95(B)"  # what the engine's callback reports and ASHA ranks
 EXPERIMENT = "search"  # <out>/tune/<EXPERIMENT>: Ray Tune's experiment folder
+
+
+def overrides(config: dict) -> dict:
+    """A trial's sampled engine training arguments (its input size included): its Tune config less the fixed parts."""
+    return {k: v for k, v in config.items() if not k.startswith("_") and k != "arch"}
+
+
+def trial_id(result) -> str:
+    """A trial's id (its folder under ``<out>/trials``) from its Tune result."""
+    return (result.metrics or {}).get("trial_id") or Path(result.path).name
 
 
 def trainable(config: dict) -> None:
@@ -35,12 +46,11 @@ def trainable(config: dict) -> None:
     resume = last_weights(run_dir).is_file()  # a restored search: Tune runs only the trials that had not finished
     if run_dir.exists() and not resume:
         shutil.rmtree(run_dir)  # begun, not one epoch saved: start again
-    overrides = {k: v for k, v in config.items() if not k.startswith("_") and k != "arch"}
     if resume:
         LOGGER.info("%s: resuming %s", run_dir.name, last_weights(run_dir))
         train(config["_yaml"], config["_data"], run_dir, resume=True, **{k: config["_budget"][k] for k in ("device",)})
         return
-    train(config["_yaml"], config["_data"], run_dir, **{**config["_budget"], **overrides})
+    train(config["_yaml"], config["_data"], run_dir, **{**config["_budget"], **overrides(config)})
 
 
 def param_space(cfg: dict, feasible: list[dict]) -> dict:
@@ -99,8 +109,12 @@ def run_trials(cfg: dict, feasible: list[dict]):
             ),
             run_config=tune.RunConfig(name=EXPERIMENT, storage_path=str(storage), verbose=1),
         )
+    before = signal.getsignal(signal.SIGINT)
     grid = tuner.fit()
     # Tune's Ctrl-C handler puts the previous handler back when it fires and stays installed otherwise: a handler
     # other than Tune's after fit() means the run was interrupted (the experiment state is saved; restore resumes)
     handler = signal.getsignal(signal.SIGINT)
+    if before is not None:  # put the one before fit() back: Ctrl-C while the re-seeded runs train stops the search
+        with contextlib.suppress(ValueError):  # not the main thread: nothing was installed there
+            signal.signal(signal.SIGINT, before)
     return grid, getattr(handler, "__name__", "") != "signal_interrupt_tune_run"
