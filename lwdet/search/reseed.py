@@ -31,6 +31,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from lwdet.experiment.scoring import evaluate
 from lwdet.experiment.table import DONE, FAILED
 
 LOGGER = logging.getLogger(__name__)
@@ -107,24 +108,6 @@ def split_of(engine_data: Path) -> str:
     return "val"
 
 
-def evaluate(weights: Path, engine_data: Path, split: str, imgsz: int, budget: dict) -> dict:
-    """P, R, mAP50, mAP50-95 and F1 (the mean of the per-class F1) of ``weights`` on ``split``: the engine's
-    validator, as ``lwdet.study`` scores a row (the search imports nothing of the study)."""
-    import tempfile
-
-    import numpy as np
-
-    from lwdet import YOLO
-
-    with tempfile.TemporaryDirectory(prefix="lwdet-search-test-") as tmp:
-        m = YOLO(weights).val(data=str(engine_data), split=split, imgsz=int(imgsz), batch=budget["batch"],
-                              device=budget.get("device", "cpu"), workers=0, plots=False, verbose=False,
-                              project=tmp, name="val")  # fmt: skip
-    f1 = np.asarray(m.box.f1, dtype=float)
-    return {"precision": float(m.box.mp), "recall": float(m.box.mr), "map50": float(m.box.map50),
-            "map5095": float(m.box.map), "f1": float(f1.mean()) if f1.size else 0.0}  # fmt: skip
-
-
 def _utc(t: float) -> str:
     return datetime.fromtimestamp(t, tz=timezone.utc).isoformat(timespec="milliseconds")
 
@@ -161,7 +144,9 @@ def run_one(job: dict) -> dict:
     best = best_weights(run_dir)
     if not best.is_file():
         raise RuntimeError(f"{run_dir}: no weights/best.pt to score")
-    scores = evaluate(best, Path(job["engine_data"]), split, job["imgsz"], job["budget"]) if split == "test" else {}
+    scores = (
+        evaluate(best, Path(job["engine_data"]), split, job["budget"], imgsz=job["imgsz"]) if split == "test" else {}
+    )
     kept = {"split": split, "seed": job["seed"], **scores, "started": (kept or {}).get("started") or _utc(t0),
             "finished": _utc(time.time()), "node": platform.node()}  # fmt: skip
     tmp = marker.with_name(f".{SCORE}.tmp")

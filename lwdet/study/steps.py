@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import platform
-import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,6 +25,7 @@ from lwdet.artifacts import (
     last_weights,
     ncnn_folder,
 )
+from lwdet.experiment.scoring import evaluate
 from lwdet.experiment.table import DONE, PEERS_CSV, train_text
 from lwdet.experiment.timing import exit_with_parent, in_fresh_process, random_graph, stored_path
 from lwdet.report.rows import machine_of
@@ -104,35 +104,6 @@ def training_time(run_dir: Path) -> tuple[float | None, float | None]:
         total = (cols.get("time") or [None])[-1]
         return total, None
     return float(sum(epochs)), float(sum(epochs) / len(epochs))
-
-
-def evaluate(weights: Path, data_yaml: Path, split: str, budget: dict) -> dict:
-    """P, R, mAP50, mAP50-95 and F1 (as lwdet.training.mean_f1) of ``weights`` on ``split``."""
-    import numpy as np
-
-    from lwdet import YOLO
-
-    with tempfile.TemporaryDirectory(prefix="lwdet-study-val-") as tmp:
-        m = YOLO(weights).val(
-            data=str(data_yaml),
-            split=split,
-            imgsz=budget["imgsz"],
-            batch=budget["batch"],
-            device=budget.get("device", "cpu"),
-            workers=0,
-            plots=False,
-            verbose=False,
-            project=tmp,
-            name="val",
-        )
-    f1 = np.asarray(m.box.f1, dtype=float)
-    return {
-        "precision": float(m.box.mp),
-        "recall": float(m.box.mr),
-        "map50": float(m.box.map50),
-        "map5095": float(m.box.map),
-        "f1": float(f1.mean()) if f1.size else 0.0,
-    }
 
 
 # ------------------------------------------------------------------------------------------------------ timing
