@@ -11,6 +11,15 @@ this process (the driver) is the only writer of ``results.csv`` and of the repor
 ``failed`` with its one-line reason (column ``error``) and the other rows go on; the same command again resumes:
 finished rows are skipped, an unfinished training resumes from its ``last.pt``, failed rows are tried again.
 
+A node that dies mid-row (its raylet killed, the machine gone) loses nothing: Ray runs the row's task again
+(``RETRIES``, for a dead node or worker process only; a row that raises is not retried), on any live node that has
+the row's resources, and the task resumes the run from its ``last.pt`` (saved atomically by lwdet.training; a run
+with no checkpoint yet is moved aside and starts over). A row that no live node can run any more (its ``resources:``
+were on the dead node) waits ``LWDET_RAY_RESOURCE_WAIT_S`` seconds (``RESOURCE_WAIT_S``) for a node that has them,
+then is recorded ``failed`` with one line naming what is missing; the same command, once such a node has joined,
+finishes it. A task holds its run's lock (``<out>/.<name>.lock``, the one the plain runner takes), so a retry never
+trains beside a dying copy of itself.
+
 Nothing is timed beside training: once every row has finished, the new rows' own timings (onnxruntime, per-part
 split) are taken here one after another, and then every row and peer is timed side by side (``lwdet.study.timing``:
 the report's latency) on the node with the custom resource ``ray.bench_resource`` when the cluster has one (that
@@ -21,8 +30,12 @@ worker started; on a cluster the study folder must be shared storage (docs/studi
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import platform
+import re
+import time
 import warnings
 from pathlib import Path
 
@@ -37,6 +50,10 @@ LOGGER = logging.getLogger(__name__)
 
 __all__ = ["RAY_EXTRA", "RayMissing", "import_ray", "run_study_ray"]
 
+RETRIES = 1  # Ray's max_retries for a row's task: system failures only (its node or worker process died)
+RESOURCE_WAIT_S = 300.0  # how long a row that no live node can run waits for one (env LWDET_RAY_RESOURCE_WAIT_S)
+POLL_S = 5.0  # how often the driver looks at the cluster's live nodes while rows run
+
 
 def _row_task(run: dict, cfg: dict, train_only: bool, threads: int, *teacher_done) -> dict | None:
     """One run in a Ray worker (``teacher_done``: the teacher's task result, only there to order the two)."""
@@ -48,7 +65,14 @@ def _row_task(run: dict, cfg: dict, train_only: bool, threads: int, *teacher_don
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(max(1, threads))
-    row = do_run(run, cfg, train_only=train_only, timed=False)
+    lock = Path(cfg["out"]) / f".{run['name']}.lock"  # the plain runner's: one process trains a run at a time
+    with claim(lock, wait=False) as free:
+        if free:
+            row = do_run(run, cfg, train_only=train_only, timed=False)
+    if not free:  # a copy of this task on a dead node still ending, or a plain study process: wait for it
+        LOGGER.warning("%s: another process holds %s; waiting for it", run["name"], lock)
+        with claim(lock, wait=True):
+            row = do_run(run, cfg, train_only=train_only, timed=False)
     if row is not None:
         row["node"] = f"{platform.node()}/{ray.get_runtime_context().get_node_id()[:12]}"
     return row
@@ -78,6 +102,7 @@ def run_study_ray(
     section = cfg["ray"] or dict(RAY_DEFAULTS)
     address = address or section["address"]
     probe(address, StudyConfigError)  # a head that does not answer: one line within seconds, before any work
+    patience = resource_wait_s()
     out = Path(cfg["out"])
     results = out / RESULTS
     everything = plan(cfg)
@@ -98,7 +123,7 @@ def run_study_ray(
             LOGGER.info("every run is done; nothing to submit to Ray")
         else:
             mine = connect(ray, address, section, StudyConfigError)
-            _submit_and_collect(ray, todo, cfg, section, results, order, train_only)
+            _submit_and_collect(ray, todo, cfg, section, results, order, train_only, patience)
         if not train_only:
             _timing_pass(ray, cfg, section, results, order, runs)
     finally:
@@ -112,9 +137,63 @@ def run_study_ray(
     return results
 
 
-def _submit_and_collect(ray, todo, cfg, section, results, order, train_only) -> None:
+def resource_wait_s() -> float:
+    """How long a row that no live node can run waits for one: ``LWDET_RAY_RESOURCE_WAIT_S`` or ``RESOURCE_WAIT_S``."""
+    value = os.environ.get("LWDET_RAY_RESOURCE_WAIT_S", "")
+    try:
+        return float(value) if value.strip() else RESOURCE_WAIT_S
+    except ValueError:
+        raise StudyConfigError(f"LWDET_RAY_RESOURCE_WAIT_S must be a number of seconds, got {value!r}") from None
+
+
+def needs(run: dict, cpus: float, gpus: float) -> dict[str, float]:
+    """The Ray resources a row's task asks for (those above zero)."""
+    wanted = {"CPU": cpus, "GPU": gpus, **(run.get("resources") or {})}
+    return {k: float(v) for k, v in wanted.items() if float(v) > 0}
+
+
+def unplaceable(nodes: list[dict], wants: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """The rows of ``wants`` (name -> resources) that no live node of ``nodes`` (``ray.nodes()``) can run, each
+    with what is missing: the resources no live node has enough of (all of them when none has them together)."""
+    live = [n.get("Resources") or {} for n in nodes if n.get("Alive")]
+    out = {}
+    for name, want in wants.items():
+        if any(all(r.get(k, 0) >= v for k, v in want.items()) for r in live):
+            continue
+        out[name] = {k: v for k, v in want.items() if max((r.get(k, 0) for r in live), default=0) < v} or want
+    return out
+
+
+def _listed(resources: dict[str, float]) -> str:
+    return ", ".join(f"{k}: {v:g}" for k, v in resources.items())
+
+
+def _hint(resources: dict[str, float]) -> str:
+    """The ``ray start`` options of a node that has ``resources``."""
+    opts = [f"--num-{k.lower()}s {resources[k]:g}" for k in ("CPU", "GPU") if k in resources]
+    custom = {k: int(v) if v == int(v) else v for k, v in resources.items() if k not in ("CPU", "GPU")}
+    if custom:
+        opts.append(f"--resources '{json.dumps(custom)}'")
+    return " ".join(["ray start --address HEAD", *opts])
+
+
+def died(ray, e: BaseException) -> str | None:
+    """A one-line reason when ``e`` says the row's node or worker process died (Ray retried it already), else None."""
+    if isinstance(e, ray.exceptions.NodeDiedError):
+        node = re.search(r"node ID: ([0-9a-f]{12})", str(e))
+        what = f"its node {node.group(1)} died" if node else "its node died"
+    elif isinstance(e, ray.exceptions.WorkerCrashedError):
+        what = "its worker process died"
+    else:
+        return None
+    tries = "once" if RETRIES == 0 else f"{RETRIES + 1} times"
+    return f"{what} ({type(e).__name__}, tried {tries}); the same command resumes it from its last.pt"
+
+
+def _submit_and_collect(ray, todo, cfg, section, results, order, train_only, patience) -> None:
     cpus, gpus = float(section["cpus_per_row"]), float(section["gpus_per_row"])
-    task = ray.remote(max_retries=0)(_row_task)
+    # a task whose node or worker process dies runs again (from its last.pt); one that raises is not retried
+    task = ray.remote(max_retries=RETRIES, retry_exceptions=False)(_row_task)
     refs: dict[str, object] = {}
     for run in todo:  # plan order: a teacher's task exists before its students'
         after = [refs[run["teacher"]]] if run["teacher"] in refs else []
@@ -126,23 +205,80 @@ def _submit_and_collect(ray, todo, cfg, section, results, order, train_only) -> 
     waiting = {ref: name for name, ref in refs.items()}
     failed: set[str] = set()
     by_name = {r["name"]: r for r in todo}
+    wants = {r["name"]: needs(r, cpus, gpus) for r in todo}
+    stranded: dict[str, float] = {}  # row -> since when no live node can run it
+    looked, live = time.monotonic(), _live(ray.nodes())
+
+    def fail(name: str, reason: str) -> None:
+        failed.add(name)
+        LOGGER.error("%s: failed: %s", name, reason)
+        merge_result(results, failed_row(by_name[name], cfg, reason), order)
+
     while waiting:
-        ready, _ = ray.wait(list(waiting), num_returns=1)
-        name = waiting.pop(ready[0])
-        run = by_name[name]
-        try:
-            row = ray.get(ready[0])
-        except Exception as e:  # the task raised (or its worker died): the row fails, the others go on
-            teacher = run.get("teacher")
-            reason = f"its teacher {teacher} failed" if teacher in failed else one_line(e)
-            failed.add(name)
-            LOGGER.error("%s: failed: %s", name, reason)
-            merge_result(results, failed_row(run, cfg, reason), order)
+        ready, _ = ray.wait(list(waiting), num_returns=1, timeout=POLL_S)
+        if ready:
+            name = waiting.pop(ready[0])
+            run = by_name[name]
+            try:
+                row = ray.get(ready[0])
+            except Exception as e:  # the task raised (or its node died twice): the row fails, the others go on
+                teacher = run.get("teacher")
+                fail(name, f"its teacher {teacher} failed" if teacher in failed else died(ray, e) or one_line(e))
+            else:
+                if row is not None:
+                    merge_result(results, row, order)
+        if time.monotonic() - looked < POLL_S:
             continue
-        if row is not None:
-            merge_result(results, row, order)
+        looked, nodes = time.monotonic(), ray.nodes()
+        for node in sorted(live - _live(nodes)):
+            LOGGER.warning(
+                "Ray node %s died; the rows it ran start again (from their last.pt) on a live node that has their "
+                "resources",
+                node[:12],
+            )
+        live = _live(nodes)
+        _give_up_stranded(ray, nodes, waiting, wants, stranded, patience, fail)
     if failed:
         LOGGER.warning("%d of %d runs failed (results.csv, column error): %s", len(failed), len(todo), sorted(failed))
+
+
+def _live(nodes: list[dict]) -> set[str]:
+    return {n["NodeID"] for n in nodes if n.get("Alive")}
+
+
+def _give_up_stranded(ray, nodes, waiting, wants, stranded, patience, fail) -> None:
+    """Cancel, and record failed, the waiting rows that no live node has been able to run for ``patience`` seconds
+    (their resources were on a node that died, or never joined): Ray alone would wait for one forever."""
+    names = {name: ref for ref, name in waiting.items()}
+    now = time.monotonic()
+    missing = unplaceable(nodes, {n: wants[n] for n in names})
+    for name in [n for n in stranded if n not in missing]:  # a node that can run it joined, or it finished
+        if name in names:
+            LOGGER.info("%s: a node that can run it has joined", name)
+        del stranded[name]
+    for name, lack in missing.items():
+        since = stranded.setdefault(name, now)
+        if since == now:
+            LOGGER.warning(
+                "%s: no live node has the Ray resources %s; waiting up to %g s for one (%s)",
+                name,
+                _listed(lack),
+                patience,
+                _hint(wants[name]),
+            )
+        if now - since < patience:
+            continue
+        ref = names[name]
+        try:
+            ray.cancel(ref)
+        except Exception as e:  # already finished or gone: its result (if any) is not waited for
+            LOGGER.debug("%s: cancel: %s", name, one_line(e))
+        del waiting[ref], stranded[name]
+        fail(
+            name,
+            f"no live node has the Ray resources {_listed(lack)} (waited {patience:g} s); "
+            f"start one ({_hint(wants[name])}) and run the same command again",
+        )
 
 
 def _timing_pass(ray, cfg, section, results, order, runs) -> None:
