@@ -349,6 +349,7 @@ def test_search_fastest_config_validates(monkeypatch):
         "peer": str((PEERS / "yolo-fastestv2.param").resolve()),
     }  # fmt: skip
     assert cfg["metric"] == "map50" and cfg["budget"]["epochs"] == 50 and cfg["budget"]["imgsz"] == 160
+    assert cfg["reseed"] == {"top": 3, "seeds": 2}  # its best configurations again on fresh seeds, the test split
     assert Path(cfg["data"]).name == "fmnist-bench-s.yaml" and Path(cfg["data"]).is_file()
     space = cfg["space"]
     assert set(space["neck"]["choices"]) == {"lite", "nano", "p45"}
@@ -441,3 +442,21 @@ def test_the_screen_keeps_only_graphs_within_a_peer_budget(tmp_path):
     # 0.75x and 4.3x Yolo-FastestV2 when measured on the 2-core VM: one kept, one dropped whatever the machine's noise
     assert by["shufflenetv2_050", "p45"]["feasible"] and not by["mobilenetv3", "lite"]["feasible"]
     assert {r["arch"] for r in screen(cfg)} == {r["arch"] for r in rows}  # a rerun reuses screen.csv
+
+
+def test_metric_map50_ranks_the_trials_and_judges_the_reseeded_runs_by_map50():
+    """The same hand-made table with mAP50 beside mAP50-95: metric map50 ranks by val mAP50 and takes test_map50's
+    mean; the default is unchanged (mAP50-95)."""
+    from lwdet.search.reseed import judge, ranked
+
+    def row(trial, seed, map5095, map50, test50):
+        return {**_row(trial, seed, map5095, test=map5095), "map50": str(map50), "test_map50": str(test50)}
+
+    rows = [row("t1", 0, 0.30, 0.40, 0.41), row("t2", 0, 0.20, 0.50, 0.45), row("t2", 1, 0.21, 0.52, 0.47),
+            row("t1", 1, 0.31, 0.42, 0.43)]  # fmt: skip
+    trials = rows[:2]
+    assert [r["trial"] for r in ranked(trials)] == ["t1", "t2"]
+    assert [r["trial"] for r in ranked(trials, "map50")] == ["t2", "t1"]
+    assert [c["trial"] for c in judge(rows, ["t1", "t2"], "test")] == ["t1", "t2"]
+    by50 = judge(rows, ["t1", "t2"], "test", "map50")
+    assert [c["trial"] for c in by50] == ["t2", "t1"] and by50[0]["mean"] == pytest.approx(0.46)
