@@ -330,3 +330,133 @@ def test_a_search_retrains_its_best_on_fresh_seeds_and_picks_the_winner_by_the_t
     assert "0 of 2 run(s) to do" in r.stderr
     assert {p: p.read_text() for p in kept} == kept and len(kept) == 5
     assert {row["model"]: row for row in _csv(out / "results.csv")} == rows
+
+
+# --- search-fastest (issue 37, point 2): a ratio budget to a peer graph, the metric, heads per neck -----------------
+
+PEERS = ROOT.parent / "shared" / "peers" / "ncnn"  # the peer graphs, beside the clone (as bench.peers' default)
+needs_peers = pytest.mark.skipif(not (PEERS / "yolo-fastestv2.param").is_file(), reason=f"no peer graphs at {PEERS}")
+
+
+@needs_peers
+def test_search_fastest_config_validates(monkeypatch):
+    from lwdet.search.screen import candidates
+
+    monkeypatch.chdir(ROOT)  # bench.peers (../shared/peers/ncnn) is found from a clone's root
+    cfg = load_search(ROOT / "configs" / "searches" / "search-fastest.yaml")
+    assert cfg["max_latency"] == {
+        "kind": "ratio", "value": 1.0, "reference": "yolo-fastestv2", "text": "1.0x yolo-fastestv2",
+        "peer": str((PEERS / "yolo-fastestv2.param").resolve()),
+    }  # fmt: skip
+    assert cfg["metric"] == "map50" and cfg["budget"]["epochs"] == 50 and cfg["budget"]["imgsz"] == 160
+    assert cfg["reseed"] == {"top": 3, "seeds": 2}  # its best configurations again on fresh seeds, the test split
+    assert Path(cfg["data"]).name == "fmnist-bench-s.yaml" and Path(cfg["data"]).is_file()
+    space = cfg["space"]
+    assert set(space["neck"]["choices"]) == {"lite", "nano", "p45"}
+    assert {"imgsz", "lr0", "nbs", "scale"} <= set(space)
+    archs = {(c["backbone"], c["neck"], c["head"]) for c in candidates(cfg)}
+    assert ("lcnet_050", "nano", "nano") in archs and ("repghostnet_050", "p45", "slim") in archs
+    assert not any(n == "lite" and h == "nano" for _, n, h in archs)  # heads per neck: only the shipped pairs
+    # the package ships it: configs/ is lwdet/cfg/studies in a clone
+    assert (ROOT / "lwdet" / "cfg" / "studies" / "searches" / "search-fastest.yaml").is_file()
+
+
+@needs_peers
+def test_a_ratio_budget_may_name_a_peer_graph(tmp_path):
+    bench = {**QUICK_BENCH, "peers": str(PEERS)}
+    budget = load_search(_config(tmp_path, max_latency="1.0x yolo-fastestv2", bench=bench))["max_latency"]
+    assert budget["kind"] == "ratio" and budget["value"] == 1.0 and budget["reference"] == "yolo-fastestv2"
+    assert Path(budget["peer"]) == PEERS / "yolo-fastestv2.param"
+    assert "peer" not in load_search(_config(tmp_path, max_latency="0.3x yolov5n", bench=bench))["max_latency"]
+    assert load_search(_config(tmp_path, max_latency="0.5x yolo11n"))["max_latency"]["reference"] == "yolo11n"
+
+
+@needs_peers
+def test_an_unknown_reference_is_one_line_naming_what_is_allowed(tmp_path):
+    config = _config(tmp_path, max_latency="1.0x yolo-fastest", bench={**QUICK_BENCH, "peers": str(PEERS)})
+    with pytest.raises(SearchConfigError) as e:
+        load_search(config)
+    said = str(e.value)
+    assert "\n" not in said and "reference 'yolo-fastest' is neither an lwdet model nor a peer graph" in said
+    assert "did you mean 'yolo-fastestv2'?" in said
+    for allowed in ("yolov5n", "repghostnet_050", "yolo11n", "FastestDet", "nanodet_m"):
+        assert allowed in said
+    r = subprocess.run([sys.executable, "-m", "lwdet.search", str(config)], capture_output=True, text=True, cwd=ROOT,
+                       timeout=120)  # fmt: skip
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: ") and "did you mean" in lines[0]
+    # no peers folder: the line says so
+    said = str(pytest.raises(SearchConfigError, load_search, _config(tmp_path, max_latency="1x yolo-fastestv2")).value)
+    assert "peers: none (bench.peers empty: not a folder)" in said
+
+
+@pytest.mark.parametrize(
+    "over, message",
+    [
+        ({"metric": "mAP50"}, r"metric must be one of map5095, map50, got 'mAP50'"),
+        ({"space": {"backbone": ["lcnet_050"], "neck": ["lite", "p45"], "head": {"lite": "slim"}}},
+         r"space.head: give neck 'p45' its head"),
+        ({"space": {"backbone": ["lcnet_050"], "neck": ["lite", "p45"], "head": {"lite": "slim", "p54": "nano"}}},
+         r"space.head: unknown key 'p54'; did you mean 'p45'"),
+        ({"space": {"backbone": ["lcnet_050"], "neck": ["nano"], "head": {"nano": "slim"}}},
+         r"space: .*no shipped model YAML for backbone 'lcnet_050' with neck 'nano' and head 'slim'"),
+        ({"space": {"backbone": ["lcnet_050"], "nbs": {"uniform": [16, 64]}}}, r"nbs: give the choices as a list"),
+    ],
+)  # fmt: skip
+def test_the_metric_and_heads_per_neck_are_checked(tmp_path, over, message):
+    with pytest.raises(SearchConfigError, match=message):
+        load_search(_config(tmp_path, **over))
+    assert load_search(_config(tmp_path))["metric"] == "map5095"  # the default: what the search ranked by before
+
+
+@needs_peers
+def test_the_screen_keeps_only_graphs_within_a_peer_budget(tmp_path):
+    """Random-weight graphs timed beside Yolo-FastestV2's at the candidates' input size, in one pass: every kept
+    candidate's ratio is within the budget and every dropped one's over it (no training)."""
+    from lwdet.report.rows import read_bench
+    from lwdet.search.screen import screen
+
+    cfg = load_search(
+        _config(
+            tmp_path,
+            budget={"epochs": 2, "imgsz": 96, "batch": 32, "workers": 0},
+            space={
+                "backbone": ["shufflenetv2_050", "mobilenetv3"],
+                "neck": ["p45", "lite"],
+                "head": {"p45": "nano", "lite": "slim"},
+            },  # fmt: skip
+            max_latency="1.0x yolo-fastestv2",
+            bench={**QUICK_BENCH, "peers": str(PEERS)},
+        )
+    )
+    rows = screen(cfg)
+    assert len(rows) == 4
+    timed = {str(b["model"]): b for b in read_bench(tmp_path / "out" / "screen-latency-96.csv")}
+    peer = timed["yolo-fastestv2"]
+    assert peer["kind"] == "peer" and peer["input"] == "96x96x3"  # the peer at the candidates' input, same pass
+    for row in rows:
+        assert row["reference_ms_t1"] == float(peer["infer_min_ms"])
+        assert row["ratio"] == pytest.approx(row["latency_ms_t1"] / row["reference_ms_t1"])
+        assert row["feasible"] == (row["ratio"] <= 1.0), row
+    by = {(r["backbone"], r["neck"]): r for r in rows}
+    # 0.75x and 4.3x Yolo-FastestV2 when measured on the 2-core VM: one kept, one dropped whatever the machine's noise
+    assert by["shufflenetv2_050", "p45"]["feasible"] and not by["mobilenetv3", "lite"]["feasible"]
+    assert {r["arch"] for r in screen(cfg)} == {r["arch"] for r in rows}  # a rerun reuses screen.csv
+
+
+def test_metric_map50_ranks_the_trials_and_judges_the_reseeded_runs_by_map50():
+    """The same hand-made table with mAP50 beside mAP50-95: metric map50 ranks by val mAP50 and takes test_map50's
+    mean; the default is unchanged (mAP50-95)."""
+    from lwdet.search.reseed import judge, ranked
+
+    def row(trial, seed, map5095, map50, test50):
+        return {**_row(trial, seed, map5095, test=map5095), "map50": str(map50), "test_map50": str(test50)}
+
+    rows = [row("t1", 0, 0.30, 0.40, 0.41), row("t2", 0, 0.20, 0.50, 0.45), row("t2", 1, 0.21, 0.52, 0.47),
+            row("t1", 1, 0.31, 0.42, 0.43)]  # fmt: skip
+    trials = rows[:2]
+    assert [r["trial"] for r in ranked(trials)] == ["t1", "t2"]
+    assert [r["trial"] for r in ranked(trials, "map50")] == ["t2", "t1"]
+    assert [c["trial"] for c in judge(rows, ["t1", "t2"], "test")] == ["t1", "t2"]
+    by50 = judge(rows, ["t1", "t2"], "test", "map50")
+    assert [c["trial"] for c in by50] == ["t2", "t1"] and by50[0]["mean"] == pytest.approx(0.46)

@@ -4,7 +4,7 @@
 
 1. ``screen``: every architecture of the space is timed (random weights) side by side with the budget's reference
    before anything trains; candidates over the budget never train (``screen.csv``).
-2. ``trials``: the feasible ones train under ASHA (Ray Tune; epoch as time, val mAP50-95), with the space's
+2. ``trials``: the feasible ones train under ASHA (Ray Tune; epoch as time, the ``metric``), with the space's
    training arguments sampled per trial.
 3. ``reseed``, no winner's curse: the best ``reseed.top`` trials' configurations train again on ``reseed.seeds``
    fresh seeds each, every run of them is scored on the test split, and ``winner.yaml`` (the model YAML) /
@@ -132,7 +132,8 @@ def _winner(cfg: dict, screened: list[dict], rows: list[dict], verdict: dict | N
     trial on val)."""
     out = Path(cfg["out"])
     trials = [r for r in rows if r.get("trial") and r["model"] == f"{r['trial']}-{r['arch']}"]  # the trials' own
-    on_val = ranked(trials)
+    key = cfg["metric"]  # map5095 (the default) or map50: what the trials are ranked and the winner judged by
+    on_val = ranked(trials, key)
     if not on_val:
         return
     by_trial = {r["trial"]: r for r in trials}
@@ -143,22 +144,22 @@ def _winner(cfg: dict, screened: list[dict], rows: list[dict], verdict: dict | N
         best = verdict["candidates"][0]
         how = {"reseeded": True, "split": verdict["split"], "test_split_missing": verdict["test_split_missing"],
                "seeds": best["seeds"], "scores": best["scores"],
-               "mean_map5095": best["mean"], "val_rank": 1 + on_val.index(win),
+               f"mean_{key}": best["mean"], "val_rank": 1 + on_val.index(win),
                "candidates": [{**c, "model": by_trial[c["trial"]]["model"], "train": by_trial[c["trial"]]["train"]}
                               for c in verdict["candidates"]]}  # fmt: skip
     else:
-        how = {"reseeded": False, "split": "val", "seeds": [win["seed"]], "mean_map5095": win["map5095"], "val_rank": 1}
+        how = {"reseeded": False, "split": "val", "seeds": [win["seed"]], f"mean_{key}": win[key], "val_rank": 1}
     (out / WINNER).write_text(
         json.dumps({**{k: win[k] for k in ("model", "trial", "arch", "train", "map5095", "map50", "epochs", "lr0")},
                     "run_dir": relative_to(win["run_dir"], out),
                     "latency_ms_t1": win["latency_ms_t1"], "budget": cfg["max_latency"]["text"],
                     "latency_stat": STAT, "finished_all_epochs": win["status"] == DONE and not win["stopped_early"],
-                    **how}, indent=1) + "\n",
+                    "metric": key, **how}, indent=1) + "\n",
         encoding="utf-8",
     )  # fmt: skip
     seeds = ", ".join(map(str, how["seeds"]))
-    LOGGER.info("winner: %s (%s mAP50-95 %.4f, %s over seed(s) %s; val rank %d) -> %s; train it: lwdet train "
-                "--model %s %s", win["model"], how["split"], float(how["mean_map5095"]),
+    LOGGER.info("winner: %s (%s %s %.4f, %s over seed(s) %s; val rank %d) -> %s; train it: lwdet train "
+                "--model %s %s", win["model"], how["split"], key, float(how[f"mean_{key}"]),
                 "mean" if verdict else "one run", seeds, how["val_rank"], out / "winner.yaml", out / "winner.yaml",
                 win["train"])  # fmt: skip
 

@@ -7,10 +7,12 @@
     space:
       backbone: [repghostnet_050, lcnet_050, mobilenetv4_conv_small_050]   # lwdet's registry
       neck: [lite, p45]
-      head: [slim]
+      head: [slim]                      # or per neck: {lite: slim, nano: nano, p45: [slim, nano]}
       lr0: {log_uniform: [0.003, 0.03]}
       scale: [0.3, 0.5]                 # an engine augmentation strength
-    max_latency: 0.5x yolov5n           # or: pi5-t4 <= 15 ms (projected from the peers timed in the same pass)
+    max_latency: 0.5x yolov5n           # or 1.0x yolo-fastestv2 (a peer graph of bench.peers, timed at the same
+                                        # input); or pi5-t4 <= 15 ms (projected from the peers timed in the same pass)
+    metric: map5095                     # what ASHA ranks and the winner is chosen by: map5095 (default) or map50
     trials: 8
     asha: {grace_period: 10, reduction_factor: 3}
     reseed: {top: 3, seeds: 2}          # the best 3 trained again on 2 fresh seeds, the winner by test mean
@@ -29,11 +31,13 @@ from lwdet.experiment.config import header, read_mapping
 from lwdet.experiment.config import strict as _strict
 
 SEARCH_KEYS = {"name", "data", "out", "report", "budget", "space", "max_latency", "trials", "searcher", "asha", "ray",
-               "bench", "reseed"}  # fmt: skip
+               "bench", "reseed", "metric"}  # fmt: skip
 ARCH_KEYS = ("backbone", "neck", "head", "rep")  # one exported graph per combination (and per imgsz)
-# engine training arguments a space may vary besides the architecture: the input size, the learning rate and the
-# augmentation strengths
-TRAIN_KEYS = ("imgsz", "lr0", "scale", "mosaic", "mixup", "translate", "degrees", "hsv_h", "hsv_s", "hsv_v", "fliplr")
+# engine training arguments a space may vary besides the architecture: the input size, the learning rate, the
+# nominal batch (nbs: the optimizer steps every max(round(nbs / batch), 1) batches) and the augmentation strengths
+TRAIN_KEYS = ("imgsz", "lr0", "nbs", "scale", "mosaic", "mixup", "translate", "degrees", "hsv_h", "hsv_s", "hsv_v",
+              "fliplr")  # fmt: skip
+LISTED = ("imgsz", "nbs")  # whole numbers: choices only, never sampled
 SPACE_KEYS = (*ARCH_KEYS, *TRAIN_KEYS)
 DISTRIBUTIONS = ("uniform", "log_uniform")  # {uniform: [low, high]} / {log_uniform: [low, high]}; a list: choices
 SEARCHERS = ("random", "grid")  # Ray Tune's BasicVariantGenerator: sampled, or every combination (nothing to install)
@@ -42,6 +46,8 @@ RAY_DEFAULTS = {"address": "local", "cpus_per_trial": 1, "gpus_per_trial": 0, "n
 # the search's best `top` configurations trained again on `seeds` fresh seeds each, scored on the test split
 RESEED_DEFAULTS = {"top": 3, "seeds": 2}
 BENCH_DEFAULTS = {"threads": [1, 2], "loops": 30, "warmup": 5, "passes": 3, "peers": "../shared/peers/ncnn"}
+# metric: the engine's val metric ASHA ranks (its Tune callback's key) and the results column the winner is chosen by
+METRICS = {"map5095": "metrics/mAP50-95(B)", "map50": "metrics/mAP50(B)"}
 RATIO = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*x\s+(\S+)\s*$")  # 0.5x yolov5n
 BOARD = re.compile(r"^\s*(pi[45]-t[14])\s*<=\s*([0-9]*\.?[0-9]+)\s*ms\s*$")  # pi5-t4 <= 15 ms
 
@@ -71,14 +77,94 @@ def _choices(where: str, key: str, value) -> dict:
         )
         if not ok:
             raise SearchConfigError(f"{where}.{key}: {kind} needs [low, high] with low < high (and > 0 for log)")
-        if key in ARCH_KEYS or key == "imgsz":
+        if key in ARCH_KEYS or key in LISTED:
             raise SearchConfigError(f"{where}.{key}: give the choices as a list (it is not a number to sample)")
         return {kind: [float(b) for b in bounds]}
     return {"choices": [value]}  # one value: fixed
 
 
+def _heads(where: str, value, necks: list) -> dict:
+    """``space.head`` per neck (``{lite: slim, nano: nano, p45: [slim, nano]}``): not every neck ships with every head,
+    so a space of several necks names each one's heads; every neck of the space needs an entry."""
+    strict(f"{where}.head", value, necks)
+    by_neck = {}
+    for n in necks:
+        heads = value.get(n)
+        heads = heads if isinstance(heads, list) else [heads] if heads is not None else []
+        if not heads or not all(isinstance(h, str) for h in heads):
+            raise SearchConfigError(f"{where}.head: give neck '{n}' its head (a name or a list of names)")
+        by_neck[n] = heads
+    return {"choices": list(dict.fromkeys(h for hs in by_neck.values() for h in hs)), "by_neck": by_neck}
+
+
+def architectures(space: dict) -> list[tuple]:
+    """(backbone, neck, head, rep) for every architecture of a checked space: the product of the choices, heads per
+    neck when ``space.head`` gives them so."""
+    by_neck = space["head"].get("by_neck")
+    return [
+        (b, n, h, r)
+        for b in space["backbone"]["choices"]
+        for n in space["neck"]["choices"]
+        for h in (by_neck[n] if by_neck else space["head"]["choices"])
+        for r in space["rep"]["choices"]
+    ]
+
+
+def reference_names(bench: dict) -> tuple[list[str], list[str], dict[str, str]]:
+    """What a ratio budget may name: lwdet's models (YOLOv5n, the backbone families and widths), the engine's nano
+    detectors, and the peer graphs of ``bench.peers`` (name -> its .param)."""
+    from lwdet.backbones import BACKBONES, FAMILIES
+    from lwdet.engine_models import engine_names
+    from lwdet.models import BASELINE
+
+    peers = {}
+    if bench.get("peers") and Path(bench["peers"]).is_dir():
+        from lwdet.edge.bench.output import find_params
+
+        try:
+            peers = {p.stem: str(p) for p in find_params(bench["peers"])}
+        except ValueError:  # a folder without .param files: no peers
+            pass
+    models = [BASELINE, *FAMILIES, *BACKBONES]
+    engine = [n.removesuffix(".yaml") for n in engine_names() if n.removesuffix(".yaml") not in models]
+    return models, engine, peers  # a name in two lists means the first: mnasnet is lwdet's, not the peer classifier
+
+
+def check_reference(where: str, budget: dict, bench: dict) -> dict:
+    """A ratio budget's reference checked: an lwdet model or the engine's (built with random weights in the screen),
+    or a peer graph of ``bench.peers`` (the budget gets its ``peer`` .param, timed at the candidates' input)."""
+    if budget["kind"] != "ratio":
+        return budget
+    name = budget["reference"]
+    models, engine, peers = reference_names(bench)
+    if name in models or name in engine:
+        return budget
+    if name in peers:
+        return {**budget, "peer": peers[name]}
+    if name.endswith((".yaml", ".yml")):  # a model YAML: a file, shipped, or the engine's
+        from lwdet.model_spec import ModelConfigError
+        from lwdet.models import resolve_yaml
+
+        try:
+            resolve_yaml(name)
+            return budget
+        except ModelConfigError:
+            pass
+    from lwdet.backbones import suggest
+
+    folder = bench.get("peers") or ""
+    missing = "" if folder and Path(folder).is_dir() else ": not a folder"
+    peers_said = ", ".join(peers) or f"none (bench.peers {folder or 'empty'}{missing})"
+    raise SearchConfigError(
+        f"{where}: max_latency {budget['text']!r}: reference '{name}' is neither an lwdet model nor a peer graph"
+        f"{suggest(name, [*models, *engine, *peers])} lwdet models: {', '.join(models)}; the engine's: "
+        f"{', '.join(engine)}; peers: {peers_said}"
+    )
+
+
 def parse_budget(where: str, text) -> dict:
-    """``0.5x yolov5n`` -> {kind: ratio, value, reference}; ``pi5-t4 <= 15 ms`` -> {kind: board, target, ms}."""
+    """``0.5x yolov5n`` -> {kind: ratio, value, reference}; ``pi5-t4 <= 15 ms`` -> {kind: board, target, ms}
+    (the syntax only: ``check_reference`` checks a ratio's reference)."""
     if m := RATIO.match(str(text)):
         return {"kind": "ratio", "value": float(m.group(1)), "reference": m.group(2), "text": str(text)}
     if m := BOARD.match(str(text)):
@@ -106,8 +192,12 @@ def load_search(path: str | Path) -> dict:
     strict(f"{path}: reseed", raw.get("reseed") or {}, RESEED_DEFAULTS)
     if "backbone" not in raw["space"]:
         raise SearchConfigError(f"{path}: space.backbone is required (a list of lwdet backbones)")
-    space = {k: _choices(f"{path}: space", k, v) for k, v in raw["space"].items()}
+    space = {k: _choices(f"{path}: space", k, v) for k, v in raw["space"].items() if k != "head"}
     space.setdefault("neck", {"choices": ["lite"]})
+    if isinstance(raw["space"].get("head"), dict):
+        space["head"] = _heads(f"{path}: space", raw["space"]["head"], space["neck"]["choices"])
+    elif "head" in raw["space"]:
+        space["head"] = _choices(f"{path}: space", "head", raw["space"]["head"])
     space.setdefault("head", {"choices": ["slim"]})
     space.setdefault("rep", {"choices": [False]})
     head = header(path, raw, BENCH_DEFAULTS)
@@ -115,14 +205,11 @@ def load_search(path: str | Path) -> dict:
     space.setdefault("imgsz", {"choices": [int(budget["imgsz"])]})
     from lwdet.models import model_yaml
 
-    for b in space["backbone"]["choices"]:
-        for n in space["neck"]["choices"]:
-            for h in space["head"]["choices"]:
-                for r in space["rep"]["choices"]:
-                    try:
-                        model_yaml(str(b), str(n), str(h), bool(r))
-                    except (ValueError, FileNotFoundError) as e:
-                        raise SearchConfigError(f"{path}: space: {e}") from None
+    for b, n, h, r in architectures(space):
+        try:
+            model_yaml(str(b), str(n), str(h), bool(r))
+        except (ValueError, FileNotFoundError) as e:
+            raise SearchConfigError(f"{path}: space: {e}") from None
     trials = raw.get("trials", 8)
     if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
         raise SearchConfigError(f"{path}: trials must be a whole number >= 1, got {trials!r}")
@@ -135,10 +222,14 @@ def load_search(path: str | Path) -> dict:
     reseed = {**RESEED_DEFAULTS, **(raw.get("reseed") or {})}
     if any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in reseed.values()):
         raise SearchConfigError(f"{path}: reseed.top and reseed.seeds must be whole numbers >= 0, got {reseed}")
+    metric = raw.get("metric", "map5095")
+    if metric not in METRICS:
+        raise SearchConfigError(f"{path}: metric must be one of {', '.join(METRICS)}, got {metric!r}")
     return {
         **head,
         "space": space,
-        "max_latency": parse_budget(str(path), raw["max_latency"]),
+        "max_latency": check_reference(str(path), parse_budget(str(path), raw["max_latency"]), head["bench"]),
+        "metric": metric,
         "trials": trials,
         "searcher": searcher,
         "asha": asha,

@@ -3,7 +3,8 @@
 ASHA ranks the trials on val mAP50-95, one seed each; the best of many noisy draws, read on the split that picked it,
 is biased upward (issue 35: search-fast's two best lost ~0.02 mAP50-95 on a fresh seed). So a search ends here:
 
-1. its ``reseed.top`` best trials (val mAP50-95 among those that ran every epoch: ``ranked``) are its candidates;
+1. its ``reseed.top`` best trials (val mAP50-95, or the config's ``metric``, among those that ran every epoch:
+   ``ranked``) are its candidates;
 2. each candidate's configuration (architecture, input size, the sampled training arguments; the full budget of
    epochs, no ASHA) trains again with ``reseed.seeds`` fresh seeds, the budget's seed + 1, + 2, ... (``fresh_seeds``),
    one Ray task per run with the trial's resources, into ``<out>/reseed/<trial>-seed<N>``;
@@ -66,21 +67,23 @@ def fresh_seeds(cfg: dict) -> list[int]:
     return [s + i for i in range(1, int(cfg["reseed"]["seeds"]) + 1)]
 
 
-def ranked(rows: list[dict]) -> list[dict]:
-    """The trials' rows best val mAP50-95 first: those that ran every epoch, else (none did) every row with a val
-    figure. The search's winner on val is the first; its candidates for re-seeding, the first ``reseed.top``."""
-    scored = [r for r in rows if _num(r.get("map5095")) is not None]
+def ranked(rows: list[dict], key: str = "map5095") -> list[dict]:
+    """The trials' rows best val ``key`` (the search's ``metric``: map5095 or map50) first: those that ran every
+    epoch, else (none did) every row with a val figure. The search's winner on val is the first; its candidates for
+    re-seeding, the first ``reseed.top``."""
+    scored = [r for r in rows if _num(r.get(key)) is not None]
     finished = [r for r in scored if r.get("status") == DONE and not _flag(r.get("stopped_early"))]
-    return sorted(finished or scored, key=lambda r: -float(r["map5095"]))
+    return sorted(finished or scored, key=lambda r: -float(r[key]))
 
 
-def judge(rows: list[dict], trials: list[str], split: str) -> list[dict]:
+def judge(rows: list[dict], trials: list[str], split: str, key: str = "map5095") -> list[dict]:
     """Each candidate trial's runs in ``rows`` (its own and its re-seeded ones: the rows whose ``trial`` it is) and
-    their mean on ``split`` (test: ``test_map5095``; val: ``map5095``), best mean first: the winner is the first.
+    their mean of ``key`` on ``split`` (test: ``test_map5095``; val: ``map5095``), best mean first: the winner is the
+    first.
 
     Runs that failed or have no score are left out of the mean (and named in the log); a candidate without any
     scored run is left out."""
-    column = "test_map5095" if split == "test" else "map5095"
+    column = f"test_{key}" if split == "test" else key
     out = []
     for t in trials:
         runs = [r for r in rows if str(r.get("trial")) == str(t)]
@@ -213,7 +216,7 @@ def reseed(ray, cfg: dict, grid, rows: list[dict], save) -> tuple[list[dict], di
     from lwdet.data import write_engine_yaml
     from lwdet.search.trials import overrides, trial_id
 
-    top = ranked(rows)[: int(cfg["reseed"]["top"])]
+    top = ranked(rows, cfg["metric"])[: int(cfg["reseed"]["top"])]
     if not top:
         return rows, None
     out = Path(cfg["out"])
@@ -263,7 +266,7 @@ def reseed(ray, cfg: dict, grid, rows: list[dict], save) -> tuple[list[dict], di
                 rows[i] = {**rows[i], "error": f"{split} scoring: {_one_line(e)}"}
         save(ran(rows))
     rows = ran(rows)
-    verdict = judge(rows, [t["trial"] for t in top], split)
+    verdict = judge(rows, [t["trial"] for t in top], split, cfg["metric"])
     if not verdict:
         return rows, None
     return rows, {"split": split, "test_split_missing": split != "test", "candidates": verdict}

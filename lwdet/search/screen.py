@@ -2,21 +2,22 @@
 
 Each candidate graph (backbone x neck x head x rep, at each input size) is built from its YAML with random weights
 (ncnn's latency does not depend on the weights' values), exported to ncnn, and timed in one torch-free process with
-the reference graph of the budget (``0.5x yolov5n``: lwdet's YOLOv5n at the same input size) or, for a board budget
-(``pi5-t4 <= 15 ms``), with the peer graphs at their own input sizes, from which ``lwdet.edge.bench.projection`` projects
-the board's latency. Candidates over the budget never train. ``screen.csv`` in the search folder records every
-candidate's figures and verdict; a rerun with the same candidates and budget reuses it.
+the reference graph of the budget (``0.5x yolov5n``: lwdet's YOLOv5n at the same input size; ``1.0x yolo-fastestv2``:
+that peer graph of ``bench.peers`` at the same input size) or, for a board budget (``pi5-t4 <= 15 ms``), with the peer
+graphs at their own input sizes, from which ``lwdet.edge.bench.projection`` projects the board's latency. Candidates
+over the budget never train. ``screen.csv`` in the search folder records every candidate's figures and verdict; a rerun
+with the same candidates and budget reuses it.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 from pathlib import Path
 
 from lwdet.experiment.table import read_table, write_csv
 from lwdet.experiment.timing import random_graph, time_graphs
 from lwdet.report.rows import read_bench
+from lwdet.search.config import architectures
 
 LOGGER = logging.getLogger(__name__)
 
@@ -31,12 +32,9 @@ def candidates(cfg: dict) -> list[dict]:
     """Every architecture of the space, at every input size: name, parts, YAML."""
     from lwdet.models import model_yaml
 
-    s = cfg["space"]
-    sizes = [int(x) for x in s["imgsz"]["choices"]]
+    sizes = [int(x) for x in cfg["space"]["imgsz"]["choices"]]
     out = []
-    for b, n, h, r, size in itertools.product(
-        s["backbone"]["choices"], s["neck"]["choices"], s["head"]["choices"], s["rep"]["choices"], sizes
-    ):
+    for (b, n, h, r), size in ((a, size) for a in architectures(cfg["space"]) for size in sizes):
         path = model_yaml(str(b), str(n), str(h), bool(r))
         name = path.stem + (f"-{size}" if len(sizes) > 1 else "")
         out.append(
@@ -75,7 +73,9 @@ def screen(cfg: dict) -> list[dict]:
         here = [c for c in cands if c["imgsz"] == size]
         graphs = {c["arch"]: random_graph(c["yaml"], nc, size, graphs_dir / str(size), c["arch"]) for c in here}
         peers: list[Path] = []
-        if budget["kind"] == "ratio":
+        if budget["kind"] == "ratio" and budget.get("peer"):  # a peer graph, at this input size in the same pass
+            ref, peers = Path(budget["peer"]).stem, [Path(budget["peer"])]
+        elif budget["kind"] == "ratio":
             ref = f"reference-{budget['reference']}"
             graphs[ref] = random_graph(_reference_yaml(budget["reference"]), nc, size, graphs_dir / str(size), ref)
         else:
@@ -89,7 +89,7 @@ def screen(cfg: dict) -> list[dict]:
             peers = find_params(b["peers"])
         bench_csv = out / f"{SCREEN_BENCH.removesuffix('.csv')}-{size}.csv"
         time_graphs(graphs, peers, size, b["threads"], b["loops"], b["warmup"], b["passes"], bench_csv,
-                    native_peers=True)  # fmt: skip
+                    native_peers=budget["kind"] == "board")  # fmt: skip
         timed = read_bench(bench_csv)
         ms = {(str(r["model"]), int(r["threads"])): float(r[STAT]) for r in timed if r.get(STAT) is not None}
         if budget["kind"] == "board":

@@ -1,12 +1,13 @@
 """The feasible candidates trained under Ray Tune's ASHA, as the engine's own ``model.tune(use_ray=True)`` does.
 
-Each trial trains one sampled configuration (an architecture that passed the latency screen, and the space's
-training arguments) with ``lwdet.training.train`` into ``<out>/trials/<trial id>``; the engine's Ray Tune callback
+Each trial trains one sampled configuration (an architecture that passed the latency screen, and the space's training
+arguments) with ``lwdet.training.train`` into ``<out>/trials/<trial id>``; the engine's Ray Tune callback
 (``ultralytics/utils/callbacks/raytune.py``) reports every epoch's metrics with ``epoch``, and ASHA
-(``time_attr="epoch"``, metric val mAP50-95, ``max_t`` = the budget's epochs) stops the weak trials at its rungs.
-The searcher is Ray Tune's ``BasicVariantGenerator`` (random sampling or the full grid): nothing is installed at run
-time. The experiment lives in ``<out>/tune`` (absolute, so Tune's per-trial working folders change nothing); a
-search killed or interrupted resumes with ``Tuner.restore``, and a trial that had begun resumes its ``last.pt``.
+(``time_attr="epoch"``, the config's ``metric``: val mAP50-95 or mAP50, ``max_t`` = the budget's epochs) stops the weak
+trials at its rungs. The searcher is Ray Tune's ``BasicVariantGenerator`` (random sampling or the full grid): nothing is
+installed at run time. The experiment lives in ``<out>/tune`` (absolute, so Tune's per-trial working folders change
+nothing); a search killed or interrupted resumes with ``Tuner.restore``, and a trial that had begun resumes its
+``last.pt``.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ import signal
 import warnings
 from pathlib import Path
 
+from lwdet.search.config import METRICS
+
 LOGGER = logging.getLogger(__name__)
 
-METRIC = "metrics/mAP50-95(B)"  # what the engine's callback reports and ASHA ranks
 EXPERIMENT = "search"  # <out>/tune/<EXPERIMENT>: Ray Tune's experiment folder
 
 
@@ -93,7 +95,7 @@ def run_trials(cfg: dict, feasible: list[dict]):
     else:
         scheduler = ASHAScheduler(
             time_attr="epoch",
-            metric=METRIC,
+            metric=METRICS[cfg["metric"]],
             mode="max",
             max_t=int(cfg["budget"]["epochs"]),
             grace_period=int(cfg["asha"]["grace_period"]),
