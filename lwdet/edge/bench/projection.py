@@ -27,9 +27,12 @@ TARGETS = {"pi4-t1": ("pi4", 1), "pi4-t4": ("pi4", 4), "pi5-t4": ("pi5", 4)}
 # What every projection assumes: ncnn's defaults on the board, as ncnn's published timings ran (fp16 storage on the
 # Pi 4's Cortex-A72; fp16 storage and arithmetic on the Pi 5's Cortex-A76), whatever precision the export stores.
 ASSUMES = {"pi4": "ncnn defaults (fp16 storage)", "pi5": "ncnn defaults (fp16 storage + arithmetic)"}
-# int8: ncnn benchmark/README.md, "Raspberry Pi 4 Model B Broadcom BCM2711B0, Cortex-A72 (ARMv8) (1.8GHz x 4)",
-# `benchncnn 10 4 0 -1 1` and `benchncnn 10 1 0 -1 1` (the section PUBLISHED's Pi 4 columns come from): avg ms of
-# (model, model_int8). No Pi 5 int8 timings are published there, so int8 is projected for the Pi 4 only.
+# int8: ncnn benchmark/README.md, avg ms of (model, model_int8). Pi 4: "Raspberry Pi 4 Model B Broadcom BCM2711B0,
+# Cortex-A72 (ARMv8) (1.8GHz x 4)", `benchncnn 10 4 0 -1 1` / `benchncnn 10 1 0 -1 1` (the section PUBLISHED's Pi 4
+# columns come from). Pi 5: "Raspberry Pi 5 Broadcom BCM2712, Cortex-A76 (ARMv8) (2.4GHz x 4)" (ncnn PR #5058,
+# refreshed by #5216), `benchncnn 10 {4,1} 0 -1 -1`, as ../shared/peers/ncnn-pi5-int8.csv lists it; its 4-thread
+# mobilenet fp average is a noisy run (min 9.00, max 72.98), so that pair is the two minima. On the Pi 5 int8 barely
+# pays: 1.02-1.21x at 4 threads, 0.69-1.41x at 1 thread (vgg16, resnet18, googlenet, squeezenet_ssd slower).
 PUBLISHED_INT8: dict[str, dict[str, tuple[float, float]]] = {
     "pi4-t4": {
         "squeezenet": (46.65, 42.59),
@@ -50,6 +53,26 @@ PUBLISHED_INT8: dict[str, dict[str, tuple[float, float]]] = {
         "resnet50": (534.11, 423.96),
         "squeezenet_ssd": (179.30, 157.89),
         "mobilenet_ssd": (251.00, 170.56),
+    },
+    "pi5-t4": {
+        "squeezenet": (7.38, 7.21),
+        "mobilenet": (9.00, 8.68),  # the minima: the fp average is a noisy run
+        "googlenet": (25.35, 24.12),
+        "resnet18": (19.96, 16.74),
+        "vgg16": (129.24, 107.01),
+        "resnet50": (46.21, 40.75),
+        "squeezenet_ssd": (30.37, 28.15),
+        "mobilenet_ssd": (24.52, 22.05),
+    },
+    "pi5-t1": {  # no Pi 5 1-thread fp32 projection target (PUBLISHED has none); kept for the record
+        "squeezenet": (11.87, 11.82),
+        "mobilenet": (20.30, 14.44),
+        "googlenet": (48.71, 49.15),
+        "resnet18": (29.68, 36.42),
+        "vgg16": (189.63, 273.10),
+        "resnet50": (89.43, 80.16),
+        "squeezenet_ssd": (38.29, 40.94),
+        "mobilenet_ssd": (45.90, 36.35),
     },
 }
 BOARDS = {"pi4": ("pi4-t1", "pi4-t4"), "pi5": ("pi5-t4",)}
@@ -177,7 +200,8 @@ def project_int8(fp32_projected: list[dict]) -> list[dict]:
         geo, lo, hi = sp
         out.append({**p, "projected_ms": p["projected_ms"] / geo, "low_ms": p["low_ms"] / hi,
                     "high_ms": p["high_ms"] / lo, "int8_speedup": geo, "int8_speedup_range": [lo, hi],
-                    "published_ms": None, "label": "projected (int8: fp32 projection / ncnn's Pi 4 int8 speed-up)"})  # fmt: skip
+                    "published_ms": None,
+                    "label": f"projected (int8: fp32 projection / ncnn's published {p['board']} int8 speed-up)"})  # fmt: skip
     return out
 
 
