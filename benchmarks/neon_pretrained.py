@@ -34,17 +34,18 @@ FIELDS = [
 
 def best_epoch(results_csv: Path) -> dict:
     """The epoch the engine kept as best.pt: the highest val mAP50-95 (its fitness)."""
-    with open(results_csv, newline="") as f:
-        rows = [{k.strip(): v for k, v in r.items()} for r in csv.DictReader(f)]
-    best = max(rows, key=lambda r: float(r["metrics/mAP50-95(B)"]))
+    from lwdet.report.rows import read_results
+
+    curves = read_results(results_csv)
+    i = max(range(len(curves["epoch"])), key=lambda k: curves["metrics/mAP50-95(B)"][k])
     return {
-        "best_epoch": int(float(best["epoch"])),
-        "epochs": len(rows),
-        "val_precision": float(best["metrics/precision(B)"]),
-        "val_recall": float(best["metrics/recall(B)"]),
-        "val_map50": float(best["metrics/mAP50(B)"]),
-        "val_map5095": float(best["metrics/mAP50-95(B)"]),
-        "val_f1": float(best.get("metrics/F1(B)", "nan")),
+        "best_epoch": int(curves["epoch"][i]),
+        "epochs": len(curves["epoch"]),
+        "val_precision": curves["metrics/precision(B)"][i],
+        "val_recall": curves["metrics/recall(B)"][i],
+        "val_map50": curves["metrics/mAP50(B)"][i],
+        "val_map5095": curves["metrics/mAP50-95(B)"][i],
+        "val_f1": curves.get("metrics/F1(B)", [float("nan")] * (i + 1))[i],
     }
 
 

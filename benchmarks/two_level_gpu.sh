@@ -7,8 +7,8 @@
 #          PP-LCNet-0.5 lite, engine vs both (12 runs).
 # size-lr: the engine's assigner, 50 epochs: both backbones x {p45, lite} at 320 px (lr0 0.01) and at 160 px with
 #          lr0 0.02, and PP-LCNet-0.5 p45 at lr0 0.005 (9 runs).
-# Every run trains in its own process at once (the GPU is shared; WORKERS data workers each, default 2), under
-# TRAIN_LIMIT_S (default 540 s). OUT_DIR gets each run's results.csv and log, and a summary table
+# Every run trains in its own process at once (tools/gpu_queue.py; the GPU is shared; WORKERS data workers each,
+# default 2), stopped at TRAIN_LIMIT_S (default 540 s). OUT_DIR gets each run's results.csv and log, and a summary table
 # (benchmarks/two_level.py curves). Back here: docs/two-level.md says how to read it.
 set -uo pipefail
 block=$1 out=$2
@@ -48,15 +48,13 @@ fi
 [ ${#jobs[@]} -gt 0 ] || { echo "unknown block '$block' (fix | size-lr | all)" >&2; exit 2; }
 
 start=$(date +%s)
-pids=()
+queue=$out/jobs.txt  # every run at once through tools/gpu_queue.py (the job runner for a GPU box without Ray)
+: > "$queue"
 for j in "${jobs[@]}"; do
-  name=$(sed -E 's/.*--name ([^ ]+).*/\1/' <<< "$j")
-  # shellcheck disable=SC2086
-  timeout "${TRAIN_LIMIT_S:-540}" python3 benchmarks/two_level_train.py $j --project "$out/runs" > "$out/$name.log" 2>&1 &
-  pids+=($!)
+  echo "$(sed -E 's/.*--name ([^ ]+).*/\1/' <<< "$j") :: python3 benchmarks/two_level_train.py $j --project $out/runs" >> "$queue"
 done
-status=0
-for p in "${pids[@]}"; do wait "$p" || status=1; done
+python3 tools/gpu_queue.py "$queue" --slots "${#jobs[@]}" --stop-at "${TRAIN_LIMIT_S:-540}" --logs "$out"
+status=$(awk -F'\t' '$2 != "0" {bad=1} END {print bad ? 1 : 0}' "$out/status.tsv")
 echo "block $block: ${#jobs[@]} runs in $(( $(date +%s) - start )) s (exit $status)" | tee "$out/summary.txt"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader >> "$out/summary.txt" 2>/dev/null || true
 python3 benchmarks/two_level.py curves "$out"/runs/* >> "$out/summary.txt" 2>&1

@@ -109,7 +109,7 @@ def resolve(name: str, backbone_weights: str | Path | None = None, timeout: floa
     found = package_weights(name)
     if found is not None:
         return found
-    path, source = hub_weights(name, timeout, with_source=True)
+    path, source = _from_hub(name, timeout)
     return WeightsSource(name, path.resolve(), source, sha256(path))
 
 
@@ -147,13 +147,16 @@ def package_weights(name: str) -> WeightsSource | None:
     return WeightsSource(name, path.resolve(), f"package {package.requirement}", digest)
 
 
-def hub_weights(name: str, timeout: float = TIMEOUT_S, with_source: bool = False):
-    """Path of backbone ``name``'s ImageNet weights in its library's cache, downloading them there if needed
-    (with ``with_source``: (path, "cache" | "download"))."""
+def hub_weights(name: str, timeout: float = TIMEOUT_S) -> Path:
+    """Path of backbone ``name``'s ImageNet weights in its library's cache, downloading them there if needed."""
+    return _from_hub(name, timeout)[0]
+
+
+def _from_hub(name: str, timeout: float) -> tuple[Path, str]:
+    """(path, "cache" | "download") of backbone ``name``'s weights in its library's cache."""
     spec = get_spec(name)
     fetch = _timm_weights if spec.source == "timm" else _torchvision_weights
-    path, source = fetch(name, spec.model, timeout)
-    return (path, source) if with_source else path
+    return fetch(name, spec.model, timeout)
 
 
 def spec_backbone(spec: dict) -> str:
