@@ -44,6 +44,9 @@ SLICED_COLUMNS = (
     "sliced_map50", "sliced_map5095", "letterbox_map50", "letterbox_map5095",
     "sliced_ms_per_image", "letterbox_ms_per_image",
 )  # fmt: skip
+# a study with a `tune:` section (lwdet.study.tune): the row's chosen training arguments (`key=value ...`, also in
+# `train`), its tuning's trials, epochs trained in all, its trainers' CPU seconds, the tuned keys chosen at the edge
+TUNE_COLUMNS = ("tuned", "tune_trials", "tune_epochs", "tune_cpu_s", "tune_edge")
 TEST_COLUMNS = ("test_map50", "test_map5095", "test_precision", "test_recall", "test_f1")
 # started / finished: the run's time span (UTC, ISO 8601; training included when it trained in that invocation);
 # node: where it ran (host, and the Ray node id's first 12 hex digits on Ray)
@@ -54,6 +57,7 @@ COLUMNS = (
     "teacher",
     "distill_weight",
     "train",
+    *TUNE_COLUMNS,
     "imgsz",
     "machine",
     "latency_graph",

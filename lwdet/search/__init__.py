@@ -113,17 +113,10 @@ def _latency_csv(cfg: dict, rows: list[dict]) -> Path:
 
 
 def _pin_datasets(cfg: dict) -> None:
-    """Build the dataset here, once, and make every trial find it: Tune runs each trial in its own working folder,
-    where a shipped data YAML's dataset (``./datasets`` by default, ``lwdet.cfg.datasets_root``) would be missing and
-    rebuilt by each trial (seen: two trials deadlocked forking the builder's pool inside Ray's runner thread). The
-    workers of a local Ray inherit this environment variable; on a cluster, set it on every node (docs/search.md)."""
-    import os
+    """The dataset built here, once, where every trial finds it (``lwdet.experiment.tuning.pin_datasets``)."""
+    from lwdet.experiment.tuning import pin_datasets
 
-    from lwdet.cfg import DATASETS_ENV, datasets_root
-    from lwdet.data import ensure_dataset
-
-    os.environ.setdefault(DATASETS_ENV, str(datasets_root()))
-    ensure_dataset(cfg["data"])
+    pin_datasets(cfg["data"])
 
 
 def _winner(cfg: dict, screened: list[dict], rows: list[dict], verdict: dict | None) -> None:

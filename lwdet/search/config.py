@@ -29,25 +29,16 @@ from pathlib import Path
 from lwdet.errors import ConfigError
 from lwdet.experiment.config import header, read_mapping
 from lwdet.experiment.config import strict as _strict
+from lwdet.experiment.tuning import ASHA_DEFAULTS, LISTED, METRICS, SEARCHERS, TRAIN_KEYS, dimension
 
 SEARCH_KEYS = {"name", "data", "out", "report", "budget", "space", "max_latency", "trials", "searcher", "asha", "ray",
                "bench", "reseed", "metric"}  # fmt: skip
 ARCH_KEYS = ("backbone", "neck", "head", "rep")  # one exported graph per combination (and per imgsz)
-# engine training arguments a space may vary besides the architecture: the input size, the learning rate, the
-# nominal batch (nbs: the optimizer steps every max(round(nbs / batch), 1) batches) and the augmentation strengths
-TRAIN_KEYS = ("imgsz", "lr0", "nbs", "scale", "mosaic", "mixup", "translate", "degrees", "hsv_h", "hsv_s", "hsv_v",
-              "fliplr")  # fmt: skip
-LISTED = ("imgsz", "nbs")  # whole numbers: choices only, never sampled
 SPACE_KEYS = (*ARCH_KEYS, *TRAIN_KEYS)
-DISTRIBUTIONS = ("uniform", "log_uniform")  # {uniform: [low, high]} / {log_uniform: [low, high]}; a list: choices
-SEARCHERS = ("random", "grid")  # Ray Tune's BasicVariantGenerator: sampled, or every combination (nothing to install)
-ASHA_DEFAULTS = {"grace_period": 10, "reduction_factor": 3}
 RAY_DEFAULTS = {"address": "local", "cpus_per_trial": 1, "gpus_per_trial": 0, "num_cpus": None, "object_store_mb": 100}
 # the search's best `top` configurations trained again on `seeds` fresh seeds each, scored on the test split
 RESEED_DEFAULTS = {"top": 3, "seeds": 2}
 BENCH_DEFAULTS = {"threads": [1, 2], "loops": 30, "warmup": 5, "passes": 3, "peers": "../shared/peers/ncnn"}
-# metric: the engine's val metric ASHA ranks (its Tune callback's key) and the results column the winner is chosen by
-METRICS = {"map5095": "metrics/mAP50-95(B)", "map50": "metrics/mAP50(B)"}
 RATIO = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*x\s+(\S+)\s*$")  # 0.5x yolov5n
 BOARD = re.compile(r"^\s*(pi[45]-t[14])\s*<=\s*([0-9]*\.?[0-9]+)\s*ms\s*$")  # pi5-t4 <= 15 ms
 
@@ -62,25 +53,7 @@ def strict(section: str, got: dict, allowed) -> None:
 
 
 def _choices(where: str, key: str, value) -> dict:
-    if isinstance(value, list):
-        if not value:
-            raise SearchConfigError(f"{where}.{key}: give at least one choice")
-        return {"choices": value}
-    if isinstance(value, dict) and len(value) == 1 and next(iter(value)) in DISTRIBUTIONS:
-        (kind, bounds), = value.items()  # fmt: skip
-        ok = (
-            isinstance(bounds, list)
-            and len(bounds) == 2
-            and all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in bounds)
-            and bounds[0] < bounds[1]
-            and (kind != "log_uniform" or bounds[0] > 0)
-        )
-        if not ok:
-            raise SearchConfigError(f"{where}.{key}: {kind} needs [low, high] with low < high (and > 0 for log)")
-        if key in ARCH_KEYS or key in LISTED:
-            raise SearchConfigError(f"{where}.{key}: give the choices as a list (it is not a number to sample)")
-        return {kind: [float(b) for b in bounds]}
-    return {"choices": [value]}  # one value: fixed
+    return dimension(where, key, value, SearchConfigError, listed=(*ARCH_KEYS, *LISTED))
 
 
 def _heads(where: str, value, necks: list) -> dict:

@@ -11,10 +11,11 @@ from pathlib import Path
 from lwdet.errors import ConfigError
 from lwdet.experiment.config import header, read_mapping
 from lwdet.experiment.config import strict as _strict
+from lwdet.experiment.tuning import ASHA_DEFAULTS, METRICS, SEARCHERS, TRAIN_KEYS, dimension
 from lwdet.hyp import HypError, engine_overrides
 
 CONFIG_KEYS = {
-    "name", "data", "out", "budget", "detectors", "baseline_seeds", "bench", "export", "report", "sliced", "ray"
+    "name", "data", "out", "budget", "detectors", "baseline_seeds", "bench", "export", "report", "sliced", "ray", "tune"
 }  # fmt: skip
 # a detector row: {backbone, neck, head} (lwdet's parts) or {model} (a model YAML: lwdet's, or the engine's own
 # name such as yolo26n.yaml); optional id (its run name), teacher (another row's id), distill_weight and seeds (more
@@ -55,6 +56,15 @@ RAY_DEFAULTS = {
     "object_store_mb": 100,
     "bench_resource": "bench",
 }
+# tune: every row's training arguments tuned with the same budget on the val split before its runs train
+# (lwdet.study.tune): space (engine training arguments -> a list of choices, {uniform: [lo, hi]} or
+# {log_uniform: [lo, hi]}), trials per row, epochs per trial (None: the budget's), ASHA's rungs, the val metric the
+# configuration is chosen by, the searcher (random: the same draws for every row; grid), the draws' seed (None: the
+# budget's)
+TUNE_DEFAULTS = {"space": None, "trials": 6, "epochs": None, "asha": dict(ASHA_DEFAULTS), "metric": "map5095",
+                 "searcher": "random", "seed": None}  # fmt: skip
+# a study compares its rows at one input size (its latency columns are timed there): imgsz is not tuned per row
+TUNE_SPACE_KEYS = tuple(k for k in TRAIN_KEYS if k != "imgsz")
 SLICED_DEFAULTS = {"images": "images/val-full", "labels": None, "tile": None, "overlap": 64, "full_image": False}
 
 
@@ -146,9 +156,11 @@ def load_config(path: str | Path) -> dict:
         engine_overrides(budget, where=f"{path}: budget", owned={k: v for k, v in ROW_OWNED.items() if k != "seed"})
     except HypError as e:
         raise StudyConfigError(str(e)) from None
+    detectors = [_detector(path, i, d) for i, d in enumerate(cfg["detectors"])]
     return {
         **head,
-        "detectors": [_detector(path, i, d) for i, d in enumerate(cfg["detectors"])],
+        "detectors": detectors,
+        "tune": _tune(path, cfg["tune"], budget, detectors) if cfg.get("tune") is not None else None,
         "baseline_seeds": seeds,
         "export": {**EXPORT_DEFAULTS, **(cfg.get("export") or {})},
         "sliced": _sliced(path, cfg["sliced"], budget) if cfg.get("sliced") is not None else None,
@@ -198,3 +210,53 @@ def _sliced(path: Path, section, budget: dict) -> dict:
     except ValueError as e:
         raise StudyConfigError(f"{where}: {e}") from None
     return s
+
+
+def _whole(where: str, v, least: int) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < least:
+        raise StudyConfigError(f"{where} must be a whole number >= {least}, got {v!r}")
+    return v
+
+
+def _tune(path: Path, section, budget: dict, detectors: list[dict]) -> dict:
+    """The ``tune`` section with defaults, checked: the space's dimensions, the same trials for every row, the
+    rungs within the trials' epochs; no row sets a tuned argument itself or has a teacher (its trials would not)."""
+    where = f"{path}: tune"
+    if not isinstance(section, dict) or not isinstance(section.get("space"), dict) or not section["space"]:
+        raise StudyConfigError(f"{where} must be a mapping with a 'space' of engine training arguments to tune")
+    strict(where, section, TUNE_DEFAULTS)
+    strict(f"{where}: space", section["space"], TUNE_SPACE_KEYS)
+    if not isinstance(section.get("asha") or {}, dict):
+        raise StudyConfigError(f"{where}: asha must be a mapping of {', '.join(ASHA_DEFAULTS)}")
+    strict(f"{where}: asha", section.get("asha") or {}, ASHA_DEFAULTS)
+    t = {**TUNE_DEFAULTS, **section, "asha": {**ASHA_DEFAULTS, **(section.get("asha") or {})}}
+    from lwdet.experiment.tuning import LISTED
+
+    space = {k: dimension(f"{where}.space", k, v, StudyConfigError, listed=LISTED) for k, v in t["space"].items()}
+    _whole(f"{where}.trials", t["trials"], 1)
+    epochs = _whole(f"{where}.epochs", t["epochs"] if t["epochs"] is not None else int(budget["epochs"]), 1)
+    if "grace_period" not in (section.get("asha") or {}):  # the default rung, within a short tuning's epochs
+        t["asha"]["grace_period"] = min(int(ASHA_DEFAULTS["grace_period"]), epochs)
+    grace, factor = t["asha"]["grace_period"], t["asha"]["reduction_factor"]
+    _whole(f"{where}.asha.grace_period", grace, 1)
+    if grace > epochs or isinstance(factor, bool) or not isinstance(factor, (int, float)) or factor < 2:
+        raise StudyConfigError(f"{where}: asha needs 1 <= grace_period <= the trials' epochs ({epochs}) and "
+                               f"reduction_factor >= 2, got {t['asha']}")  # fmt: skip
+    if t["metric"] not in METRICS:
+        raise StudyConfigError(f"{where}.metric must be one of {', '.join(METRICS)}, got {t['metric']!r}")
+    if t["searcher"] not in SEARCHERS:
+        raise StudyConfigError(f"{where}.searcher must be one of {', '.join(SEARCHERS)}, got {t['searcher']!r}")
+    seed = _whole(f"{where}.seed", t["seed"] if t["seed"] is not None else int(budget["seed"]), 0)
+    for i, d in enumerate(detectors):
+        if both := sorted(set(d["train"]) & set(space)):
+            raise StudyConfigError(f"{path}: detectors[{i}]: train sets {', '.join(both)}, which tune.space tunes for "
+                                   "every row; remove one of them")  # fmt: skip
+        if d["teacher"]:
+            raise StudyConfigError(f"{path}: detectors[{i}]: a row with a teacher is not tuned (its trials would train "
+                                   "without it); tune a study of the undistilled rows")  # fmt: skip
+    try:  # a fixed choice's value is the engine's to check, as any training argument
+        engine_overrides({k: v["choices"][0] for k, v in space.items() if "choices" in v}, where=f"{where}.space")
+    except HypError as e:
+        raise StudyConfigError(str(e)) from None
+    return {"space": space, "trials": t["trials"], "epochs": epochs, "asha": t["asha"], "metric": t["metric"],
+            "searcher": t["searcher"], "seed": seed}  # fmt: skip

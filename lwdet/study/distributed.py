@@ -122,7 +122,17 @@ def run_study_ray(
         if not todo:
             LOGGER.info("every run is done; nothing to submit to Ray")
         else:
+            if cfg["tune"]:  # before Ray starts: a local Ray's workers (Tune's trials) inherit the datasets folder
+                from lwdet.experiment.tuning import pin_datasets
+
+                pin_datasets(cfg["data"])
             mine = connect(ray, address, section, StudyConfigError)
+            if cfg["tune"]:  # every row to train tuned first, on this Ray (lwdet.study.tune)
+                from lwdet.study.tune import tune_study
+
+                tuned = {r["name"]: r for r in tune_study(cfg, everything, todo, section, connected=True)}
+                todo = [tuned[r["name"]] for r in todo]
+                runs = {**runs, **{n: tuned[n] for n in runs}}
             _submit_and_collect(ray, todo, cfg, section, results, order, train_only, patience)
         if not train_only:
             _timing_pass(ray, cfg, section, results, order, runs)

@@ -58,8 +58,15 @@ def run_study(config: str | Path, only: list[str] | None = None, report: bool = 
     results = out / RESULTS
     everything = plan(cfg)
     order = [r["name"] for r in everything]
-    pending, wait = select(everything, only), False
     adopt(cfg, order)  # rows finished in an earlier checkout, from the report's committed data: not trained again
+    if cfg["tune"]:  # every row not done yet tuned first, the same budget each (lwdet.study.tune)
+        from lwdet.study.config import RAY_DEFAULTS
+        from lwdet.study.tune import tune_study
+
+        done = {n for n, r in read_results(results).items() if r.get("status") == DONE}
+        todo = [r for r in select(everything, only) if r["name"] not in done]
+        everything = tune_study(cfg, everything, todo, cfg["ray"] or dict(RAY_DEFAULTS))
+    pending, wait = select(everything, only), False
     if cfg["sliced"] and not train_only:  # before hours of training: the full-size images must be there
         from lwdet.study.sliced import dataset_folder, folders
 

@@ -209,6 +209,7 @@ def identity(run: dict, run_dir: Path, cfg: dict) -> dict:
         "teacher": run.get("teacher"),
         "distill_weight": run.get("distill_weight"),
         "train": train_text(run.get("train")),
+        **(run.get("tune") or {}),  # a tuned row's chosen arguments and tuning cost (lwdet.study.tune)
         "imgsz": int((run.get("train") or {}).get("imgsz", cfg["budget"]["imgsz"])),
         "run_dir": str(run_dir),
     }
