@@ -210,7 +210,7 @@ def test_cli_with_bench_csv(tmp_path, capsys):
     )
     said = capsys.readouterr().out
     assert "yolov5n-ghostnet_100" in said.split("best under")[1]  # yolov5n is 120 ms on the Pi now
-    assert "target (a): met (yolov5n-ghostnet_100: 15.0 ms = 0.12x, mAP50-95 0.220 = 110.0 %)" in said
+    assert "target (a): met (yolov5n-ghostnet_100: 15.0 ms = 0.12x, val mAP50-95 0.220 = 110.0 %)" in said
     assert "target (b): cannot be judged: no Yolo-FastestV2 peer timing" in said  # the Pi bench timed nanodet only
     text = (out / "report.md").read_text()
     assert "120" in text and "nanodet-m" in text
@@ -544,10 +544,10 @@ def test_target_a_met_not_met_and_fallback_to_the_fastest():
     base = [_row("yolov5n", 10.0, 0.20), _row("yolov5n-seed1", 9.0, 0.22)]  # mean mAP50-95 0.21
     met = _goals([*base, _row("yolov5n-a", 4.0, 0.2), _row("yolov5n-b", 3.0, 0.1), _row("yolov5n-c", 6, 0.3)])["(a)"]
     assert met["verdict"] == "met" and met["candidate"] == "yolov5n-a"  # c is more accurate but 0.6x
-    assert met["latency"] == "4.000 ms = 0.40x" and met["accuracy"] == "mAP50-95 0.200 = 95.2 %"
+    assert met["latency"] == "4.000 ms = 0.40x" and met["accuracy"] == "val mAP50-95 0.200 = 95.2 %"
     assert "mean of 2 seeds" in met["reference"]
     low = _goals([*base, _row("yolov5n-b", 3.0, 0.1)])["(a)"]
-    assert low["verdict"] == "not met" and low["accuracy"] == "mAP50-95 0.100 = 47.6 %"
+    assert low["verdict"] == "not met" and low["accuracy"] == "val mAP50-95 0.100 = 47.6 %"
     slow = _goals([*base, _row("yolov5n-d", 8.0, 0.3), _row("yolov5n-e", 7.0, 0.1)])["(a)"]
     assert slow["verdict"] == "not met" and slow["candidate"] == "yolov5n-e (none is that fast: the fastest)"
     assert slow["latency"] == "7.000 ms = 0.70x"
@@ -558,7 +558,7 @@ def test_target_a_met_not_met_and_fallback_to_the_fastest():
     )
     assert mixed["(a)"]["candidate"] == "yolov5n-f"  # b was timed on another machine: not compared with the Pi
     assert _goals([*pi, _row("yolov5n-b", 3.0, 0.2, machine="Xeon")])["(a)"]["verdict"] == (
-        "cannot be judged: no lwdet detector has a mAP50-95 and a latency from yolov5n's machine"
+        "cannot be judged: no lwdet detector has a val mAP50-95 and a latency from yolov5n's machine"
     )
 
 
@@ -566,8 +566,8 @@ def test_target_a_plus_against_the_more_accurate_rival():
     rows = [_row("yolov5n", 10.0, 0.2, neck="sppf", head="yolo"), _row("yolov5n-a", 3.5, 0.2, neck="lite")]
     rivals = [_row("yolo11n", 6.0, 0.18, neck="", head=""), _row("yolo26n", 8.0, 0.21, neck="", head="")]
     met = _goals([*rows, *rivals])["(a+)"]
-    assert met["reference"] == "yolo26n: 8.000 ms, mAP50-95 0.210" and met["verdict"] == "met"
-    assert met["latency"] == "3.500 ms = 0.44x" and met["accuracy"] == "mAP50-95 0.200 = 95.2 %"
+    assert met["reference"] == "yolo26n: 8.000 ms, val mAP50-95 0.210" and met["verdict"] == "met"
+    assert met["latency"] == "3.500 ms = 0.44x" and met["accuracy"] == "val mAP50-95 0.200 = 95.2 %"
     rivals[1]["map5095"] = 0.25
     assert _goals([*rows, *rivals])["(a+)"]["verdict"] == "not met"  # 80 % of YOLO26n's mAP50-95
     none = _goals(rows)["(a+)"]
@@ -581,7 +581,7 @@ def test_target_b_against_the_yolo_fastestv2_peer():
     fast = [_row("yolov5n-x", 3.0, 0.05, map50=0.10), _row("yolov5n-y", 3.8, 0.1, map50=0.18)]
     met = _goals([base, *fast], peer)["(b)"]
     assert met["verdict"] == "met" and met["candidate"] == "yolov5n-y"  # x is faster, but 33 % of the mAP50
-    assert met["latency"] == "3.800 ms = 0.97x" and met["accuracy"] == "mAP50 0.180 = 60.0 %"
+    assert met["latency"] == "3.800 ms = 0.97x" and met["accuracy"] == "val mAP50 0.180 = 60.0 %"
     assert met["reference"].startswith("yolo-fastestv2 (peer graph): 3.900 ms at 320 px")
     weak = _goals([base, fast[0]], peer)["(b)"]
     assert weak["verdict"] == "not met" and "(none that fast is accurate enough" in weak["candidate"]
@@ -604,15 +604,77 @@ def test_targets_section_in_the_report(tmp_path):
     section = text.split("## Targets")[1].split("\n## ")[0]
     assert "mean accuracy and its first run's latency" in section
     assert (
-        "| (a) | <= 0.5x yolov5n's latency, >= 95 % of its mAP50-95 | yolov5n: 10.0 ms, mAP50-95 0.210, mean of 2 seeds "
-        "| yolov5n-fast | 3.500 ms = 0.35x | mAP50-95 0.120 = 57.1 % | not met |" in section
+        "| (a) | <= 0.5x yolov5n's latency, >= 95 % of its mAP50-95 | yolov5n: 10.0 ms, val mAP50-95 0.210, mean of 2 "
+        "seeds | yolov5n-fast | 3.500 ms = 0.35x | val mAP50-95 0.120 = 57.1 % | not met |" in section
     )
     assert "| cannot be judged: the study has no YOLO11n or YOLO26n row |" in section
-    assert "| yolov5n-fast | 3.500 ms = 0.90x | mAP50 0.180 = 58.1 % | met |" in section  # 0.18 / 0.31
+    assert "| yolov5n-fast | 3.500 ms = 0.90x | val mAP50 0.180 = 58.1 % | met |" in section  # 0.18 / 0.31
     summary = text.split("## Summary")[1].split("\n## ")[0]
     assert "- Target (a) (<= 0.5x yolov5n's latency, >= 95 % of its mAP50-95): **not met**" in summary
-    assert "- Target (b) (" in summary and "**met**; yolov5n-fast: 3.500 ms = 0.90x, mAP50 0.180 = 58.1 %" in summary
+    assert "- Target (b) (" in summary and "**met**; yolov5n-fast: 3.500 ms = 0.90x, val mAP50 0.180 = 58.1" in summary
     assert "Training:" not in summary  # no epoch CSVs: nothing said about convergence
+    assert "Verdicts read the val split's means over seeds (not every row has a test split)." in section
+
+
+def _split_rows():
+    """A study whose val and test splits disagree: on val (a) and (b) are met and YOLO26n is the (a+) reference, on
+    test (a) and (b) are not met and YOLO11n is."""
+    lwdet, engine = {"neck": "lite", "head": "lite"}, {"neck": "", "head": ""}
+
+    def row(model, lat, val, test, **kw):
+        return _row(model, lat, val[0], map50=val[1], test_map5095=test[0], test_map50=test[1], imgsz=320, **kw)
+
+    return [
+        row("yolov5n", 10.0, (0.20, 0.30), (0.30, 0.40), seed=0, neck="sppf", head="yolo"),
+        row("yolov5n-seed1", 10.5, (0.22, 0.30), (0.32, 0.40), seed=1, neck="sppf", head="yolo"),
+        row("yolov5n-a", 4.0, (0.20, 0.25), (0.25, 0.30), seed=0, **lwdet),  # val 95.2 % of 0.21, test 80.6 % of 0.31
+        row("yolov5n-y", 3.8, (0.10, 0.18), (0.10, 0.15), seed=0, **lwdet),  # mAP50: val 60 % of 0.30, test 37.5 %
+        row("yolo11n", 6.0, (0.18, 0.28), (0.30, 0.42), seed=0, **engine),
+        row("yolo26n", 8.0, (0.21, 0.30), (0.28, 0.40), seed=0, **engine),
+    ]
+
+
+def test_targets_read_the_test_split_means_when_every_row_has_them():
+    rows, peer = _split_rows(), [{"model": "yolo-fastestv2", "threads": 1, "input": "320", "infer_median_ms": 3.9}]
+    assert report.targets.verdict_split(rows) == report.targets.TEST
+    goals = _goals(rows, peer)
+    assert goals["(a)"]["verdict"] == "not met" and goals["(a)"]["candidate"] == "yolov5n-a"
+    assert goals["(a)"]["reference"] == "yolov5n: 10.0 ms, test mAP50-95 0.310, mean of 2 seeds"
+    assert goals["(a)"]["accuracy"] == "test mAP50-95 0.250 = 80.6 %"
+    assert goals["(a+)"]["reference"] == "yolo11n: 6.000 ms, test mAP50-95 0.300"  # the more accurate on test
+    assert goals["(b)"]["verdict"] == "not met" and goals["(b)"]["accuracy"] == "test mAP50 0.150 = 37.5 %"
+    assert "yolov5n: test mAP50 0.400, mean of 2 seeds" in goals["(b)"]["reference"]
+
+
+def test_targets_fall_back_to_val_when_a_row_lacks_a_test_figure():
+    peer = [{"model": "yolo-fastestv2", "threads": 1, "input": "320", "infer_median_ms": 3.9}]
+    for key in ("test_map5095", "test_map50"):
+        rows = _split_rows()
+        rows[-1][key] = None  # YOLO26n has no test figure: every verdict reads val
+        assert report.targets.verdict_split(rows) == report.targets.VAL
+        goals = _goals(rows, peer)
+        assert goals["(a)"]["verdict"] == "met" and goals["(a)"]["accuracy"] == "val mAP50-95 0.200 = 95.2 %"
+        assert goals["(a+)"]["reference"] == "yolo26n: 8.000 ms, val mAP50-95 0.210"
+        assert goals["(b)"]["verdict"] == "met" and goals["(b)"]["accuracy"] == "val mAP50 0.180 = 60.0 %"
+    failed = [*_split_rows(), {"model": "broken", "status": "failed"}]  # a failed row is not compared
+    assert report.targets.verdict_split(failed) == report.targets.TEST
+
+
+def test_the_report_says_which_split_the_verdicts_read(tmp_path):
+    extra = ("imgsz", "seed", "test_map5095", "test_map50")
+    peers = "kind,model,runtime,threads,input,infer_median_ms\npeer,yolo-fastestv2,ncnn,1,320x320x3,3.9\n"
+    for name, rows, split, verdict in (
+        ("test", _split_rows(), "the test split's means over seeds (configurations are chosen on val)", "not met"),
+        ("val", [*_split_rows()[:-1], {**_split_rows()[-1], "test_map50": None}], "the val split's means", "met"),
+    ):
+        (tmp_path / name).mkdir()
+        text = write_report(_write_study(tmp_path / name, rows, peers, extra), tmp_path / name / "out").read_text()
+        section = text.split("## Targets")[1].split("\n## ")[0]
+        assert f"Verdicts read {split}" in section
+        assert f"| {name} mAP50-95 " in section and f"| {verdict} |" in section
+        summary = text.split("## Summary")[1].split("\n## ")[0]
+        assert f"- Target (a) (<= 0.5x yolov5n's latency, >= 95 % of its mAP50-95): **{verdict}**" in summary
+        assert f", {name} mAP50 " in summary
 
 
 def test_a_studys_side_by_side_pass_gives_the_latency_peers_and_says_so(tmp_path):

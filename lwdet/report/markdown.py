@@ -36,7 +36,7 @@ from lwdet.report.rows import (
     load_study,
 )
 from lwdet.report.rows import fmt as _fmt
-from lwdet.report.targets import ACCURACY_SHARE, LATENCY_SHARE, PEER_MAP50_SHARE, targets
+from lwdet.report.targets import ACCURACY_SHARE, LATENCY_SHARE, PEER_MAP50_SHARE, TEST, Split, targets, verdict_split
 
 LOGGER = logging.getLogger(__name__)
 
@@ -211,7 +211,7 @@ def write_report(
         else "_no detector meets the constraints_",
         "",
     ]
-    md += targets_section(goals)
+    md += targets_section(goals, verdict_split(rows))
     if pi_calibration is not None:
         md += projected_pi_section(points, pi_calibration)
     if peers:
@@ -305,8 +305,14 @@ def converged_section(converged: Sequence[dict]) -> list[str]:
     ]
 
 
-def targets_section(goals: Sequence[dict]) -> list[str]:
-    """Markdown lines: each target with its reference, candidate, measured numbers and verdict."""
+def split_note(split: Split) -> str:
+    """The line that says which split the verdicts read, and why."""
+    why = "configurations are chosen on val" if split == TEST else "not every row has a test split"
+    return f"Verdicts read the {split.name} split's means over seeds ({why}).\n"
+
+
+def targets_section(goals: Sequence[dict], split: Split) -> list[str]:
+    """Markdown lines: each target with its reference, candidate, measured numbers and verdict, read on ``split``."""
     return [
         "## Targets\n",
         f"From the rows above (same data, budget and input; latency: ncnn, 1 thread; candidates: lwdet detectors, "
@@ -314,6 +320,7 @@ def targets_section(goals: Sequence[dict]) -> list[str]:
         f"{100 * ACCURACY_SHARE:.0f} % of its mAP50-95. (b): the fastest lwdet detector no slower than the peer graph "
         f"with >= {100 * PEER_MAP50_SHARE:.0f} % of the baseline's mAP50. A detector with several seeds counts with "
         "its mean accuracy and its first run's latency.\n",
+        split_note(split),
         markdown_table(goals, TARGET_COLUMNS),
         "",
     ]
