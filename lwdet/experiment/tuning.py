@@ -182,7 +182,7 @@ def run_tune(
     path = storage / EXPERIMENT
     fn = tune.with_resources(trainable, {k: float(v) for k, v in resources.items()})
     if tune.Tuner.can_restore(str(path)):
-        LOGGER.info("resuming the trials at %s", path)
+        LOGGER.info("resuming the search at %s", path)
         tuner = tune.Tuner.restore(str(path), trainable=fn, resume_unfinished=True, resume_errored=True)
     else:
         scheduler = ASHAScheduler(
