@@ -353,3 +353,25 @@ def test_rows_no_live_node_can_run_name_what_is_missing_and_a_dead_node_is_one_l
     monkeypatch.setenv("LWDET_RAY_RESOURCE_WAIT_S", "soon")
     with pytest.raises(StudyConfigError, match="LWDET_RAY_RESOURCE_WAIT_S must be a number of seconds, got 'soon'"):
         resource_wait_s()
+
+
+@pytest.mark.slow
+@pytest.mark.train
+def test_a_tuned_study_on_ray_tunes_each_row_on_the_same_ray_then_trains_the_chosen_configuration(tmp_path):
+    """`tune:` on the study's Ray (the rows' tasks and the trials share it): each row tuned, its run trained with the
+    chosen arguments, the tuning recorded in its results row."""
+    config = _config(
+        tmp_path,
+        [{"backbone": "yolov5n"}],
+        {"num_cpus": 2, "object_store_mb": 80},
+        tune={"space": {"lr0": [0.004, 0.03]}, "trials": 2, "asha": {"grace_period": 1}},
+    )
+    r = subprocess.run([sys.executable, "-m", "lwdet.study", str(config), "--no-report"], capture_output=True,
+                       text=True, cwd=ROOT, timeout=900)  # fmt: skip
+    assert r.returncode == 0, r.stderr[-4000:]
+    chosen = json.loads((tmp_path / "out" / "tune" / "yolov5n" / "chosen.json").read_text())
+    assert chosen["trials"] == 2 and chosen["chosen"]["lr0"] in (0.004, 0.03)
+    row = _rows(tmp_path)["yolov5n"]
+    assert row["status"] == "done" and row["tuned"] == f"lr0={chosen['chosen']['lr0']}" and row["tune_trials"] == "2"
+    args = yaml.safe_load((tmp_path / "out" / "yolov5n" / "args.yaml").read_text())
+    assert args["lr0"] == chosen["chosen"]["lr0"]
