@@ -677,6 +677,27 @@ def test_the_report_says_which_split_the_verdicts_read(tmp_path):
         assert f", {name} mAP50 " in summary
 
 
+def test_a_tuned_study_reports_each_rows_choice_and_cost_once(tmp_path):
+    tuned = {"tuned": "lr0=0.02 nbs=16", "tune_trials": 8, "tune_epochs": 170, "tune_cpu_s": 5100.0, "tune_edge": "nbs"}
+    rows = [
+        _row("yolov5n", 10.0, 0.29, seed=0, **tuned),
+        _row("yolov5n-seed1", 10.0, 0.28, seed=1, **tuned),  # a repeat seed: the same tuning, listed once
+        _row("yolov5n-fast", 4.0, 0.20, seed=0, neck="lite", head="lite", tuned="lr0=0.03", tune_trials=8,
+             tune_epochs=150, tune_cpu_s=3000.0, tune_edge=""),
+    ]  # fmt: skip
+    extra = ("imgsz", "seed", "tuned", "tune_trials", "tune_epochs", "tune_cpu_s", "tune_edge")
+    text = write_report(_write_study(tmp_path, rows, extra=extra), tmp_path / "out").read_text()
+    section = text.split("## Tuning (the same budget for every row)")[1].split("\n## ")[0]
+    assert "| yolov5n | lr0=0.02 nbs=16 | 8 | 170 | 5100 | nbs |" in section
+    assert "| yolov5n-fast | lr0=0.03 | 8 | 150 | 3000 |" in section and "yolov5n-seed1" not in section
+    (tmp_path / "plain").mkdir()
+    plain = [{k: v for k, v in r.items() if not k.startswith("tune")} for r in rows]
+    assert (
+        "## Tuning"
+        not in write_report(_write_study(tmp_path / "plain", plain, extra=extra), tmp_path / "p").read_text()
+    )
+
+
 def test_a_studys_side_by_side_pass_gives_the_latency_peers_and_says_so(tmp_path):
     path = _study_csv(tmp_path)  # latency beside training: yolov5n 12 ms, yolov5n-ghostnet_100 15 ms
     (tmp_path / "peers.csv").write_text("kind,model,runtime,threads,infer_median_ms\npeer,yolo-fastestv2,ncnn,1,1.0\n")

@@ -51,6 +51,7 @@ TABLES = (
     ("Where the time goes (ncnn, 1 thread, split export)", ("model", "backbone_ms", "neck_ms", "head_ms")),
     ("Training", ("model", "backbone", "neck", "head", "teacher", "train_s", "epoch_s", "run_dir")),
 )
+TUNE_TABLE = ("model", "tuned", "tune_trials", "tune_epochs", "tune_cpu_s", "tune_edge")  # a tuned study's rows
 
 
 def markdown_table(rows: Sequence[dict], columns: Sequence[str]) -> str:
@@ -147,6 +148,21 @@ def write_report(
     test = ("model", "test_map50", "test_map5095", "test_precision", "test_recall", "test_f1")
     if any(_num(r, "test_map5095") is not None for r in rows):
         md += ["## Accuracy on the test split\n", markdown_table(rows, test), ""]
+    if any(r.get("tuned") not in (None, "") for r in rows):  # a study with a `tune:` section (lwdet.study.tune)
+        md += [
+            "## Tuning (the same budget for every row)\n",
+            "Each row's training arguments chosen on the val split by the study's `tune:` section (the same trials "
+            "for every row), then trained on every seed of the row; cost: trials, epochs trained in all, the "
+            "trainers' CPU seconds; `tune_edge`: tuned keys chosen at the edge of the space (widen it).\n",
+            markdown_table(
+                [
+                    {**r, **{k: int(r[k]) for k in ("tune_trials", "tune_epochs") if _num(r, k) is not None}}
+                    for r in one_run_each(rows)
+                ],
+                TUNE_TABLE,
+            ),  # fmt: skip
+            "",
+        ]
     if any(_num(r, SLICED_ACCURACY) is not None for r in rows):
         md += [
             "## Accuracy on full-size images (sliced vs letterbox)\n",
