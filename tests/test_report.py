@@ -1,4 +1,5 @@
 import csv
+import json
 import re
 from pathlib import Path
 
@@ -738,6 +739,23 @@ ABSOLUTE = re.compile(r"(^|[,\"'])(/|[A-Za-z]:[\\/]|~/)")  # a cell that starts 
 def test_no_committed_csv_holds_an_absolute_path(path):
     for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         assert not ABSOLUTE.search(line), f"{path.relative_to(DOCS)} line {i}: an absolute path ({line[:120]}...)"
+
+
+def _strings(value):
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
+    elif isinstance(value, str):
+        yield value
+
+
+@pytest.mark.parametrize("path", sorted(DOCS.glob("**/*.json")), ids=lambda p: str(p.relative_to(DOCS)))
+def test_no_committed_json_holds_an_absolute_path(path):
+    found = [v for v in _strings(json.loads(path.read_text(encoding="utf-8"))) if ABSOLUTE.match(f'"{v}')]
+    assert not found, f"{path.relative_to(DOCS)}: an absolute path ({found[0][:120]})"
 
 
 REPORTS = sorted(
